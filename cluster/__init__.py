@@ -1,0 +1,7 @@
+"""Where experiments run: connecting to an embedded or running Ray cluster."""
+
+from __future__ import annotations
+
+from tunefleet.cluster.connect import ClusterError, RayConnection, connect
+
+__all__ = ["ClusterError", "RayConnection", "connect"]

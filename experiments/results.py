@@ -1,0 +1,307 @@
+"""Experiment results as Parquet: `trials.parquet` and `iterations.parquet`.
+
+A Ray Tune callback on the driver records every result as it arrives and writes both files
+during the run (every `flush_every_s` seconds) and when it ends. Files are replaced
+atomically (written to a temporary name, then renamed), so a reader, or a crash, never sees
+a half-written file. The column contract is in `docs/results.md`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from ray.tune import Callback
+from ray.tune.result import AUTO_RESULT_KEYS
+
+__all__ = [
+    "ITERATIONS_FILE",
+    "METADATA_KEY",
+    "TRIALS_FILE",
+    "ResultsRecorder",
+    "read_metadata",
+    "write_parquet_atomic",
+]
+
+TRIALS_FILE = "trials.parquet"
+ITERATIONS_FILE = "iterations.parquet"
+METADATA_KEY = b"tunefleet"
+
+# Result fields Ray adds itself; the iteration table keeps the timing ones explicitly.
+_RAY_FIELDS = frozenset(AUTO_RESULT_KEYS) | {
+    "done",
+    "trial_id",
+    "experiment_tag",
+    "should_checkpoint",
+    "__duplicate__",
+}
+_TIMING = ("time_this_iter_s", "time_total_s", "timestamp")
+
+
+def versions() -> dict[str, str]:
+    """Versions of the packages that shape an experiment's results."""
+    out = {}
+    for dist in ("tunefleet", "ray", "torch", "optuna", "hyperopt", "pyarrow"):
+        try:
+            out[dist] = importlib_metadata.version(dist)
+        except importlib_metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Flattens nested mappings with `/` (`{"a": {"b": 1}}` -> `{"a/b": 1}`)."""
+    flat: dict[str, Any] = {}
+    for key, value in mapping.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten(value, path + "/"))
+        else:
+            flat[path] = value
+    return flat
+
+
+def _is_scalar(value: Any) -> bool:
+    return value is None or isinstance(value, (bool, int, float, str))
+
+
+def user_metrics(result: Mapping[str, Any]) -> dict[str, Any]:
+    """The metrics the trainable reported (Ray's own fields left out), flattened."""
+    reported = {k: v for k, v in result.items() if k not in _RAY_FIELDS}
+    return {k: v for k, v in flatten(reported).items() if _is_scalar(v)}
+
+
+@dataclass
+class _TrialRecord:
+    """What the recorder keeps per trial between writes."""
+
+    last: dict[str, Any] = field(default_factory=dict)
+    best: float | None = None
+    iterations: int = 0
+    time_total_s: float | None = None
+    node_ip: str | None = None
+
+
+@dataclass(frozen=True)
+class _Target:
+    metric: str
+    mode: str
+
+    def better(self, value: Any, than: float | None) -> bool:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+            return False
+        if than is None:
+            return True
+        return value > than if self.mode == "max" else value < than
+
+
+class ResultsRecorder(Callback):
+    """Records every trial result on the driver and keeps the Parquet files current.
+
+    Args:
+        experiment_dir: Local directory (or pyarrow filesystem URI) of the experiment.
+        metric: The target metric; its best value per trial gets a `best/<metric>` column.
+        mode: `min` or `max`.
+        info: Experiment-level metadata (the spec, ...) stored in every file's metadata.
+        flush_every_s: Seconds between writes while the experiment runs.
+    """
+
+    def __init__(
+        self,
+        experiment_dir: str,
+        *,
+        metric: str,
+        mode: str,
+        info: Mapping[str, Any],
+        flush_every_s: float = 10.0,
+    ) -> None:
+        self.experiment_dir = experiment_dir
+        self.target = _Target(metric, mode)
+        self.info = {**info, "metric": metric, "mode": mode, "versions": versions()}
+        self.flush_every_s = flush_every_s
+        self._records: dict[str, _TrialRecord] = {}
+        self._iterations: list[dict[str, Any]] = []
+        self._trials: list[Any] = []
+        self._errors: dict[str, str] = {}
+        self._dirty = False
+        self._last_flush = time.monotonic()
+        self.started_at = time.time()
+
+    # Ray Tune callback hooks ---------------------------------------------------------
+
+    def on_trial_result(
+        self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
+    ) -> None:
+        metrics = user_metrics(result)
+        row = {
+            "trial_id": trial.trial_id,
+            "training_iteration": result.get("training_iteration"),
+            **metrics,
+        }
+        row.update({k: result.get(k) for k in _TIMING})
+        self._iterations.append(row)
+        record = self._records.setdefault(trial.trial_id, _TrialRecord())
+        record.last.update(metrics)
+        record.iterations = int(result.get("training_iteration") or record.iterations)
+        record.time_total_s = result.get("time_total_s", record.time_total_s)
+        record.node_ip = result.get("node_ip", record.node_ip)
+        value: Any = metrics.get(self.target.metric)
+        if self.target.better(value, record.best):
+            record.best = float(value)
+        self._trials = trials
+        self._dirty = True
+
+    def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self._trials = trials
+        self._dirty = True
+
+    def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self._errors[trial.trial_id] = error_summary(trial)
+        self._trials = trials
+        self._dirty = True
+
+    def on_step_end(self, iteration: int, trials: list[Any], **info: Any) -> None:
+        self._trials = trials
+        if self._dirty and time.monotonic() - self._last_flush >= self.flush_every_s:
+            self.flush()
+
+    def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
+        self._trials = trials
+        self.flush()
+
+    # Reading back --------------------------------------------------------------------
+
+    @property
+    def trials(self) -> list[Any]:
+        """Ray's trial objects as last seen."""
+        return list(self._trials)
+
+    def best_trial(self) -> tuple[str, float, dict[str, Any]] | None:
+        """(trial id, best value of the target metric, config) of the best trial that has
+        not failed."""
+        best: tuple[str, float, dict[str, Any]] | None = None
+        for trial in self._trials:
+            record = self._records.get(trial.trial_id)
+            if str(trial.status) == "ERROR" or record is None:
+                continue  # a failed trial's model is not one to pick
+            if self.target.better(record.best, best[1] if best else None):
+                best = (trial.trial_id, float(record.best), dict(trial.config))  # type: ignore[arg-type]
+        return best
+
+    # Writing -------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Writes both Parquet files now."""
+        meta = {**self.info, "started_at": self.started_at, "written_at": time.time()}
+        write_parquet_atomic(self.trials_table(), _join(self.experiment_dir, TRIALS_FILE), meta)
+        write_parquet_atomic(
+            self.iterations_table(), _join(self.experiment_dir, ITERATIONS_FILE), meta
+        )
+        self._dirty = False
+        self._last_flush = time.monotonic()
+
+    def trials_table(self) -> pa.Table:
+        """One row per trial, in the order Ray created them."""
+        best_col = f"best/{self.target.metric}"
+        rows = []
+        for trial in self._trials:
+            record = self._records.get(trial.trial_id, _TrialRecord())
+            row: dict[str, Any] = {"trial_id": trial.trial_id, "status": str(trial.status)}
+            row.update({f"config/{k}": v for k, v in flatten(trial.config).items()})
+            row.update(record.last)
+            row[best_col] = record.best
+            row["iterations"] = record.iterations
+            row["time_total_s"] = record.time_total_s
+            row["node_ip"] = record.node_ip
+            row["error"] = self._errors.get(trial.trial_id)
+            rows.append(row)
+        fixed = ["trial_id", "status", best_col, "iterations", "time_total_s", "node_ip", "error"]
+        return _table(rows, fixed)
+
+    def iterations_table(self) -> pa.Table:
+        """One row per reported result."""
+        return _table(self._iterations, ["trial_id", "training_iteration", *_TIMING])
+
+
+def error_summary(trial: Any) -> str:
+    """The last line of a failed trial's error (`ValueError: boom`).
+
+    Ray writes the error to the trial's local staging folder first and syncs it to storage
+    later, so the local file is read when it is there.
+    """
+    text = ""
+    try:
+        path = trial.error_file
+        if path and os.path.exists(path):
+            text = Path(path).read_text(errors="replace")
+        else:
+            error = trial.get_error()
+            text = str(error) if error is not None else ""
+    except Exception:  # an unreadable error file must not stop the run
+        text = ""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else "unknown error (see the trial's error.txt)"
+
+
+def _table(rows: list[dict[str, Any]], fixed: Iterable[str]) -> pa.Table:
+    """Builds a table from rows that may miss keys; typed per column, JSON as the fallback."""
+    columns = list(dict.fromkeys([*fixed, *(k for row in rows for k in row)]))
+    arrays = {}
+    for name in columns:
+        values = [row.get(name) for row in rows]
+        arrays[name] = _array(values)
+    return pa.table(arrays) if arrays else pa.table({})
+
+
+def _array(values: list[Any]) -> pa.Array:
+    if all(v is None for v in values):
+        return pa.array(values, type=pa.null()) if values else pa.array([], type=pa.null())
+    try:
+        return pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
+        return pa.array([None if v is None else json.dumps(v, default=str) for v in values])
+
+
+def _join(base: str, name: str) -> str:
+    return f"{base.rstrip('/')}/{name}"
+
+
+def write_parquet_atomic(table: pa.Table, path: str, info: Mapping[str, Any]) -> None:
+    """Writes `table` to `path` so that readers see the old file or the new one, never half.
+
+    Local paths are written to a temporary file in the same directory and renamed over the
+    target; object stores (`s3://`, `gs://`, ...) publish an object whole on upload.
+    """
+    meta = dict(table.schema.metadata or {})
+    meta[METADATA_KEY] = json.dumps(info, default=str).encode()
+    table = table.replace_schema_metadata(meta)
+    if "://" in path and not path.startswith("file://"):
+        from pyarrow import fs as pafs
+
+        filesystem, fs_path = pafs.FileSystem.from_uri(path)
+        pq.write_table(table, fs_path, filesystem=filesystem)
+        return
+    target = Path(path.removeprefix("file://"))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """The experiment metadata (spec, versions, metric, ...) stored in a results file."""
+    meta = pq.read_schema(path).metadata or {}
+    return json.loads(meta[METADATA_KEY]) if METADATA_KEY in meta else {}

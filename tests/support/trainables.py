@@ -1,0 +1,36 @@
+"""Small, deterministic trainables for tests: what they report follows from the config."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tunefleet.trainables import report
+
+
+def expected_score(config: dict[str, Any], step: int) -> float:
+    """What `linear` reports at iteration `step` (1-based)."""
+    return float(config["x"]) * step + float(config.get("offset", 0.0))
+
+
+def linear(config: dict[str, Any]) -> None:
+    """Reports `score = x * step + offset` and `loss = 1 / step` for `steps` iterations."""
+    for step in range(1, int(config.get("steps", 3)) + 1):
+        report(
+            {
+                "score": expected_score(config, step),
+                "loss": 1.0 / step,
+                "group": {"step2": step * 2},
+            }
+        )
+
+
+def fails_when_large(config: dict[str, Any]) -> None:
+    """Like `linear`, but raises at iteration 2 when x > 0.5."""
+    for step in range(1, 4):
+        if step == 2 and config["x"] > 0.5:
+            raise ValueError(f"x too large: {config['x']}")
+        report({"score": expected_score(config, step)})
+
+
+def two_args(config: dict[str, Any], other: int) -> None:
+    """Not a trainable: it needs two arguments."""

@@ -1,0 +1,114 @@
+"""Turns a spec's `trainable: package.module:object` into something Ray Tune can run."""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+import re
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = [
+    "IMPORT_PATH_PATTERN",
+    "TrainableError",
+    "TuneAdaptable",
+    "check_trainable",
+    "import_object",
+]
+
+IMPORT_PATH_PATTERN = r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$"
+
+
+class TrainableError(ValueError):
+    """The spec's trainable cannot be imported or is not something Ray Tune can run."""
+
+
+@runtime_checkable
+class TuneAdaptable(Protocol):
+    """A wrapper (PyTorch, scikit-learn) that builds its own Ray Tune trainable."""
+
+    def to_tune(self) -> Any:
+        """Returns a Ray Tune trainable; called once, on the driver."""
+        ...
+
+
+def import_object(path: str, *, key: str = "trainable") -> Any:
+    """Imports `package.module:attribute` (the attribute may be dotted).
+
+    Raises:
+        TrainableError: With one line naming the path and what to fix.
+    """
+    if not re.match(IMPORT_PATH_PATTERN, path):
+        raise TrainableError(
+            f"{key}: {path!r} is not an import path; write it as 'package.module:object'."
+        )
+    module_name, _, attr_path = path.partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or module_name
+        raise TrainableError(
+            f"{key}: cannot import module '{module_name}' (no module named '{missing}'); "
+            "check the path, and run from the folder that holds it or add it to PYTHONPATH."
+        ) from None
+    except Exception as exc:  # the user's module raised while importing
+        raise TrainableError(
+            f"{key}: importing '{module_name}' raised {type(exc).__name__}: {exc}"
+        ) from None
+    owner = module_name
+    for part in attr_path.split("."):
+        if not hasattr(obj, part):
+            names = [n for n in dir(obj) if not n.startswith("_")]
+            close = difflib.get_close_matches(part, names, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else "."
+            raise TrainableError(f"{key}: '{owner}' has no attribute '{part}'{hint}")
+        obj = getattr(obj, part)
+        owner = f"{owner}.{part}"
+    return obj
+
+
+def check_trainable(obj: Any, path: str) -> Any:
+    """Checks that `obj` is a trainable tunefleet can run, and returns it.
+
+    Accepted: a function of one argument (`config`), a `ray.tune.Trainable` subclass, or a
+    wrapper with a `to_tune()` method (`TorchTrainable`).
+
+    Raises:
+        TrainableError: If `obj` is none of these.
+    """
+    if isinstance(obj, TuneAdaptable):
+        return obj
+    if inspect.isclass(obj):
+        from ray.tune import Trainable
+
+        if issubclass(obj, Trainable):
+            return obj
+        raise TrainableError(
+            f"trainable: class '{path}' is not a ray.tune.Trainable subclass; give a function "
+            "train(config) or a Trainable class."
+        )
+    if callable(obj):
+        try:
+            signature = inspect.signature(obj)
+        except (TypeError, ValueError):
+            return obj
+        required = [
+            p
+            for p in signature.parameters.values()
+            if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+        positional = [
+            p
+            for p in signature.parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
+        ]
+        if len(required) > 1 or not positional:
+            raise TrainableError(
+                f"trainable: '{path}' must take exactly one argument (the config dict), "
+                f"but its signature is {obj.__name__}{signature}."
+            )
+        return obj
+    raise TrainableError(
+        f"trainable: '{path}' is a {type(obj).__name__}, not a function, Trainable class or "
+        "tunefleet wrapper."
+    )
