@@ -3,7 +3,7 @@
 A Ray Tune callback on the driver records every result as it arrives and writes both files
 during the run (every `flush_every_s` seconds) and when it ends. Files are replaced
 atomically (written to a temporary name, then renamed), so a reader, or a crash, never sees
-a half-written file. The column contract is in `docs/results.md`.
+a half-written file. The column contract is in README.md, "Results".
 """
 
 from __future__ import annotations

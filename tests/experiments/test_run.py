@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -146,16 +147,26 @@ def test_an_existing_experiment_is_not_overwritten_by_accident(
     assert (tmp_path / "linear-2" / "trials.parquet").exists()
 
 
-def test_quickstart_reaches_its_accuracy(tmp_path: Path) -> None:
-    """The shipped quickstart: Optuna TPE + ASHA on a real PyTorch MLP over digits."""
-    spec = Path(__file__).resolve().parents[2] / "experiments" / "quickstart.yaml"
-    assert main(["run", str(spec), "--storage", str(tmp_path)]) == 0
-    trials = pd.read_parquet(tmp_path / "quickstart" / "trials.parquet")
+def test_quickstart_reaches_its_accuracy(tmp_path: Path, monkeypatch, capsys) -> None:
+    """The shipped quickstart: Optuna TPE + ASHA on a real PyTorch MLP over digits; then the
+    README's pandas lines, as written, read its results."""
+    repo = Path(__file__).resolve().parents[2]
+    assert main(["run", str(repo / "experiments" / "quickstart.yaml"), "--storage", str(tmp_path / "results")]) == 0
+    trials = pd.read_parquet(tmp_path / "results" / "quickstart" / "trials.parquet")
     assert len(trials) >= 16
     assert (trials["status"] == "TERMINATED").all()
     assert trials["best/val_accuracy"].max() >= 0.96
     # ASHA stopped some trials before the 20-epoch budget; none ran past it.
     assert trials["iterations"].max() == 20 and trials["iterations"].min() < 20
-    iterations = pd.read_parquet(tmp_path / "quickstart" / "iterations.parquet")
+    iterations = pd.read_parquet(tmp_path / "results" / "quickstart" / "iterations.parquet")
     assert {"train_loss", "val_loss", "val_accuracy", "lr"} <= set(iterations.columns)
     assert len(iterations) == trials["iterations"].sum()
+
+    readme = (repo / "README.md").read_text()
+    snippet = re.search(r"Read the results in pandas:\n\n```python\n(.*?)```", readme, re.S)
+    assert snippet is not None
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    exec(compile(snippet.group(1), "README.md", "exec"), {})  # our own README, not a spec
+    printed = capsys.readouterr().out
+    assert f"{trials['best/val_accuracy'].max():.6f}" in printed
