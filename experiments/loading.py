@@ -14,7 +14,6 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 from tunefleet.experiments.spec import ExperimentSpec
-from tunefleet.search.settings import SCHEDULERS
 
 __all__ = ["SpecError", "apply_overrides", "load_spec", "parse_yaml", "validate_spec"]
 
@@ -179,7 +178,7 @@ def _format_one(err: Mapping[str, Any]) -> str:
         key = str(ctx.get("discriminator", "name")).strip("'")
         return f"{path}.{key}: {given!r} is not allowed; choose one of {', '.join(tags)}{hint}"
     if kind == "union_tag_not_found":
-        tags = [_tag(m) for m in _unwrap(_annotation_at(loc))]
+        tags = [_tag(m) for m in _models_at(ExperimentSpec, loc)]
         return f"{path}: needs `name:` (one of {', '.join(map(str, tags))})."
     if kind == "string_pattern_mismatch":
         return f"{path}: {_show(err.get('input'))} {_pattern_help(loc)}"
@@ -198,14 +197,23 @@ def _pattern_help(loc: tuple[Any, ...]) -> str:
 
 def _loc_text(loc: Sequence[Any]) -> str:
     text = ""
-    for part in loc:
+    for i, part in enumerate(loc):
         if isinstance(part, int):
             text += f"[{part}]"
-        elif part in SCHEDULERS and text == "scheduler":
-            continue  # the discriminated union's tag, not a key the user wrote
+        elif _is_tag(loc[:i], part):
+            continue  # a discriminated union's tag (`asha`), not a key the user wrote
         else:
             text += f".{part}" if text else str(part)
     return text
+
+
+def _is_tag(loc: Sequence[Any], part: Any) -> bool:
+    models = _models_at(ExperimentSpec, loc)
+    return (
+        bool(models)
+        and all(part not in m.model_fields for m in models)
+        and any(_tag(m) == part for m in models)
+    )
 
 
 def _unwrap(tp: Any) -> list[Any]:
@@ -220,13 +228,12 @@ def _unwrap(tp: Any) -> list[Any]:
     return []
 
 
-def _annotation_at(loc: Sequence[Any]) -> Any:
-    """The annotation of a top-level spec field (for union tags)."""
-    field = ExperimentSpec.model_fields.get(str(loc[0])) if loc else None
-    return field.annotation if field is not None else None
-
-
 def _fields_at(model: type[BaseModel], loc: Sequence[Any]) -> list[str]:
+    return sorted({f for m in _models_at(model, loc) for f in m.model_fields})
+
+
+def _models_at(model: type[BaseModel], loc: Sequence[Any]) -> list[type[BaseModel]]:
+    """The models that a location in the spec may hold (several for a union)."""
     models = [model]
     for part in loc:
         nxt: list[Any] = []
@@ -236,7 +243,7 @@ def _fields_at(model: type[BaseModel], loc: Sequence[Any]) -> list[str]:
             elif _tag(m) == part:  # a discriminated union's tag selects one member
                 nxt.append(m)
         models = nxt
-    return sorted({f for m in models for f in m.model_fields})
+    return models
 
 
 def _tag(model: type[BaseModel]) -> Any:

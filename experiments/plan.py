@@ -9,7 +9,12 @@ from typing import Any
 from tunefleet.experiments.spec import ExperimentSpec
 from tunefleet.search.algorithms import describe_searcher
 from tunefleet.search.schedulers import describe_scheduler
-from tunefleet.trainables.resolve import check_trainable, import_object
+from tunefleet.trainables.resolve import (
+    TrainableError,
+    can_checkpoint,
+    check_trainable,
+    import_object,
+)
 
 __all__ = ["Plan", "make_plan"]
 
@@ -40,7 +45,7 @@ class Plan:
         rows += [("space" if i == 0 else "", line) for i, line in enumerate(space_lines)]
         rows += [
             ("searcher", describe_searcher(spec.search)),
-            ("scheduler", describe_scheduler(spec.scheduler, spec.stop)),
+            ("scheduler", self._scheduler_text()),
             ("trials", self._trials_text()),
             ("resources", f"{spec.resources.cpu:g} CPU, {spec.resources.gpu:g} GPU per trial"),
             (
@@ -54,13 +59,20 @@ class Plan:
         width = max(len(k) for k, _ in rows)
         return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
 
+    def _scheduler_text(self) -> str:
+        if self.spec.search.population_based:
+            return f"{self.spec.search.algorithm} (population-based training is the scheduler)"
+        return describe_scheduler(self.spec.scheduler, self.spec.stop)
+
     def _trials_text(self) -> str:
         spec = self.spec
         grid = spec.space.grid_size()
-        count = spec.search.trials * grid
+        count = spec.search.trials * grid * spec.search.repeat
         text = f"{count}"
         if grid > 1:
             text += f" ({spec.search.trials} x {grid} grid points)"
+        if spec.search.repeat > 1:
+            text += f" ({spec.search.trials} configs x {spec.search.repeat} seeds)"
         cpus = os.cpu_count() or 1
         parallel = max(1, int(cpus // spec.resources.cpu))
         if spec.search.max_concurrent is not None:
@@ -77,5 +89,11 @@ def _kind(obj: Any) -> str:
 
 def make_plan(spec: ExperimentSpec, raw: dict[str, Any]) -> Plan:
     """Imports and checks the trainable; raises `TrainableError` with a one-line reason."""
-    obj = import_object(spec.trainable)
-    return Plan(spec=spec, raw=raw, trainable=check_trainable(obj, spec.trainable))
+    obj = check_trainable(import_object(spec.trainable), spec.trainable)
+    if spec.search.population_based and not can_checkpoint(obj):
+        raise TrainableError(
+            f"trainable: {spec.search.algorithm} restores trials from each other's checkpoints, "
+            f"but '{spec.trainable}' never saves one; report with a checkpoint (see "
+            "tunefleet.trainables.report) or use another search algorithm."
+        )
+    return Plan(spec=spec, raw=raw, trainable=obj)

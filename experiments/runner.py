@@ -137,9 +137,7 @@ def trial_dirname(trial: Any) -> str:
 def build_tuner(plan: Plan, exp_dir: str, callbacks: list[Any], *, verbose: bool) -> Any:
     """The `tune.Tuner` for a plan (Ray must be initialized)."""
     from ray import tune
-    from tunefleet.search.algorithms import build_searcher
-    from tunefleet.search.schedulers import build_scheduler
-    from tunefleet.search.tune_space import to_tune_param_space
+    from tunefleet.search.algorithms import build_search
 
     spec = plan.spec
     obj = plan.trainable
@@ -148,16 +146,20 @@ def build_tuner(plan: Plan, exp_dir: str, callbacks: list[Any], *, verbose: bool
         trainable, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
     )
     storage, _, name = exp_dir.rpartition("/")
+    search = build_search(spec.search, spec.scheduler, space=spec.space, stop=spec.stop)
+    # PBT restores trials from others' checkpoints: keep a few more of them.
+    keep = 4 if spec.search.population_based else 2
     return tune.Tuner(
         trainable,
-        param_space=to_tune_param_space(spec.space),
+        param_space=search.param_space,
         tune_config=tune.TuneConfig(
             metric=spec.metric,
             mode=spec.mode,
-            search_alg=build_searcher(spec.search),
-            scheduler=build_scheduler(spec.scheduler, stop=spec.stop),
-            num_samples=spec.search.trials,
+            search_alg=search.search_alg,
+            scheduler=search.scheduler,
+            num_samples=spec.search.trials * spec.search.repeat,
             max_concurrent_trials=spec.search.max_concurrent,
+            time_budget_s=spec.search.time_budget_s,
             # One worker process serves many trials: small trials would otherwise spend
             # about a second each starting a process and re-importing torch.
             reuse_actors=True,
@@ -169,7 +171,7 @@ def build_tuner(plan: Plan, exp_dir: str, callbacks: list[Any], *, verbose: bool
             stop=dict(spec.stop) or None,
             callbacks=callbacks,
             verbose=2 if verbose else 0,
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=keep),
         ),
     )
 
@@ -195,7 +197,7 @@ def run_plan(plan: Plan, options: RunOptions) -> RunSummary:
         metric=spec.metric,
         mode=spec.mode,
         searched=spec.space.searched,
-        total=spec.search.trials * spec.space.grid_size(),
+        total=spec.search.trials * spec.search.repeat * spec.space.grid_size(),
     )
     callbacks: list[Any] = [recorder] if options.verbose else [recorder, progress]
     with connect(options.address, verbose=options.verbose):

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import difflib
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, model_validator
 from tunefleet.search import (
-    AshaSettings,
     FifoSettings,
     SchedulerSettings,
     SearchSettings,
     Space,
     parse_space,
 )
+from tunefleet.search.compat import check_search
 from tunefleet.trainables.resolve import IMPORT_PATH_PATTERN
 
 __all__ = ["ExperimentSpec", "ResourcesSettings"]
@@ -74,60 +73,5 @@ class ExperimentSpec(BaseModel):
 
     @model_validator(mode="after")
     def _check_combination(self) -> ExperimentSpec:
-        algorithm = self.search.algorithm
-        grid = self.space.grid
-        if grid and algorithm in ("hyperopt", "optuna"):
-            first = next(iter(grid))
-            raise ValueError(
-                f"space.{first.replace('/', '.')}: `grid` values cannot be used with "
-                f"search.algorithm '{algorithm}', which samples; use `choice` instead, or "
-                "algorithm random or grid."
-            )
-        if algorithm == "grid":
-            if not grid:
-                raise ValueError(
-                    "search.algorithm: 'grid' needs at least one `grid:` parameter in space; "
-                    "write e.g. `lr: {grid: [0.01, 0.1]}`, or use algorithm random."
-                )
-            sampled = [k for k, p in self.space.searched.items() if k not in grid]
-            if sampled:
-                raise ValueError(
-                    f"space.{sampled[0].replace('/', '.')}: search.algorithm 'grid' tries "
-                    f"fixed values, but this parameter is a "
-                    f"{self.space.params[sampled[0]].keyword} distribution; make it a `grid:` "
-                    "list, or use algorithm random (which samples it on top of the grid)."
-                )
-        names = set(self.space.params)
-        for i, point in enumerate(self.search.points_to_evaluate):
-            for key in _flat_keys(point, names):
-                if key not in names:
-                    close = difflib.get_close_matches(key, names, n=1)
-                    hint = f"; did you mean '{close[0]}'?" if close else "."
-                    raise ValueError(
-                        f"search.points_to_evaluate[{i}].{key.replace('/', '.')}: not a "
-                        f"parameter of space{hint}"
-                    )
-        if isinstance(self.scheduler, AshaSettings):
-            attr = self.scheduler.time_attr
-            if self.scheduler.max_t is None and attr not in self.stop:
-                raise ValueError(
-                    f"scheduler.max_t: ASHA needs a budget; set `scheduler.max_t` or `stop.{attr}`."
-                )
+        check_search(self.search, self.scheduler, self.space, self.stop)
         return self
-
-    @property
-    def scheduler_is_fifo(self) -> bool:
-        return isinstance(self.scheduler, FifoSettings)
-
-
-def _flat_keys(point: dict[str, Any], names: set[str], prefix: str = "") -> list[str]:
-    """The parameter paths a point sets (`model/depth`); a mapping that is not itself a
-    parameter is a group."""
-    keys = []
-    for key, value in point.items():
-        path = f"{prefix}{key}"
-        if path not in names and isinstance(value, dict) and value:
-            keys.extend(_flat_keys(value, names, path + "/"))
-        else:
-            keys.append(path)
-    return keys

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from tunefleet.search.settings import (
+from tunefleet.search.schedulers import (
     SCHEDULERS,
-    SEARCHERS,
     AshaSettings,
     FifoSettings,
+    HyperbandSettings,
+    MedianSettings,
     SchedulerSettings,
+)
+from tunefleet.search.settings import (
+    OPTUNA_SAMPLERS,
+    SEARCHERS,
+    PBTSettings,
+    SamplerSettings,
     SearchSettings,
 )
 from tunefleet.search.space import (
@@ -22,6 +29,7 @@ from tunefleet.search.space import (
 )
 
 __all__ = [
+    "OPTUNA_SAMPLERS",
     "SCHEDULERS",
     "SEARCHERS",
     "AshaSettings",
@@ -29,8 +37,12 @@ __all__ = [
     "Const",
     "FifoSettings",
     "Float",
+    "HyperbandSettings",
     "Int",
+    "MedianSettings",
+    "PBTSettings",
     "Param",
+    "SamplerSettings",
     "SchedulerSettings",
     "SearchSettings",
     "Space",

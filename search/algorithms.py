@@ -1,54 +1,117 @@
-"""Builds the Ray Tune searcher named by a spec's `search:` section.
+"""Builds the Ray Tune search algorithm and scheduler a spec asks for.
 
-Every searcher is Ray Tune's own (`BasicVariantGenerator`, `HyperOptSearch`, `OptunaSearch`
-around Optuna's own samplers); this module only chooses and seeds them.
+Every piece is Ray Tune's, Optuna's or Hyperopt's own (`BasicVariantGenerator`,
+`HyperOptSearch`, `OptunaSearch` around Optuna's samplers, `Repeater`,
+`PopulationBasedTraining`, `PB2`); this module only chooses, configures and seeds them.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+from tunefleet.search.schedulers import AnyScheduler, build_scheduler
 from tunefleet.search.settings import SearchSettings
+from tunefleet.search.space import Choice, Float, Int, Space
+from tunefleet.search.tune_space import to_tune_domain, to_tune_param_space
+from tunefleet.search.typed_choices import DecodeChoices, encode_point, encoded_choices
 
-__all__ = ["build_searcher", "describe_searcher"]
+__all__ = ["TuneSearch", "build_search", "build_searcher", "describe_searcher"]
 
 
-def build_searcher(settings: SearchSettings) -> Any:
-    """Returns the Ray Tune search algorithm for `settings`.
+@dataclass(frozen=True)
+class TuneSearch:
+    """What goes into the Tuner: a search algorithm, a scheduler and the `param_space`."""
+
+    search_alg: Any
+    scheduler: Any
+    param_space: dict[str, Any]
+
+
+def build_search(
+    search: SearchSettings, scheduler: AnyScheduler, *, space: Space, stop: dict[str, Any]
+) -> TuneSearch:
+    """Returns the searcher and scheduler for a spec.
+
+    Population-based training (`pbt`, `pb2`) is a Ray scheduler that samples its initial
+    population from the space; every other algorithm pairs a searcher with the spec's
+    scheduler.
+    """
+    if search.population_based:
+        from ray.tune.search.basic_variant import BasicVariantGenerator
+
+        return TuneSearch(
+            search_alg=BasicVariantGenerator(random_state=search.seed),
+            scheduler=_population_scheduler(search, space),
+            param_space=to_tune_param_space(space),
+        )
+    # Ray's variant generator samples choice values as they are; the model-based
+    # backends get indices for values they would not return intact (lists, dicts).
+    choices = encoded_choices(space) if _backend(search) != "variants" else {}
+    return TuneSearch(
+        search_alg=build_searcher(search, choices),
+        scheduler=build_scheduler(scheduler, stop=stop),
+        param_space=to_tune_param_space(space, by_index=choices),
+    )
+
+
+def _backend(settings: SearchSettings) -> str:
+    if settings.algorithm == "random" and settings.repeat > 1:
+        # Repeater needs a Searcher; Optuna's random sampler is a seeded random search.
+        return "optuna-random"
+    if settings.algorithm in ("random", "grid"):
+        return "variants"
+    return settings.algorithm
+
+
+def build_searcher(
+    settings: SearchSettings, choices: dict[str, tuple[Any, ...]] | None = None
+) -> Any:
+    """Returns the Ray Tune search algorithm for `settings` (not PBT).
 
     The metric, mode and search space are not given here: `tune.TuneConfig` and the Tuner's
     `param_space` hand them to the searcher, which converts the space for its backend.
 
     Args:
         settings: The validated `search:` section.
-
-    Returns:
-        A `ray.tune.search.Searcher` or `BasicVariantGenerator`.
+        choices: Choices offered to the backend as indices (see `encoded_choices`); the
+            searcher is wrapped to decode them.
     """
-    points = [_nest(p) for p in settings.points_to_evaluate] or None
-    if settings.algorithm in ("random", "grid"):
+    choices = choices or {}
+    points = [encode_point(_nest(p), choices) for p in settings.points_to_evaluate] or None
+    algorithm = _backend(settings)
+    if algorithm == "variants":
         from ray.tune.search.basic_variant import BasicVariantGenerator
 
         return BasicVariantGenerator(points_to_evaluate=points, random_state=settings.seed)
-    if settings.algorithm == "hyperopt":
+    if algorithm == "hyperopt":
         from ray.tune.search.hyperopt import HyperOptSearch
 
         kwargs: dict[str, Any] = {}
         if settings.n_initial_points is not None:
             kwargs["n_initial_points"] = settings.n_initial_points
-        return HyperOptSearch(
-            points_to_evaluate=points,
-            random_state_seed=settings.seed,
-            **kwargs,
+        searcher: Any = HyperOptSearch(
+            points_to_evaluate=points, random_state_seed=settings.seed, **kwargs
         )
-    if settings.algorithm == "optuna":
+    elif algorithm in ("optuna", "optuna-random"):
+        import optuna
         from ray.tune.search.optuna import OptunaSearch
 
-        return OptunaSearch(
-            points_to_evaluate=points,
-            sampler=_optuna_sampler(settings),
+        sampler = (
+            optuna.samplers.RandomSampler(seed=settings.seed)
+            if algorithm == "optuna-random"
+            else _optuna_sampler(settings)
         )
-    raise ValueError(f"unknown search algorithm {settings.algorithm!r}")
+        searcher = OptunaSearch(points_to_evaluate=points, sampler=sampler)
+    else:
+        raise ValueError(f"not a searcher: {algorithm!r}")
+    if choices:
+        searcher = DecodeChoices(searcher, choices)
+    if settings.repeat > 1:
+        from ray.tune.search import Repeater
+
+        searcher = Repeater(searcher, repeat=settings.repeat, set_index=True)
+    return searcher
 
 
 def _nest(point: dict[str, Any]) -> dict[str, Any]:
@@ -66,22 +129,110 @@ def _nest(point: dict[str, Any]) -> dict[str, Any]:
 def _optuna_sampler(settings: SearchSettings) -> Any:
     import optuna
 
+    samplers = optuna.samplers
+    sampler = settings.sampler
+    seed = settings.seed
+    startup: dict[str, Any] = (
+        {"n_startup_trials": settings.n_initial_points} if settings.n_initial_points else {}
+    )
     name = settings.optuna_sampler
+    options = sampler.model_dump(exclude={"name"}, exclude_none=True) if sampler else {}
     if name == "tpe":
-        kwargs: dict[str, Any] = {"seed": settings.seed}
-        if settings.n_initial_points is not None:
-            kwargs["n_startup_trials"] = settings.n_initial_points
-        return optuna.samplers.TPESampler(**kwargs)
-    if name == "random":
-        return optuna.samplers.RandomSampler(seed=settings.seed)
-    raise ValueError(f"unknown Optuna sampler {name!r}")
+        return samplers.TPESampler(seed=seed, **options, **startup)
+    if name == "cmaes":
+        return samplers.CmaEsSampler(seed=seed, **options, **startup)
+    if name == "gp":
+        return samplers.GPSampler(seed=seed, **options, **startup)
+    if name == "nsga2":
+        return samplers.NSGAIISampler(seed=seed, **options)
+    if name == "qmc":
+        return samplers.QMCSampler(seed=seed, **options)
+    return samplers.RandomSampler(seed=seed)
+
+
+# Population-based training ----------------------------------------------------------
+
+
+class ClipToSpace:
+    """PBT's `custom_explore_fn`: keeps perturbed values inside the space.
+
+    Ray's PBT multiplies numeric values by 0.8 or 1.2, which can leave the declared range
+    (a dropout of 0.6, a learning rate above the log-uniform bound) and break integer or
+    quantized types; this clips and re-quantizes them.
+    """
+
+    def __init__(self, params: dict[str, Float | Int]) -> None:
+        self.params = params
+
+    def __call__(self, config: dict[str, Any]) -> dict[str, Any]:
+        for path, param in self.params.items():
+            *groups, name = path.split("/")
+            node = config
+            for group in groups:
+                node = node.get(group, {})
+            if name in node and isinstance(node[name], (int, float)):
+                node[name] = _clip(param, node[name])
+        return config
+
+
+def _clip(param: Float | Int, value: float) -> float | int:
+    value = min(max(value, param.low), param.high)
+    if param.q is not None:
+        value = round(value / param.q) * param.q
+        value = min(max(value, param.low), param.high)
+    if isinstance(param, Int):
+        return round(value)
+    return float(value)
+
+
+def _population_scheduler(search: SearchSettings, space: Space) -> Any:
+    from ray.tune.schedulers import PopulationBasedTraining
+    from ray.tune.schedulers.pb2 import PB2
+
+    options = search.pbt_settings
+    numeric = {k: p for k, p in space.searched.items() if isinstance(p, (Float, Int))}
+    if search.algorithm == "pb2":
+        return PB2(
+            time_attr=options.time_attr,
+            perturbation_interval=options.perturbation_interval,
+            hyperparam_bounds={k: [p.low, p.high] for k, p in numeric.items()},
+            quantile_fraction=options.quantile_fraction,
+            custom_explore_fn=ClipToSpace(numeric),
+        )
+    mutations: dict[str, Any] = {}
+    for path, param in space.searched.items():
+        value = list(param.values) if isinstance(param, Choice) else to_tune_domain(param)
+        *groups, name = path.split("/")
+        node = mutations
+        for group in groups:
+            node = node.setdefault(group, {})
+        node[name] = value
+    return PopulationBasedTraining(
+        time_attr=options.time_attr,
+        perturbation_interval=options.perturbation_interval,
+        burn_in_period=options.burn_in_period,
+        hyperparam_mutations=mutations,
+        quantile_fraction=options.quantile_fraction,
+        resample_probability=options.resample_probability,
+        custom_explore_fn=ClipToSpace(numeric),
+    )
 
 
 def describe_searcher(settings: SearchSettings) -> str:
     """A one-line description of the searcher, for `tunefleet validate`."""
     seed = f"seed {settings.seed}" if settings.seed is not None else "unseeded"
+    extra = f", each config x{settings.repeat}" if settings.repeat > 1 else ""
+    if settings.time_budget_s is not None:
+        extra += f", time budget {settings.time_budget_s:g} s"
     if settings.algorithm == "optuna":
-        return f"optuna ({settings.optuna_sampler} sampler, {seed})"
+        return f"optuna ({settings.optuna_sampler} sampler, {seed}{extra})"
     if settings.algorithm == "hyperopt":
-        return f"hyperopt (TPE, {seed})"
-    return f"{settings.algorithm} (Ray's variant generator, {seed})"
+        return f"hyperopt (TPE, {seed}{extra})"
+    if settings.population_based:
+        o = settings.pbt_settings
+        return (
+            f"{settings.algorithm} (population {settings.trials}, perturbation every "
+            f"{o.perturbation_interval:g} {o.time_attr}, quantile {o.quantile_fraction:g}; "
+            f"initial configs {seed}, perturbations not seedable{extra})"
+        )
+    return f"{settings.algorithm} (Ray's variant generator, {seed}{extra})"

@@ -7,6 +7,7 @@ bounds are inclusive; `tune.qrandint` includes it except for `q=1`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from ray import tune
@@ -15,12 +16,18 @@ from tunefleet.search.space import Choice, Const, Float, Int, Param, Space
 __all__ = ["to_tune_domain", "to_tune_param_space"]
 
 
-def to_tune_domain(param: Param) -> Any:
-    """Returns Ray Tune's domain (or the constant) for one parameter."""
+def to_tune_domain(param: Param, *, by_index: bool = False) -> Any:
+    """Returns Ray Tune's domain (or the constant) for one parameter.
+
+    Args:
+        param: The parameter.
+        by_index: For a choice, offer the indices of its values instead (see
+            `tunefleet.search.typed_choices`).
+    """
     if isinstance(param, Const):
         return param.value
     if isinstance(param, Choice):
-        values = list(param.values)
+        values = list(range(len(param.values))) if by_index else list(param.values)
         return tune.grid_search(values) if param.grid else tune.choice(values)
     if isinstance(param, Float):
         if param.q is not None:
@@ -39,13 +46,19 @@ def to_tune_domain(param: Param) -> Any:
     raise TypeError(f"not a search-space parameter: {param!r}")
 
 
-def to_tune_param_space(space: Space) -> dict[str, Any]:
-    """Returns the nested `param_space` dict that `tune.Tuner` takes."""
+def to_tune_param_space(space: Space, *, by_index: Iterable[str] = ()) -> dict[str, Any]:
+    """Returns the nested `param_space` dict that `tune.Tuner` takes.
+
+    Args:
+        space: The parsed space.
+        by_index: Flat paths of choices to offer as indices of their values.
+    """
+    indexed = set(by_index)
     nested: dict[str, Any] = {}
     for path, param in space.params.items():
         *groups, name = path.split("/")
         node = nested
         for group in groups:
             node = node.setdefault(group, {})
-        node[name] = to_tune_domain(param)
+        node[name] = to_tune_domain(param, by_index=path in indexed)
     return nested

@@ -85,6 +85,8 @@ class TorchTrainable:
     monitor_mode: str = "min"
     defaults: Mapping[str, Any] = field(default_factory=dict)
 
+    supports_checkpoints = True  # every epoch (or `checkpoint_every`) saves the full state
+
     def __post_init__(self) -> None:
         if isinstance(self.loss, str) and self.loss not in LOSSES:
             raise ValueError(f"loss: {self.loss!r} is not one of {', '.join(LOSSES)}.")
@@ -153,7 +155,8 @@ class _Settings:
             grad_clip=_optional(config, "grad_clip", float),
             patience=_optional(config, "patience", int),
             checkpoint_every=int(get("checkpoint_every", 1)),
-            seed=int(get("seed", 0)),
+            # `repeat` evaluates a config several times: Ray's Repeater numbers the copies.
+            seed=int(get("seed", 0)) + int(get("__trial_index__", 0)),
         )
         if settings.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer: {settings.optimizer!r} is not one of {OPTIMIZERS}.")

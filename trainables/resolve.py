@@ -12,6 +12,7 @@ __all__ = [
     "IMPORT_PATH_PATTERN",
     "TrainableError",
     "TuneAdaptable",
+    "can_checkpoint",
     "check_trainable",
     "import_object",
 ]
@@ -112,3 +113,24 @@ def check_trainable(obj: Any, path: str) -> Any:
         f"trainable: '{path}' is a {type(obj).__name__}, not a function, Trainable class or "
         "tunefleet wrapper."
     )
+
+
+def can_checkpoint(obj: Any) -> bool:
+    """Whether a trainable saves checkpoints (needed by PBT and to resume after a failure).
+
+    Wrappers say so themselves (`supports_checkpoints`); a Trainable class must override
+    `save_checkpoint`; a function must call `report(..., checkpoint=...)`, which is checked
+    by looking for the checkpoint calls among the names its code uses.
+    """
+    flag = getattr(obj, "supports_checkpoints", None)
+    if flag is not None:
+        return bool(flag)
+    if inspect.isclass(obj):
+        from ray.tune import Trainable
+
+        return getattr(obj, "save_checkpoint", None) is not Trainable.save_checkpoint
+    code = getattr(inspect.unwrap(obj), "__code__", None)
+    if code is None:
+        return True  # cannot tell; let Ray decide at run time
+    names = set(code.co_names) | set(code.co_varnames)
+    return bool(names & {"get_checkpoint", "Checkpoint", "checkpoint"})

@@ -39,15 +39,41 @@ def _env() -> dict[str, str]:
     ("replace", "by", "message"),
     [
         ("metric: score", "metirc: score", "metirc: unknown key; did you mean 'metric'?"),
-        ("num_samples: 2", "num_samples: two", "search.num_samples: input should be a valid integer"),
-        ("[0.0, 1.0]", "[1.0, 0.0]", "space.x.uniform: `low < high` must hold, but got low=1, high=0."),
-        ("uniform: [0.0, 1.0]", "loguniform: [0.0, 1.0]", "space.x.loguniform: a log scale needs `low > 0`"),
-        ("x: {uniform: [0.0, 1.0]}", "x: {choice: []}", "space.x.choice: needs a non-empty list of values"),
-        ("tests.support.trainables:linear", "tests.support.nothing:linear", "trainable: cannot import module 'tests.support.nothing'"),
-        ("search: {num_samples: 2}", "search: {algorithm: pbt}", "search.algorithm: 'pbt' is not allowed"),
+        (
+            "num_samples: 2",
+            "num_samples: two",
+            "search.num_samples: input should be a valid integer",
+        ),
+        (
+            "[0.0, 1.0]",
+            "[1.0, 0.0]",
+            "space.x.uniform: `low < high` must hold, but got low=1, high=0.",
+        ),
+        (
+            "uniform: [0.0, 1.0]",
+            "loguniform: [0.0, 1.0]",
+            "space.x.loguniform: a log scale needs `low > 0`",
+        ),
+        (
+            "x: {uniform: [0.0, 1.0]}",
+            "x: {choice: []}",
+            "space.x.choice: needs a non-empty list of values",
+        ),
+        (
+            "tests.support.trainables:linear",
+            "tests.support.nothing:linear",
+            "trainable: cannot import module 'tests.support.nothing'",
+        ),
+        (
+            "search: {num_samples: 2}",
+            "search: {algorithm: bohb}",
+            "search.algorithm: 'bohb' is not allowed",
+        ),
     ],
 )
-def test_bad_spec_exits_2_with_one_line_and_no_ray(tmp_path: Path, replace: str, by: str, message: str) -> None:
+def test_bad_spec_exits_2_with_one_line_and_no_ray(
+    tmp_path: Path, replace: str, by: str, message: str
+) -> None:
     assert replace in GOOD
     spec = tmp_path / "spec.yaml"
     spec.write_text(GOOD.replace(replace, by))
@@ -71,7 +97,15 @@ def test_bad_spec_exits_2_with_one_line_and_no_ray(tmp_path: Path, replace: str,
 def test_validate_prints_the_plan_without_running(tmp_path: Path) -> None:
     spec = Path(__file__).resolve().parents[2] / "experiments" / "quickstart.yaml"
     proc = subprocess.run(
-        [TUNEFLEET, "validate", str(spec), "--set", "search.num_samples=24", "--storage", str(tmp_path)],
+        [
+            TUNEFLEET,
+            "validate",
+            str(spec),
+            "--set",
+            "search.num_samples=24",
+            "--storage",
+            str(tmp_path),
+        ],
         capture_output=True,
         text=True,
         timeout=120,
@@ -93,19 +127,22 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "the following arguments are required: spec" in proc.stderr
     missing = subprocess.run(
-        [TUNEFLEET, "validate", str(tmp_path / "nope.yaml")], capture_output=True, text=True, timeout=60
+        [TUNEFLEET, "validate", str(tmp_path / "nope.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert missing.returncode == 2
     assert missing.stderr.strip() == f"tunefleet: error: {tmp_path / 'nope.yaml'}: no such file."
 
 
-USER_MODULE = '''
+USER_MODULE = """
 from tunefleet.trainables import report
 
 def train(config):
     for step in range(1, 3):
         report({"acc": config["a"] * step})
-'''
+"""
 
 
 def test_run_tunes_a_users_own_module_on_an_embedded_ray(tmp_path: Path) -> None:

@@ -151,7 +151,17 @@ def test_quickstart_reaches_its_accuracy(tmp_path: Path, monkeypatch, capsys) ->
     """The shipped quickstart: Optuna TPE + ASHA on a real PyTorch MLP over digits; then the
     README's pandas lines, as written, read its results."""
     repo = Path(__file__).resolve().parents[2]
-    assert main(["run", str(repo / "experiments" / "quickstart.yaml"), "--storage", str(tmp_path / "results")]) == 0
+    assert (
+        main(
+            [
+                "run",
+                str(repo / "experiments" / "quickstart.yaml"),
+                "--storage",
+                str(tmp_path / "results"),
+            ]
+        )
+        == 0
+    )
     trials = pd.read_parquet(tmp_path / "results" / "quickstart" / "trials.parquet")
     assert len(trials) >= 16
     assert (trials["status"] == "TERMINATED").all()

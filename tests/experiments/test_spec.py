@@ -48,14 +48,17 @@ def test_a_good_spec_validates_with_defaults() -> None:
         ({"resources": {"cpus": 2}}, r"^resources\.cpus: unknown key; did you mean 'cpu'\?$"),
         (
             {"search": {"algorithm": "tpe-ish"}},
-            r"^search\.algorithm: 'tpe-ish' is not allowed; choose one of random, grid, hyperopt, optuna\.$",
+            r"^search\.algorithm: 'tpe-ish' is not allowed; choose one of random, grid, hyperopt, optuna, pbt, pb2\.$",
         ),
         ({"search": {"algorithm": "hyperopts"}}, r"did you mean 'hyperopt'\?$"),
         (
             {"scheduler": {"name": "ashaa"}},
-            r"^scheduler\.name: 'ashaa' is not allowed; choose one of fifo, asha; did you mean 'asha'\?$",
+            r"^scheduler\.name: 'ashaa' is not allowed; choose one of fifo, asha, hyperband, median; did you mean 'asha'\?$",
         ),
-        ({"scheduler": {"max_t": 3}}, r"^scheduler: needs `name:` \(one of fifo, asha\)\.$"),
+        (
+            {"scheduler": {"max_t": 3}},
+            r"^scheduler: needs `name:` \(one of fifo, asha, hyperband, median\)\.$",
+        ),
         (
             {"search": {"num_samples": "ten"}},
             r"^search\.num_samples: .*valid integer.*got 'ten'\.$",
@@ -96,7 +99,7 @@ def test_a_good_spec_validates_with_defaults() -> None:
         ),
         (
             {"scheduler": {"name": "asha"}},
-            r"^scheduler\.max_t: ASHA needs a budget; set `scheduler\.max_t` or `stop\.training_iteration`\.$",
+            r"^scheduler\.max_t: asha needs a budget; set `scheduler\.max_t` or `stop\.training_iteration`\.$",
         ),
         (
             {"scheduler": {"name": "asha", "max_t": 2, "grace_period": 3}},

@@ -1,0 +1,155 @@
+"""Which searcher, scheduler and space go together: checked before Ray starts.
+
+Ray raises most of these only after start-up, from deep inside a run (PBT with a searcher,
+`grid_search` with Hyperopt or Optuna, a scheduler without a budget); some it accepts and
+then quietly misbehaves (CMA-ES falling back to random sampling for categorical parameters,
+repeated trials cut short by early stopping). Each rule here gives one line that says which
+key is wrong and what to do instead.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+from tunefleet.search.schedulers import (
+    AnyScheduler,
+    AshaSettings,
+    FifoSettings,
+    HyperbandSettings,
+)
+from tunefleet.search.settings import SearchSettings
+from tunefleet.search.space import Choice, Float, Int, Space
+
+__all__ = ["SearchConfigError", "check_search"]
+
+
+class SearchConfigError(ValueError):
+    """An invalid combination of searcher, scheduler and space."""
+
+
+def _key(path: str) -> str:
+    return "space." + path.replace("/", ".")
+
+
+def check_search(
+    search: SearchSettings, scheduler: AnyScheduler, space: Space, stop: dict[str, Any]
+) -> None:
+    """Raises `SearchConfigError` for the first rule the combination breaks."""
+    _check_grid(search, space)
+    _check_sampler(search, space)
+    _check_population(search, scheduler, space)
+    _check_scheduler(search, scheduler, stop)
+    _check_points(search, space)
+
+
+def _check_grid(search: SearchSettings, space: Space) -> None:
+    algorithm = search.algorithm
+    grid = space.grid
+    if grid and algorithm not in ("random", "grid"):
+        raise SearchConfigError(
+            f"{_key(next(iter(grid)))}: `grid` values cannot be used with search.algorithm "
+            f"'{algorithm}', which samples; use `choice` instead, or algorithm random or grid."
+        )
+    if algorithm != "grid":
+        return
+    if not grid:
+        raise SearchConfigError(
+            "search.algorithm: 'grid' needs at least one `grid:` parameter in space; "
+            "write e.g. `lr: {grid: [0.01, 0.1]}`, or use algorithm random."
+        )
+    sampled = [k for k in space.searched if k not in grid]
+    if sampled:
+        raise SearchConfigError(
+            f"{_key(sampled[0])}: search.algorithm 'grid' tries fixed values, but this "
+            f"parameter is a {space.params[sampled[0]].keyword} distribution; make it a "
+            "`grid:` list, or use algorithm random (which samples it on top of the grid)."
+        )
+    if search.repeat > 1:
+        raise SearchConfigError(
+            "search.repeat: grid evaluates fixed configs; to repeat each with other seeds, "
+            "add `seed: {grid: [0, 1, 2]}` to space."
+        )
+
+
+def _check_sampler(search: SearchSettings, space: Space) -> None:
+    if search.algorithm != "optuna" or search.optuna_sampler != "cmaes":
+        return
+    for path, param in space.searched.items():
+        if isinstance(param, Choice):
+            raise SearchConfigError(
+                f"{_key(path)}: the cmaes sampler handles numeric parameters only (Optuna "
+                "would sample this choice at random); use sampler tpe or gp, or make it numeric."
+            )
+    if len(space.searched) < 2:
+        raise SearchConfigError(
+            "search.sampler: cmaes needs at least two numeric parameters to adapt a "
+            "covariance; use sampler tpe or gp for a one-dimensional space."
+        )
+
+
+def _check_population(search: SearchSettings, scheduler: AnyScheduler, space: Space) -> None:
+    algorithm = search.algorithm
+    if not search.population_based:
+        return
+    if not isinstance(scheduler, FifoSettings):
+        raise SearchConfigError(
+            f"scheduler.name: {algorithm} is itself the scheduler (it pauses, copies and "
+            f"perturbs trials); remove the `scheduler` section or set `name: fifo`."
+        )
+    if not space.searched:
+        raise SearchConfigError(
+            f"space: {algorithm} needs at least one searched parameter to mutate; "
+            "add a distribution to space."
+        )
+    if algorithm == "pb2":
+        for path, param in space.searched.items():
+            if not isinstance(param, (Float, Int)):
+                raise SearchConfigError(
+                    f"{_key(path)}: pb2 models numeric parameters only, but this is a "
+                    f"{param.keyword}; make it numeric, or use algorithm pbt."
+                )
+
+
+def _check_scheduler(search: SearchSettings, scheduler: AnyScheduler, stop: dict[str, Any]) -> None:
+    if isinstance(scheduler, FifoSettings):
+        return
+    if search.repeat > 1:
+        raise SearchConfigError(
+            f"search.repeat: repeated evaluations are averaged only when every repeat runs "
+            f"to the end, but scheduler '{scheduler.name}' stops trials early; use scheduler "
+            "fifo or remove repeat."
+        )
+    if isinstance(scheduler, (AshaSettings, HyperbandSettings)):
+        attr = scheduler.time_attr
+        if scheduler.max_t is None and attr not in stop:
+            raise SearchConfigError(
+                f"scheduler.max_t: {scheduler.name} needs a budget; set `scheduler.max_t` or "
+                f"`stop.{attr}`."
+            )
+
+
+def _check_points(search: SearchSettings, space: Space) -> None:
+    names = set(space.params)
+    for i, point in enumerate(search.points_to_evaluate):
+        for key in _flat_keys(point, names):
+            if key not in names:
+                close = difflib.get_close_matches(key, names, n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else "."
+                raise SearchConfigError(
+                    f"search.points_to_evaluate[{i}].{key.replace('/', '.')}: not a parameter "
+                    f"of space{hint}"
+                )
+
+
+def _flat_keys(point: dict[str, Any], names: set[str], prefix: str = "") -> list[str]:
+    """The parameter paths a point sets (`model/depth`); a mapping that is not itself a
+    parameter is a group."""
+    keys = []
+    for key, value in point.items():
+        path = f"{prefix}{key}"
+        if path not in names and isinstance(value, dict) and value:
+            keys.extend(_flat_keys(value, names, path + "/"))
+        else:
+            keys.append(path)
+    return keys
