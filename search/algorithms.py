@@ -7,6 +7,7 @@ Every piece is Ray Tune's, Optuna's or Hyperopt's own (`BasicVariantGenerator`,
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -129,6 +130,15 @@ def _nest(point: dict[str, Any]) -> dict[str, Any]:
 def _optuna_sampler(settings: SearchSettings) -> Any:
     import optuna
 
+    with warnings.catch_warnings():
+        # Multivariate TPE and QMC are marked experimental by Optuna; they are chosen here.
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return _make_optuna_sampler(settings)
+
+
+def _make_optuna_sampler(settings: SearchSettings) -> Any:
+    import optuna
+
     samplers = optuna.samplers
     sampler = settings.sampler
     seed = settings.seed
@@ -138,6 +148,7 @@ def _optuna_sampler(settings: SearchSettings) -> Any:
     name = settings.optuna_sampler
     options = sampler.model_dump(exclude={"name"}, exclude_none=True) if sampler else {}
     if name == "tpe":
+        options.setdefault("multivariate", True)
         return samplers.TPESampler(seed=seed, **options, **startup)
     if name == "cmaes":
         return samplers.CmaEsSampler(seed=seed, **options, **startup)

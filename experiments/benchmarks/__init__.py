@@ -1,0 +1,1 @@
+"""Benchmarks that print figures: `python -m tunefleet.experiments.benchmarks --help`."""
