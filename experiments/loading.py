@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
+
 from tunefleet.experiments.spec import ExperimentSpec
 
 __all__ = ["SpecError", "apply_overrides", "load_spec", "parse_yaml", "validate_spec"]

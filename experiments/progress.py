@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, TextIO
 
 from ray.tune import Callback
+
 from tunefleet.experiments.results import error_summary, flatten
 
 __all__ = ["ProgressPrinter", "format_config", "format_value"]

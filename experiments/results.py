@@ -8,76 +8,45 @@ a half-written file. The column contract is in README.md, "Results".
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 from ray.tune import Callback
-from ray.tune.result import AUTO_RESULT_KEYS
+
+from tunefleet.experiments.pbt_log import read_exploits
+from tunefleet.experiments.tables import (
+    METADATA_KEY,
+    build_table,
+    flatten,
+    read_metadata,
+    user_metrics,
+    versions,
+    write_parquet_atomic,
+)
 
 __all__ = [
+    "EXPLOITS_FILE",
     "ITERATIONS_FILE",
     "METADATA_KEY",
     "TRIALS_FILE",
     "ResultsRecorder",
+    "error_summary",
+    "flatten",
     "read_metadata",
     "write_parquet_atomic",
 ]
 
 TRIALS_FILE = "trials.parquet"
 ITERATIONS_FILE = "iterations.parquet"
-METADATA_KEY = b"tunefleet"
+EXPLOITS_FILE = "exploits.parquet"
 
-# Result fields Ray adds itself; the iteration table keeps the timing ones explicitly.
-_RAY_FIELDS = frozenset(AUTO_RESULT_KEYS) | {
-    "done",
-    "trial_id",
-    "experiment_tag",
-    "should_checkpoint",
-    "__duplicate__",
-}
 _TIMING = ("time_this_iter_s", "time_total_s", "timestamp")
-
-
-def versions() -> dict[str, str]:
-    """Versions of the packages that shape an experiment's results."""
-    out = {}
-    for dist in ("tunefleet", "ray", "torch", "optuna", "hyperopt", "pyarrow"):
-        try:
-            out[dist] = importlib_metadata.version(dist)
-        except importlib_metadata.PackageNotFoundError:
-            continue
-    return out
-
-
-def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Flattens nested mappings with `/` (`{"a": {"b": 1}}` -> `{"a/b": 1}`)."""
-    flat: dict[str, Any] = {}
-    for key, value in mapping.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
-            flat.update(flatten(value, path + "/"))
-        else:
-            flat[path] = value
-    return flat
-
-
-def _is_scalar(value: Any) -> bool:
-    return value is None or isinstance(value, (bool, int, float, str))
-
-
-def user_metrics(result: Mapping[str, Any]) -> dict[str, Any]:
-    """The metrics the trainable reported (Ray's own fields left out), flattened."""
-    reported = {k: v for k, v in result.items() if k not in _RAY_FIELDS}
-    return {k: v for k, v in flatten(reported).items() if _is_scalar(v)}
 
 
 @dataclass
@@ -113,6 +82,8 @@ class ResultsRecorder(Callback):
         mode: `min` or `max`.
         info: Experiment-level metadata (the spec, ...) stored in every file's metadata.
         flush_every_s: Seconds between writes while the experiment runs.
+        population_based: PBT/PB2 run: configs change within a trial, so every iteration
+            row carries the config it ran with, and the exploits go to `exploits.parquet`.
     """
 
     def __init__(
@@ -123,11 +94,14 @@ class ResultsRecorder(Callback):
         mode: str,
         info: Mapping[str, Any],
         flush_every_s: float = 10.0,
+        population_based: bool = False,
     ) -> None:
         self.experiment_dir = experiment_dir
         self.target = _Target(metric, mode)
         self.info = {**info, "metric": metric, "mode": mode, "versions": versions()}
         self.flush_every_s = flush_every_s
+        self.population_based = population_based
+        self._tags: dict[str, str] = {}  # original experiment tag -> trial id (PBT's log)
         self._records: dict[str, _TrialRecord] = {}
         self._iterations: list[dict[str, Any]] = []
         self._trials: list[Any] = []
@@ -148,6 +122,8 @@ class ResultsRecorder(Callback):
             **metrics,
         }
         row.update({k: result.get(k) for k in _TIMING})
+        if self.population_based:
+            row.update({f"config/{k}": v for k, v in flatten(result.get("config", {})).items()})
         self._iterations.append(row)
         record = self._records.setdefault(trial.trial_id, _TrialRecord())
         record.last.update(metrics)
@@ -159,6 +135,10 @@ class ResultsRecorder(Callback):
             record.best = float(value)
         self._trials = trials
         self._dirty = True
+
+    def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self._tags.setdefault(trial.experiment_tag, trial.trial_id)
+        self._trials = trials
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self._trials = trials
@@ -206,6 +186,10 @@ class ResultsRecorder(Callback):
         write_parquet_atomic(
             self.iterations_table(), _join(self.experiment_dir, ITERATIONS_FILE), meta
         )
+        if self.population_based:
+            exploits = self.exploits_table()
+            if exploits.num_rows:
+                write_parquet_atomic(exploits, _join(self.experiment_dir, EXPLOITS_FILE), meta)
         self._dirty = False
         self._last_flush = time.monotonic()
 
@@ -225,11 +209,19 @@ class ResultsRecorder(Callback):
             row["error"] = self._errors.get(trial.trial_id)
             rows.append(row)
         fixed = ["trial_id", "status", best_col, "iterations", "time_total_s", "node_ip", "error"]
-        return _table(rows, fixed)
+        return build_table(rows, fixed)
 
     def iterations_table(self) -> pa.Table:
         """One row per reported result."""
-        return _table(self._iterations, ["trial_id", "training_iteration", *_TIMING])
+        return build_table(self._iterations, ["trial_id", "training_iteration", *_TIMING])
+
+    def exploits_table(self) -> pa.Table:
+        """PBT: one row per exploit (which trial copied which, into what config)."""
+        rows = (
+            read_exploits(self._trials[0].local_experiment_path, self._tags) if self._trials else []
+        )
+        fixed = ["trial_id", "training_iteration", "cloned_from", "cloned_iteration"]
+        return build_table(rows, fixed)
 
 
 def error_summary(trial: Any) -> str:
@@ -252,56 +244,5 @@ def error_summary(trial: Any) -> str:
     return lines[-1] if lines else "unknown error (see the trial's error.txt)"
 
 
-def _table(rows: list[dict[str, Any]], fixed: Iterable[str]) -> pa.Table:
-    """Builds a table from rows that may miss keys; typed per column, JSON as the fallback."""
-    columns = list(dict.fromkeys([*fixed, *(k for row in rows for k in row)]))
-    arrays = {}
-    for name in columns:
-        values = [row.get(name) for row in rows]
-        arrays[name] = _array(values)
-    return pa.table(arrays) if arrays else pa.table({})
-
-
-def _array(values: list[Any]) -> pa.Array:
-    if all(v is None for v in values):
-        return pa.array(values, type=pa.null()) if values else pa.array([], type=pa.null())
-    try:
-        return pa.array(values)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
-        return pa.array([None if v is None else json.dumps(v, default=str) for v in values])
-
-
 def _join(base: str, name: str) -> str:
     return f"{base.rstrip('/')}/{name}"
-
-
-def write_parquet_atomic(table: pa.Table, path: str, info: Mapping[str, Any]) -> None:
-    """Writes `table` to `path` so that readers see the old file or the new one, never half.
-
-    Local paths are written to a temporary file in the same directory and renamed over the
-    target; object stores (`s3://`, `gs://`, ...) publish an object whole on upload.
-    """
-    meta = dict(table.schema.metadata or {})
-    meta[METADATA_KEY] = json.dumps(info, default=str).encode()
-    table = table.replace_schema_metadata(meta)
-    if "://" in path and not path.startswith("file://"):
-        from pyarrow import fs as pafs
-
-        filesystem, fs_path = pafs.FileSystem.from_uri(path)
-        pq.write_table(table, fs_path, filesystem=filesystem)
-        return
-    target = Path(path.removeprefix("file://"))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        pq.write_table(table, tmp)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def read_metadata(path: str | Path) -> dict[str, Any]:
-    """The experiment metadata (spec, versions, metric, ...) stored in a results file."""
-    meta = pq.read_schema(path).metadata or {}
-    return json.loads(meta[METADATA_KEY]) if METADATA_KEY in meta else {}

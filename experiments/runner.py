@@ -137,6 +137,7 @@ def trial_dirname(trial: Any) -> str:
 def build_tuner(plan: Plan, exp_dir: str, callbacks: list[Any], *, verbose: bool) -> Any:
     """The `tune.Tuner` for a plan (Ray must be initialized)."""
     from ray import tune
+
     from tunefleet.search.algorithms import build_search
 
     spec = plan.spec
@@ -192,6 +193,7 @@ def run_plan(plan: Plan, options: RunOptions) -> RunSummary:
         metric=spec.metric,
         mode=spec.mode,
         info={"experiment": exp_dir.rpartition("/")[2], "spec": plan.raw},
+        population_based=spec.search.population_based,
     )
     progress = ProgressPrinter(
         metric=spec.metric,

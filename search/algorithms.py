@@ -209,6 +209,7 @@ def _population_scheduler(search: SearchSettings, space: Space) -> Any:
             hyperparam_bounds={k: [p.low, p.high] for k, p in numeric.items()},
             quantile_fraction=options.quantile_fraction,
             custom_explore_fn=ClipToSpace(numeric),
+            synch=options.synch,
         )
     mutations: dict[str, Any] = {}
     for path, param in space.searched.items():
@@ -226,6 +227,7 @@ def _population_scheduler(search: SearchSettings, space: Space) -> Any:
         quantile_fraction=options.quantile_fraction,
         resample_probability=options.resample_probability,
         custom_explore_fn=ClipToSpace(numeric),
+        synch=options.synch,
     )
 
 

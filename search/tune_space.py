@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ray import tune
+
 from tunefleet.search.space import Choice, Const, Float, Int, Param, Space
 
 __all__ = ["to_tune_domain", "to_tune_param_space"]

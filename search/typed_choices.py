@@ -12,6 +12,7 @@ import copy
 from typing import Any
 
 from ray.tune.search import Searcher
+
 from tunefleet.search.space import Choice, Space
 
 __all__ = ["DecodeChoices", "encoded_choices"]

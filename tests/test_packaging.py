@@ -21,7 +21,18 @@ REPO = Path(__file__).resolve().parents[1]
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(REPO)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(out),
+            str(REPO),
+        ],
         check=True,
         timeout=300,
     )
@@ -51,13 +62,29 @@ def test_wheel_declares_the_tested_dependency_ranges(wheel: Path) -> None:
         for line in zipfile.ZipFile(wheel).read(metadata).decode().splitlines()
         if line.startswith("Requires-Dist:") and "extra ==" not in line
     ]
-    names = {r.split("[")[0].split(">")[0].split("<")[0].split("=")[0].strip().lower() for r in requires}
-    assert {"ray", "torch", "hyperopt", "optuna", "pandas", "pyarrow", "pydantic", "pyyaml"} <= names
+    names = {
+        r.split("[")[0].split(">")[0].split("<")[0].split("=")[0].strip().lower() for r in requires
+    }
+    assert {
+        "ray",
+        "torch",
+        "hyperopt",
+        "optuna",
+        "pandas",
+        "pyarrow",
+        "pydantic",
+        "pyyaml",
+    } <= names
     assert any(r.startswith("ray[tune]") and "<2.61" in r for r in requires)
 
 
 def test_subpackages_import_under_one_name() -> None:
-    for module in (tunefleet.search, tunefleet.trainables, tunefleet.experiments, tunefleet.cluster):
+    for module in (
+        tunefleet.search,
+        tunefleet.trainables,
+        tunefleet.experiments,
+        tunefleet.cluster,
+    ):
         assert module.__name__.startswith("tunefleet.")
         assert Path(module.__file__).parent.parent == REPO or "site-packages" in module.__file__
 
@@ -65,7 +92,11 @@ def test_subpackages_import_under_one_name() -> None:
 def test_search_trainables_and_cluster_never_import_experiments_or_each_other() -> None:
     import ast
 
-    rules = {"search": {"experiments", "trainables", "cluster"}, "trainables": {"experiments", "search", "cluster"}, "cluster": {"experiments", "search", "trainables"}}
+    rules = {
+        "search": {"experiments", "trainables", "cluster"},
+        "trainables": {"experiments", "search", "cluster"},
+        "cluster": {"experiments", "search", "trainables"},
+    }
     for package, forbidden in rules.items():
         for path in (REPO / package).rglob("*.py"):
             for node in ast.walk(ast.parse(path.read_text())):
@@ -81,6 +112,11 @@ def test_search_trainables_and_cluster_never_import_experiments_or_each_other() 
 
 
 def test_public_names_are_exported() -> None:
-    for module in (tunefleet.search, tunefleet.trainables, tunefleet.experiments, tunefleet.cluster):
+    for module in (
+        tunefleet.search,
+        tunefleet.trainables,
+        tunefleet.experiments,
+        tunefleet.cluster,
+    ):
         for name in module.__all__:
             assert getattr(module, name) is not None, f"{module.__name__}.{name}"

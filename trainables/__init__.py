@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from tunefleet.trainables.api import Checkpoint, get_checkpoint, report, trial_cpus, trial_gpus
+from tunefleet.trainables.api import (
+    Checkpoint,
+    get_checkpoint,
+    report,
+    trial_cpus,
+    trial_gpus,
+    trial_id,
+)
 from tunefleet.trainables.resolve import (
     TrainableError,
     TuneAdaptable,
@@ -31,6 +38,7 @@ __all__ = [
     "report",
     "trial_cpus",
     "trial_gpus",
+    "trial_id",
 ]
 
 

@@ -27,7 +27,7 @@ from typing import Any
 from ray import tune
 from ray.tune import Checkpoint
 
-__all__ = ["Checkpoint", "get_checkpoint", "report", "trial_cpus", "trial_gpus"]
+__all__ = ["Checkpoint", "get_checkpoint", "report", "trial_cpus", "trial_gpus", "trial_id"]
 
 
 def report(
@@ -66,3 +66,11 @@ def trial_cpus() -> int:
 def trial_gpus() -> float:
     """The GPUs reserved for the running trial (0 when none)."""
     return _trial_resource("GPU")
+
+
+def trial_id() -> str | None:
+    """The running trial's id (None outside a trial)."""
+    try:
+        return tune.get_context().get_trial_id()
+    except Exception:  # outside a Tune trial
+        return None

@@ -18,7 +18,8 @@ The spec then names `mymodule:digits`. The datasets travel once through Ray's ob
 `lr_step_size` [10], `lr_gamma` [0.1 for step, 0.95 for exponential], `lr_restart_epochs` [10],
 `warmup_epochs` [0], `grad_clip` [none], `patience` [none: no early stopping],
 `checkpoint_every` [1], `seed` [0]. Every epoch reports `train_loss`, `val_loss`, `val_<metric>`
-for each metric, and `lr`, with a checkpoint of the model, optimizer, schedule, epoch, early-
+for each metric, `lr` and `epoch` (and, first after a restore, `restored_from`: the trial whose
+checkpoint it continued from), with a checkpoint of the model, optimizer, schedule, epoch, early-
 stopping state and RNG state, so a restored trial continues exactly where it stopped.
 """
 
@@ -36,7 +37,8 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
-from tunefleet.trainables.api import get_checkpoint, report, trial_cpus, trial_gpus
+
+from tunefleet.trainables.api import get_checkpoint, report, trial_cpus, trial_gpus, trial_id
 
 __all__ = ["LOSSES", "METRICS", "OPTIMIZERS", "SCHEDULES", "TorchTrainable"]
 
@@ -307,6 +309,7 @@ def _train(
     val_batches = _Batches(val_set, max(s.batch_size, 1024), generator)
     sign = 1.0 if wrapper.monitor_mode == "min" else -1.0
     best, bad_epochs, start_epoch = math.inf, 0, 0
+    restored_from: str | None = None
 
     checkpoint = get_checkpoint()
     if checkpoint is not None:
@@ -319,6 +322,7 @@ def _train(
         schedule.load_state_dict(state["schedule"])
         _set_rng_state(state["rng"], generator)
         best, bad_epochs, start_epoch = state["best"], state["bad_epochs"], state["epoch"] + 1
+        restored_from = state.get("trial_id")
 
     for epoch in range(start_epoch, s.epochs):
         model.train()
@@ -335,8 +339,12 @@ def _train(
             total += float(loss) * len(target)
             count += len(target)
         schedule.step()
-        metrics = {"train_loss": total / max(count, 1), "lr": lr, "epoch": epoch}
+        metrics: dict[str, Any] = {"train_loss": total / max(count, 1), "lr": lr, "epoch": epoch}
         metrics.update(_evaluate(model, val_batches, loss_fn, metric_fns, device))
+        if restored_from is not None:
+            # The first result after a restore names the trial whose checkpoint it came
+            # from: itself after a failure, another trial after a PBT exploit.
+            metrics["restored_from"], restored_from = restored_from, None
 
         watched = metrics.get(wrapper.monitor)
         if watched is not None and sign * watched < best:
@@ -354,6 +362,7 @@ def _train(
                     "schedule": schedule.state_dict(),
                     "rng": _rng_state(generator),
                     "epoch": epoch,
+                    "trial_id": trial_id(),
                     "best": best,
                     "bad_epochs": bad_epochs,
                 }

@@ -9,10 +9,10 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from tunefleet.experiments import read_metadata
-from tunefleet.experiments.cli import main
 
 from tests.support.trainables import expected_score
+from tunefleet.experiments import read_metadata
+from tunefleet.experiments.cli import main
 
 pytestmark = pytest.mark.usefixtures("ray_instance")
 

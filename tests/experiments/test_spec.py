@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from tunefleet.experiments.loading import SpecError, apply_overrides, load_spec, validate_spec
 from tunefleet.experiments.plan import make_plan
 from tunefleet.search import AshaSettings, Float

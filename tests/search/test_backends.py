@@ -8,6 +8,7 @@ from hyperopt.pyll import stochastic
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from ray.tune.search.hyperopt import HyperOptSearch
 from ray.tune.search.optuna import OptunaSearch
+
 from tunefleet.search import parse_space
 from tunefleet.search.tune_space import to_tune_param_space
 

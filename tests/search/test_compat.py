@@ -13,7 +13,9 @@ from tunefleet.search.schedulers import AshaSettings, HyperbandSettings, MedianS
 NUMERIC = {"lr": {"loguniform": [1e-4, 1e-1]}, "wd": {"uniform": [0.0, 0.1]}}
 
 
-def _check(search: dict[str, Any], space: dict[str, Any] = NUMERIC, scheduler: Any = None, stop: Any = None) -> None:
+def _check(
+    search: dict[str, Any], space: dict[str, Any] = NUMERIC, scheduler: Any = None, stop: Any = None
+) -> None:
     check_search(
         SearchSettings(**search), scheduler or FifoSettings(), parse_space(space), stop or {}
     )
@@ -22,21 +24,83 @@ def _check(search: dict[str, Any], space: dict[str, Any] = NUMERIC, scheduler: A
 @pytest.mark.parametrize(
     ("search", "space", "scheduler", "message"),
     [
-        ({"algorithm": "pbt"}, NUMERIC, AshaSettings(name="asha", max_t=10), r"^scheduler\.name: pbt is itself the scheduler"),
-        ({"algorithm": "pb2"}, {**NUMERIC, "opt": {"choice": ["a", "b"]}}, None, r"^space\.opt: pb2 models numeric parameters only, but this is a choice; make it numeric, or use algorithm pbt\.$"),
-        ({"algorithm": "pbt"}, {"epochs": 3}, None, r"^space: pbt needs at least one searched parameter to mutate"),
-        ({"algorithm": "pbt"}, {"x": {"grid": [1, 2]}}, None, r"^space\.x: `grid` values cannot be used with search\.algorithm 'pbt'"),
-        ({"algorithm": "hyperopt"}, {"x": {"grid": [1, 2]}}, None, r"^space\.x: `grid` values cannot be used with search\.algorithm 'hyperopt'"),
-        ({"algorithm": "optuna", "sampler": "cmaes"}, {**NUMERIC, "opt": {"choice": ["a", "b"]}}, None, r"^space\.opt: the cmaes sampler handles numeric parameters only"),
-        ({"algorithm": "optuna", "sampler": "cmaes"}, {"lr": {"loguniform": [1e-4, 1e-1]}}, None, r"^search\.sampler: cmaes needs at least two numeric parameters"),
-        ({"algorithm": "optuna", "repeat": 3}, NUMERIC, AshaSettings(name="asha", max_t=10), r"^search\.repeat: repeated evaluations are averaged only when every repeat runs to the end, but scheduler 'asha'"),
-        ({"algorithm": "random", "repeat": 2}, NUMERIC, MedianSettings(name="median"), r"^search\.repeat: .* scheduler 'median' stops trials early"),
-        ({"algorithm": "grid", "repeat": 2}, {"x": {"grid": [1, 2]}}, None, r"^search\.repeat: grid evaluates fixed configs; to repeat each with other seeds, add `seed: \{grid: \[0, 1, 2\]\}`"),
-        ({"algorithm": "optuna"}, NUMERIC, HyperbandSettings(name="hyperband"), r"^scheduler\.max_t: hyperband needs a budget; set `scheduler\.max_t` or `stop\.training_iteration`\.$"),
-        ({"algorithm": "random", "points_to_evaluate": [{"lr": 0.01, "wdd": 0}]}, NUMERIC, None, r"^search\.points_to_evaluate\[0\]\.wdd: not a parameter of space; did you mean 'wd'\?$"),
+        (
+            {"algorithm": "pbt"},
+            NUMERIC,
+            AshaSettings(name="asha", max_t=10),
+            r"^scheduler\.name: pbt is itself the scheduler",
+        ),
+        (
+            {"algorithm": "pb2"},
+            {**NUMERIC, "opt": {"choice": ["a", "b"]}},
+            None,
+            r"^space\.opt: pb2 models numeric parameters only, but this is a choice; make it numeric, or use algorithm pbt\.$",
+        ),
+        (
+            {"algorithm": "pbt"},
+            {"epochs": 3},
+            None,
+            r"^space: pbt needs at least one searched parameter to mutate",
+        ),
+        (
+            {"algorithm": "pbt"},
+            {"x": {"grid": [1, 2]}},
+            None,
+            r"^space\.x: `grid` values cannot be used with search\.algorithm 'pbt'",
+        ),
+        (
+            {"algorithm": "hyperopt"},
+            {"x": {"grid": [1, 2]}},
+            None,
+            r"^space\.x: `grid` values cannot be used with search\.algorithm 'hyperopt'",
+        ),
+        (
+            {"algorithm": "optuna", "sampler": "cmaes"},
+            {**NUMERIC, "opt": {"choice": ["a", "b"]}},
+            None,
+            r"^space\.opt: the cmaes sampler handles numeric parameters only",
+        ),
+        (
+            {"algorithm": "optuna", "sampler": "cmaes"},
+            {"lr": {"loguniform": [1e-4, 1e-1]}},
+            None,
+            r"^search\.sampler: cmaes needs at least two numeric parameters",
+        ),
+        (
+            {"algorithm": "optuna", "repeat": 3},
+            NUMERIC,
+            AshaSettings(name="asha", max_t=10),
+            r"^search\.repeat: repeated evaluations are averaged only when every repeat runs to the end, but scheduler 'asha'",
+        ),
+        (
+            {"algorithm": "random", "repeat": 2},
+            NUMERIC,
+            MedianSettings(name="median"),
+            r"^search\.repeat: .* scheduler 'median' stops trials early",
+        ),
+        (
+            {"algorithm": "grid", "repeat": 2},
+            {"x": {"grid": [1, 2]}},
+            None,
+            r"^search\.repeat: grid evaluates fixed configs; to repeat each with other seeds, add `seed: \{grid: \[0, 1, 2\]\}`",
+        ),
+        (
+            {"algorithm": "optuna"},
+            NUMERIC,
+            HyperbandSettings(name="hyperband"),
+            r"^scheduler\.max_t: hyperband needs a budget; set `scheduler\.max_t` or `stop\.training_iteration`\.$",
+        ),
+        (
+            {"algorithm": "random", "points_to_evaluate": [{"lr": 0.01, "wdd": 0}]},
+            NUMERIC,
+            None,
+            r"^search\.points_to_evaluate\[0\]\.wdd: not a parameter of space; did you mean 'wd'\?$",
+        ),
     ],
 )
-def test_invalid_combinations_are_refused(search: dict[str, Any], space: dict[str, Any], scheduler: Any, message: str) -> None:
+def test_invalid_combinations_are_refused(
+    search: dict[str, Any], space: dict[str, Any], scheduler: Any, message: str
+) -> None:
     with pytest.raises(SearchConfigError, match=message):
         _check(search, space, scheduler)
 
@@ -44,14 +108,28 @@ def test_invalid_combinations_are_refused(search: dict[str, Any], space: dict[st
 @pytest.mark.parametrize(
     ("search", "message"),
     [
-        ({"algorithm": "hyperopt", "sampler": "tpe"}, r"search\.sampler: only `algorithm: optuna` takes a sampler"),
-        ({"algorithm": "pbt", "points_to_evaluate": [{"lr": 0.1}]}, r"search\.points_to_evaluate: pbt starts from random configs"),
+        (
+            {"algorithm": "hyperopt", "sampler": "tpe"},
+            r"search\.sampler: only `algorithm: optuna` takes a sampler",
+        ),
+        (
+            {"algorithm": "pbt", "points_to_evaluate": [{"lr": 0.1}]},
+            r"search\.points_to_evaluate: pbt starts from random configs",
+        ),
         ({"algorithm": "pb2", "repeat": 2}, r"search\.repeat: pb2 trials exchange checkpoints"),
-        ({"algorithm": "optuna", "pbt": {"perturbation_interval": 2}}, r"search\.pbt: options for population-based training, but algorithm is 'optuna'"),
-        ({"algorithm": "optuna", "sampler": "nsga2", "n_initial_points": 5}, r"search\.n_initial_points: only hyperopt and optuna's tpe, cmaes and gp samplers"),
+        (
+            {"algorithm": "optuna", "pbt": {"perturbation_interval": 2}},
+            r"search\.pbt: options for population-based training, but algorithm is 'optuna'",
+        ),
+        (
+            {"algorithm": "optuna", "sampler": "nsga2", "n_initial_points": 5},
+            r"search\.n_initial_points: only hyperopt and optuna's tpe, cmaes and gp samplers",
+        ),
     ],
 )
-def test_settings_that_contradict_themselves_are_refused(search: dict[str, Any], message: str) -> None:
+def test_settings_that_contradict_themselves_are_refused(
+    search: dict[str, Any], message: str
+) -> None:
     with pytest.raises(ValueError, match=message):
         SearchSettings(**search)
 
@@ -62,9 +140,17 @@ def test_settings_that_contradict_themselves_are_refused(search: dict[str, Any],
         ({"algorithm": "pbt"}, None, None),
         ({"algorithm": "pb2"}, None, None),
         ({"algorithm": "optuna", "sampler": "cmaes"}, None, None),
-        ({"algorithm": "optuna", "sampler": {"name": "gp"}}, AshaSettings(name="asha"), {"training_iteration": 5}),
+        (
+            {"algorithm": "optuna", "sampler": {"name": "gp"}},
+            AshaSettings(name="asha"),
+            {"training_iteration": 5},
+        ),
         ({"algorithm": "hyperopt", "repeat": 3}, None, None),
-        ({"algorithm": "random", "max_concurrent": 2, "time_budget_s": 60}, HyperbandSettings(name="hyperband", max_t=9), None),
+        (
+            {"algorithm": "random", "max_concurrent": 2, "time_budget_s": 60},
+            HyperbandSettings(name="hyperband", max_t=9),
+            None,
+        ),
     ],
 )
 def test_valid_combinations_pass(search: dict[str, Any], scheduler: Any, stop: Any) -> None:

@@ -59,24 +59,48 @@ def test_model_based_searchers_differ_from_random_and_reach_lower_regret() -> No
 
 def test_repeat_wraps_the_searcher_and_pbt_replaces_the_scheduler() -> None:
     space = parse_space({"lr": {"loguniform": [1e-4, 1e-1]}, "opt": {"choice": ["a", "b"]}})
-    repeated = build_search(SearchSettings(algorithm="optuna", repeat=3), FifoSettings(), space=space, stop={})
+    repeated = build_search(
+        SearchSettings(algorithm="optuna", repeat=3), FifoSettings(), space=space, stop={}
+    )
     assert isinstance(repeated.search_alg, Repeater) and repeated.search_alg.repeat == 3
-    pbt = build_search(SearchSettings(algorithm="pbt", pbt={"perturbation_interval": 2}), FifoSettings(), space=space, stop={})
+    pbt = build_search(
+        SearchSettings(algorithm="pbt", pbt={"perturbation_interval": 2}),
+        FifoSettings(),
+        space=space,
+        stop={},
+    )
     assert isinstance(pbt.scheduler, PopulationBasedTraining)
     assert pbt.scheduler._perturbation_interval == 2
     assert pbt.scheduler._hyperparam_mutations["opt"] == ["a", "b"]
     numeric = parse_space({"lr": {"loguniform": [1e-4, 1e-1]}})
     pb2 = build_search(SearchSettings(algorithm="pb2"), FifoSettings(), space=numeric, stop={})
     assert isinstance(pb2.scheduler, PB2)
-    hb = build_search(SearchSettings(), HyperbandSettings(name="hyperband"), space=space, stop={"training_iteration": 27})
+    hb = build_search(
+        SearchSettings(),
+        HyperbandSettings(name="hyperband"),
+        space=space,
+        stop={"training_iteration": 27},
+    )
     assert isinstance(hb.scheduler, HyperBandScheduler) and hb.scheduler._max_t_attr == 27
-    med = build_search(SearchSettings(), MedianSettings(name="median", grace_period=2), space=space, stop={})
+    med = build_search(
+        SearchSettings(), MedianSettings(name="median", grace_period=2), space=space, stop={}
+    )
     assert isinstance(med.scheduler, MedianStoppingRule)
 
 
 def test_pbt_perturbations_stay_inside_the_space() -> None:
-    clip = ClipToSpace({"dropout": Float(0.0, 0.5), "width": Int(16, 64, q=16), "m/lr": Float(1e-4, 1e-1, log=True)})
+    clip = ClipToSpace(
+        {
+            "dropout": Float(0.0, 0.5),
+            "width": Int(16, 64, q=16),
+            "m/lr": Float(1e-4, 1e-1, log=True),
+        }
+    )
     config = clip({"dropout": 0.6, "width": 70.4, "m": {"lr": 0.12}, "other": 3})
     assert config == {"dropout": 0.5, "width": 64, "m": {"lr": 0.1}, "other": 3}
     assert isinstance(config["width"], int)
-    assert clip({"dropout": -0.1, "width": 23.0, "m": {"lr": 1e-5}}) == {"dropout": 0.0, "width": 16, "m": {"lr": 1e-4}}
+    assert clip({"dropout": -0.1, "width": 23.0, "m": {"lr": 1e-5}}) == {
+        "dropout": 0.0,
+        "width": 16,
+        "m": {"lr": 1e-4},
+    }

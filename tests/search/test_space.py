@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from tunefleet.search import Choice, Const, Float, Int, SpaceError, parse_space
 
 

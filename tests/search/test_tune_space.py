@@ -6,6 +6,7 @@ import random
 
 import numpy as np
 from ray.tune.search.sample import Categorical, Float, Integer, LogUniform, Quantized
+
 from tunefleet.search import parse_space
 from tunefleet.search.tune_space import to_tune_param_space
 

@@ -1,0 +1,119 @@
+"""Typed Parquet tables: flattening, typing per column, atomic writes, metadata."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from ray.tune.result import AUTO_RESULT_KEYS
+
+__all__ = [
+    "METADATA_KEY",
+    "build_table",
+    "flatten",
+    "read_metadata",
+    "user_metrics",
+    "versions",
+    "write_parquet_atomic",
+]
+
+METADATA_KEY = b"tunefleet"
+
+# Result fields Ray adds itself.
+RAY_FIELDS = frozenset(AUTO_RESULT_KEYS) | {
+    "done",
+    "trial_id",
+    "experiment_tag",
+    "should_checkpoint",
+    "__duplicate__",
+}
+
+
+def versions() -> dict[str, str]:
+    """Versions of the packages that shape an experiment's results."""
+    out = {}
+    for dist in ("tunefleet", "ray", "torch", "optuna", "hyperopt", "pyarrow"):
+        try:
+            out[dist] = importlib_metadata.version(dist)
+        except importlib_metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Flattens nested mappings with `/` (`{"a": {"b": 1}}` -> `{"a/b": 1}`)."""
+    flat: dict[str, Any] = {}
+    for key, value in mapping.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten(value, path + "/"))
+        else:
+            flat[path] = value
+    return flat
+
+
+def _is_scalar(value: Any) -> bool:
+    return value is None or isinstance(value, (bool, int, float, str))
+
+
+def user_metrics(result: Mapping[str, Any]) -> dict[str, Any]:
+    """The metrics the trainable reported (Ray's own fields left out), flattened."""
+    reported = {k: v for k, v in result.items() if k not in RAY_FIELDS}
+    return {k: v for k, v in flatten(reported).items() if _is_scalar(v)}
+
+
+def build_table(rows: list[dict[str, Any]], fixed: Iterable[str]) -> pa.Table:
+    """Builds a table from rows that may miss keys; typed per column, JSON as the fallback."""
+    columns = list(dict.fromkeys([*fixed, *(k for row in rows for k in row)]))
+    arrays = {}
+    for name in columns:
+        values = [row.get(name) for row in rows]
+        arrays[name] = _array(values)
+    return pa.table(arrays) if arrays else pa.table({})
+
+
+def _array(values: list[Any]) -> pa.Array:
+    if all(v is None for v in values):
+        return pa.array(values, type=pa.null()) if values else pa.array([], type=pa.null())
+    try:
+        return pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
+        return pa.array([None if v is None else json.dumps(v, default=str) for v in values])
+
+
+def write_parquet_atomic(table: pa.Table, path: str, info: Mapping[str, Any]) -> None:
+    """Writes `table` to `path` so that readers see the old file or the new one, never half.
+
+    Local paths are written to a temporary file in the same directory and renamed over the
+    target; object stores (`s3://`, `gs://`, ...) publish an object whole on upload.
+    """
+    meta = dict(table.schema.metadata or {})
+    meta[METADATA_KEY] = json.dumps(info, default=str).encode()
+    table = table.replace_schema_metadata(meta)
+    if "://" in path and not path.startswith("file://"):
+        from pyarrow import fs as pafs
+
+        filesystem, fs_path = pafs.FileSystem.from_uri(path)
+        pq.write_table(table, fs_path, filesystem=filesystem)
+        return
+    target = Path(path.removeprefix("file://"))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """The experiment metadata (spec, versions, metric, ...) stored in a results file."""
+    meta = pq.read_schema(path).metadata or {}
+    return json.loads(meta[METADATA_KEY]) if METADATA_KEY in meta else {}
