@@ -72,6 +72,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--overwrite", action="store_true", help="replace an existing experiment of the same name"
     )
+    run.add_argument(
+        "--fail-fast",
+        action="store_true",
+        help="stop the experiment at the first failed trial (for debugging)",
+    )
     spec_command("validate", "check a spec and print the resolved plan, without running it")
     return parser
 
@@ -90,7 +95,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
-        spec, raw = load_spec(args.spec, args.overrides)
+        overrides = list(args.overrides)
+        if getattr(args, "fail_fast", False):
+            overrides += ["failure.fail_fast=true", "failure.max_failures=0"]
+        spec, raw = load_spec(args.spec, overrides)
         plan = make_plan(spec, raw)
         options = RunOptions(
             storage=args.storage,

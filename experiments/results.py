@@ -58,6 +58,7 @@ class _TrialRecord:
     iterations: int = 0
     time_total_s: float | None = None
     node_ip: str | None = None
+    node_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -116,10 +117,12 @@ class ResultsRecorder(Callback):
         self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
     ) -> None:
         metrics = user_metrics(result)
+        node_id = metrics.pop("node_id", None)  # added by tunefleet.trainables.report
         row = {
             "trial_id": trial.trial_id,
             "training_iteration": result.get("training_iteration"),
             **metrics,
+            "node_id": node_id,
         }
         row.update({k: result.get(k) for k in _TIMING})
         if self.population_based:
@@ -130,6 +133,7 @@ class ResultsRecorder(Callback):
         record.iterations = int(result.get("training_iteration") or record.iterations)
         record.time_total_s = result.get("time_total_s", record.time_total_s)
         record.node_ip = result.get("node_ip", record.node_ip)
+        record.node_id = node_id or record.node_id
         value: Any = metrics.get(self.target.metric)
         if self.target.better(value, record.best):
             record.best = float(value)
@@ -206,14 +210,25 @@ class ResultsRecorder(Callback):
             row["iterations"] = record.iterations
             row["time_total_s"] = record.time_total_s
             row["node_ip"] = record.node_ip
+            row["node_id"] = record.node_id
             row["error"] = self._errors.get(trial.trial_id)
             rows.append(row)
-        fixed = ["trial_id", "status", best_col, "iterations", "time_total_s", "node_ip", "error"]
+        fixed = [
+            "trial_id",
+            "status",
+            best_col,
+            "iterations",
+            "time_total_s",
+            "node_ip",
+            "node_id",
+            "error",
+        ]
         return build_table(rows, fixed)
 
     def iterations_table(self) -> pa.Table:
         """One row per reported result."""
-        return build_table(self._iterations, ["trial_id", "training_iteration", *_TIMING])
+        fixed = ["trial_id", "training_iteration", *_TIMING, "node_id"]
+        return build_table(self._iterations, fixed)
 
     def exploits_table(self) -> pa.Table:
         """PBT: one row per exploit (which trial copied which, into what config)."""

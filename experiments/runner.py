@@ -173,6 +173,9 @@ def build_tuner(plan: Plan, exp_dir: str, callbacks: list[Any], *, verbose: bool
             callbacks=callbacks,
             verbose=2 if verbose else 0,
             checkpoint_config=tune.CheckpointConfig(num_to_keep=keep),
+            failure_config=tune.FailureConfig(
+                max_failures=spec.failure.max_failures, fail_fast=spec.failure.fail_fast
+            ),
         ),
     )
 

@@ -16,7 +16,7 @@ from tunefleet.search import (
 from tunefleet.search.compat import check_search
 from tunefleet.trainables.resolve import IMPORT_PATH_PATTERN
 
-__all__ = ["ExperimentSpec", "ResourcesSettings"]
+__all__ = ["ExperimentSpec", "FailureSettings", "ResourcesSettings"]
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 
@@ -33,6 +33,31 @@ class ResourcesSettings(BaseModel):
 
     cpu: float = Field(default=1, gt=0)
     gpu: float = Field(default=0, ge=0)
+
+
+class FailureSettings(BaseModel):
+    """What happens when a trial raises.
+
+    Attributes:
+        max_failures: Retry a failed trial this many times, from its last checkpoint, before
+            recording it as failed (the other trials go on either way).
+        fail_fast: Stop the whole experiment at the first failure (for debugging; the
+            `--fail-fast` flag sets it).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_failures: int = Field(default=0, ge=0)
+    fail_fast: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> FailureSettings:
+        if self.fail_fast and self.max_failures:
+            raise ValueError(
+                "failure.fail_fast: stopping at the first failure leaves nothing to retry; "
+                "set max_failures to 0 or fail_fast to false."
+            )
+        return self
 
 
 def _space(value: Any) -> Space:
@@ -57,6 +82,7 @@ class ExperimentSpec(BaseModel):
         resources: CPUs and GPUs per trial.
         stop: Stop a trial when a reported value reaches a bound, e.g.
             `{training_iteration: 20}`.
+        failure: Retries of failed trials.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
@@ -71,6 +97,7 @@ class ExperimentSpec(BaseModel):
     scheduler: SchedulerSettings = Field(default_factory=FifoSettings)
     resources: ResourcesSettings = Field(default_factory=ResourcesSettings)
     stop: dict[str, float] = Field(default_factory=dict)
+    failure: FailureSettings = Field(default_factory=FailureSettings)
 
     @model_validator(mode="after")
     def _check_combination(self) -> ExperimentSpec:

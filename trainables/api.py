@@ -20,6 +20,7 @@ These are Ray Tune 2.60's `tune.report`, `tune.get_checkpoint` and `tune.Checkpo
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -35,6 +36,8 @@ def report(
 ) -> None:
     """Reports one result of the running trial, optionally with a checkpoint.
 
+    The result also carries `node_id`, the Ray node the trial ran on.
+
     Args:
         metrics: Metric names to values (numbers, or nested mappings of numbers).
         checkpoint: A directory holding the trial's state (Ray copies it to the experiment's
@@ -42,7 +45,15 @@ def report(
     """
     if checkpoint is not None and not isinstance(checkpoint, Checkpoint):
         checkpoint = Checkpoint.from_directory(os.fspath(checkpoint))
-    tune.report(dict(metrics), checkpoint=checkpoint)
+    tune.report({**metrics, "node_id": _node_id()}, checkpoint=checkpoint)
+
+
+@functools.cache
+def _node_id() -> str:
+    """The Ray node this process runs on (several nodes may share one IP address)."""
+    import ray
+
+    return ray.get_runtime_context().get_node_id()
 
 
 def get_checkpoint() -> Checkpoint | None:

@@ -52,6 +52,7 @@ def test_run_writes_every_reported_result(write_spec, tmp_path: Path, capsys) ->
         assert row["group/step2"] == 8
         assert row["time_total_s"] > 0
         assert pd.isna(row["error"])
+    assert trials["node_id"].notna().all() and iterations_node_ids_match(exp)
     assert trials["config/offset"].dtype == "int64"
     assert trials["config/x"].dtype == "float64"
 
@@ -180,3 +181,16 @@ def test_quickstart_reaches_its_accuracy(tmp_path: Path, monkeypatch, capsys) ->
     exec(compile(snippet.group(1), "README.md", "exec"), {})  # our own README, not a spec
     printed = capsys.readouterr().out
     assert f"{trials['best/val_accuracy'].max():.6f}" in printed
+
+
+def iterations_node_ids_match(exp: Path) -> bool:
+    """Every result names the Ray node it ran on, the same one its trial row names."""
+    import ray
+
+    trials = pd.read_parquet(exp / "trials.parquet").set_index("trial_id")
+    iterations = pd.read_parquet(exp / "iterations.parquet")
+    alive = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
+    return bool(
+        (iterations["node_id"].isin(alive)).all()
+        and (iterations.groupby("trial_id")["node_id"].last() == trials["node_id"]).all()
+    )
