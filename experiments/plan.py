@@ -90,6 +90,11 @@ def _kind(obj: Any) -> str:
 def make_plan(spec: ExperimentSpec, raw: dict[str, Any]) -> Plan:
     """Imports and checks the trainable; raises `TrainableError` with a one-line reason."""
     obj = check_trainable(import_object(spec.trainable), spec.trainable)
+    check = getattr(obj, "check", None)
+    if callable(check):
+        # Wrappers check the config keys the space will set (a typo fails here, not in
+        # every trial after Ray has started).
+        check(config_keys=sorted({path.split("/")[0] for path in spec.space.params}))
     if spec.search.population_based and not can_checkpoint(obj):
         raise TrainableError(
             f"trainable: {spec.search.algorithm} restores trials from each other's checkpoints, "

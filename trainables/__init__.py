@@ -1,8 +1,9 @@
 """Adapters that let Ray Tune run a user's model: functions, classes, PyTorch.
 
-A function `train(config)` that calls `report(...)` is a trainable; so is a
-`ray.tune.Trainable` subclass, and so is a `TorchTrainable` built from a model factory and
-data. `tunefleet.trainables.pytorch` imports torch, so it loads only when named.
+A function `train(config)` that calls `report(...)` is a trainable; so is a plain class with
+`setup(config)` and `step()`, a `ray.tune.Trainable` subclass, a `TorchTrainable` built from
+a model factory and data, and a `SklearnTrainable` around any scikit-learn estimator.
+The wrappers import torch or scikit-learn, so they load only when named.
 """
 
 from __future__ import annotations
@@ -26,9 +27,11 @@ from tunefleet.trainables.resolve import (
 
 if TYPE_CHECKING:
     from tunefleet.trainables.pytorch import TorchTrainable
+    from tunefleet.trainables.sklearn import SklearnTrainable
 
 __all__ = [
     "Checkpoint",
+    "SklearnTrainable",
     "TorchTrainable",
     "TrainableError",
     "TuneAdaptable",
@@ -43,8 +46,13 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    # The wrappers import torch / scikit-learn: load them only when named.
     if name == "TorchTrainable":
         from tunefleet.trainables.pytorch import TorchTrainable
 
         return TorchTrainable
+    if name == "SklearnTrainable":
+        from tunefleet.trainables.sklearn import SklearnTrainable
+
+        return SklearnTrainable
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -71,8 +71,9 @@ def import_object(path: str, *, key: str = "trainable") -> Any:
 def check_trainable(obj: Any, path: str) -> Any:
     """Checks that `obj` is a trainable tunefleet can run, and returns it.
 
-    Accepted: a function of one argument (`config`), a `ray.tune.Trainable` subclass, or a
-    wrapper with a `to_tune()` method (`TorchTrainable`).
+    Accepted: a function of one argument (`config`), a class with `setup(config)` and
+    `step()` (wrapped by `as_tune_class`), a `ray.tune.Trainable` subclass, or a wrapper
+    with a `to_tune()` method (`TorchTrainable`).
 
     Raises:
         TrainableError: If `obj` is none of these.
@@ -82,11 +83,15 @@ def check_trainable(obj: Any, path: str) -> Any:
     if inspect.isclass(obj):
         from ray.tune import Trainable
 
+        from tunefleet.trainables.classes import as_tune_class, is_step_class
+
         if issubclass(obj, Trainable):
             return obj
+        if is_step_class(obj):
+            return as_tune_class(obj)
         raise TrainableError(
-            f"trainable: class '{path}' is not a ray.tune.Trainable subclass; give a function "
-            "train(config) or a Trainable class."
+            f"trainable: class '{path}' needs `setup(self, config)` and `step(self)` methods "
+            "(and `save`/`restore` to checkpoint), or must subclass ray.tune.Trainable."
         )
     if callable(obj):
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from tunefleet.trainables import report
@@ -34,3 +35,42 @@ def fails_when_large(config: dict[str, Any]) -> None:
 
 def two_args(config: dict[str, Any], other: int) -> None:
     """Not a trainable: it needs two arguments."""
+
+
+class Counter:
+    """A plain class trainable (no Ray import): value = start + rate * steps taken.
+
+    It raises once at step `fail_at` when `fail_marker` names a file that does not exist
+    yet (and creates it), to test recovery from its checkpoints.
+    """
+
+    def setup(self, config: dict[str, Any]) -> None:
+        self.config = config
+        self.steps = 0
+
+    def step(self) -> dict[str, Any]:
+        self.steps += 1
+        marker = self.config.get("fail_marker")
+        if marker and self.steps == self.config.get("fail_at") and not Path(marker).exists():
+            Path(marker).touch()
+            raise RuntimeError("injected failure")
+        return {
+            "value": self.config["start"] + self.config["rate"] * self.steps,
+            "steps": self.steps,
+        }
+
+    def save(self, directory: str) -> None:
+        Path(directory, "steps").write_text(str(self.steps))
+
+    def restore(self, directory: str) -> None:
+        self.steps = int(Path(directory, "steps").read_text())
+
+
+class NoCheckpoints:
+    """A class trainable that cannot checkpoint (no save/restore)."""
+
+    def setup(self, config: dict[str, Any]) -> None:
+        self.x = config["x"]
+
+    def step(self) -> dict[str, Any]:
+        return {"score": self.x}

@@ -17,6 +17,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 from torch.utils.data import TensorDataset
+
 from tunefleet.trainables.pytorch import TorchTrainable
 
 __all__ = ["data", "held_out_test", "mlp", "mlp_trainable", "splits"]
