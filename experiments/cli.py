@@ -78,6 +78,21 @@ def _parser() -> argparse.ArgumentParser:
         help="stop the experiment at the first failed trial (for debugging)",
     )
     spec_command("validate", "check a spec and print the resolved plan, without running it")
+
+    resume = commands.add_parser(
+        "resume",
+        help="finish an interrupted experiment, or add trials to a finished one",
+        description="Finish an interrupted experiment (finished trials are kept, unfinished "
+        "ones continue from their checkpoints), or --extend a finished one with N more trials "
+        "whose searcher knows every earlier result. Ray's saved state is unpickled: resume "
+        "only folders you trust.",
+    )
+    resume.add_argument("experiment", help="the experiment folder, <storage>/<name>")
+    resume.add_argument("--extend", type=int, metavar="N", help="run N more trials")
+    resume.add_argument("--address", help="join a running Ray cluster instead of an embedded one")
+    resume.add_argument(
+        "-v", "--verbose", action="store_true", help="Ray's own tables, worker logs, tracebacks"
+    )
     return parser
 
 
@@ -94,6 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Like `python -m`, resolve the spec's import paths against the current folder.
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
+    if args.command == "resume":
+        return _resume(args)
     try:
         overrides = list(args.overrides)
         if getattr(args, "fail_fast", False):
@@ -119,16 +136,51 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("tunefleet: interrupted.", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as exc:
-        if args.verbose:
-            traceback.print_exc()
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return _unexpected(exc, args.verbose)
+    return _finish(plan, summary)
+
+
+def _finish(plan: Plan, summary: RunSummary) -> int:
+    print(_summary_text(plan, summary))
+    if summary.unfinished:
         print(
-            f"tunefleet: {type(exc).__name__}: {first} (run with -v for the traceback)",
+            f"tunefleet: interrupted with {summary.unfinished} trials unfinished; continue "
+            f"with: tunefleet resume {summary.experiment_dir}",
             file=sys.stderr,
         )
-        return EXIT_FAILED
-    print(_summary_text(plan, summary))
+        return EXIT_INTERRUPTED
     return EXIT_FAILED if summary.all_failed else EXIT_OK
+
+
+def _resume(args: argparse.Namespace) -> int:
+    from tunefleet.experiments.resume import resume_experiment
+
+    if args.extend is not None and args.extend < 1:
+        print("tunefleet: error: --extend: give a positive number of trials.", file=sys.stderr)
+        return EXIT_USAGE
+    options = RunOptions(address=args.address, verbose=args.verbose)
+    try:
+        plan, summary = resume_experiment(args.experiment, options, extend=args.extend)
+    except USER_ERRORS as exc:
+        print(f"tunefleet: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("tunefleet: interrupted.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        return _unexpected(exc, args.verbose)
+    return _finish(plan, summary)
+
+
+def _unexpected(exc: Exception, verbose: bool) -> int:
+    if verbose:
+        traceback.print_exc()
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    print(
+        f"tunefleet: {type(exc).__name__}: {first} (run with -v for the traceback)",
+        file=sys.stderr,
+    )
+    return EXIT_FAILED
 
 
 def _summary_text(plan: Plan, summary: RunSummary) -> str:

@@ -1,7 +1,8 @@
 """Experiment results as Parquet: `trials.parquet` and `iterations.parquet`.
 
 A Ray Tune callback on the driver records every result as it arrives and writes both files
-during the run (every `flush_every_s` seconds) and when it ends. Files are replaced
+during the run (each time Ray saves its experiment state, every `results.flush_every_s`
+seconds, so the files and the state `resume` restores agree) and when it ends. Files are replaced
 atomically (written to a temporary name, then renamed), so a reader, or a crash, never sees
 a half-written file. The column contract is in README.md, "Results".
 """
@@ -82,7 +83,6 @@ class ResultsRecorder(Callback):
         metric: The target metric; its best value per trial gets a `best/<metric>` column.
         mode: `min` or `max`.
         info: Experiment-level metadata (the spec, ...) stored in every file's metadata.
-        flush_every_s: Seconds between writes while the experiment runs.
         population_based: PBT/PB2 run: configs change within a trial, so every iteration
             row carries the config it ran with, and the exploits go to `exploits.parquet`.
     """
@@ -94,24 +94,39 @@ class ResultsRecorder(Callback):
         metric: str,
         mode: str,
         info: Mapping[str, Any],
-        flush_every_s: float = 10.0,
         population_based: bool = False,
     ) -> None:
         self.experiment_dir = experiment_dir
         self.target = _Target(metric, mode)
         self.info = {**info, "metric": metric, "mode": mode, "versions": versions()}
-        self.flush_every_s = flush_every_s
         self.population_based = population_based
         self._tags: dict[str, str] = {}  # original experiment tag -> trial id (PBT's log)
         self._records: dict[str, _TrialRecord] = {}
         self._iterations: list[dict[str, Any]] = []
+        self._index: dict[tuple[str, Any], int] = {}  # (trial, iteration) -> row
+        self._earlier: dict[str, dict[str, Any]] = {}  # trials.parquet rows of earlier runs
+        self._pruned = False
         self._trials: list[Any] = []
         self._errors: dict[str, str] = {}
         self._dirty = False
-        self._last_flush = time.monotonic()
+        self._ray_saved = False
         self.started_at = time.time()
 
     # Ray Tune callback hooks ---------------------------------------------------------
+
+    def setup(
+        self,
+        stop: Any = None,
+        num_samples: int | None = None,
+        total_num_samples: int | None = None,
+        **info: Any,
+    ) -> None:
+        """Picks up the files of an earlier run of this experiment (resume, extend)."""
+        self._load_existing()
+
+    def on_step_begin(self, iteration: int, trials: list[Any], **info: Any) -> None:
+        if self._earlier and not self._pruned:
+            self._forget_lost(trials)
 
     def on_trial_result(
         self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
@@ -127,7 +142,14 @@ class ResultsRecorder(Callback):
         row.update({k: result.get(k) for k in _TIMING})
         if self.population_based:
             row.update({f"config/{k}": v for k, v in flatten(result.get("config", {})).items()})
-        self._iterations.append(row)
+        key = (trial.trial_id, row["training_iteration"])
+        if key in self._index:
+            # Re-run after a restore from an earlier checkpoint: the new result replaces
+            # the one the interrupted run reported, so each iteration appears once.
+            self._iterations[self._index[key]] = row
+        else:
+            self._index[key] = len(self._iterations)
+            self._iterations.append(row)
         record = self._records.setdefault(trial.trial_id, _TrialRecord())
         record.last.update(metrics)
         record.iterations = int(result.get("training_iteration") or record.iterations)
@@ -153,9 +175,15 @@ class ResultsRecorder(Callback):
         self._trials = trials
         self._dirty = True
 
+    def get_state(self) -> None:
+        """Called by Ray each time it saves its experiment state (what `resume` restores);
+        the files are rewritten right after, in the same step, so that they never show a
+        trial finished that the saved state does not know."""
+        self._ray_saved = True
+
     def on_step_end(self, iteration: int, trials: list[Any], **info: Any) -> None:
         self._trials = trials
-        if self._dirty and time.monotonic() - self._last_flush >= self.flush_every_s:
+        if self._dirty and self._ray_saved:
             self.flush()
 
     def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
@@ -169,16 +197,33 @@ class ResultsRecorder(Callback):
         """Ray's trial objects as last seen."""
         return list(self._trials)
 
+    def statuses(self) -> dict[str, int]:
+        """Trials by status, this run's and earlier runs' (extend) together."""
+        counts: dict[str, int] = {}
+        current = {t.trial_id for t in self._trials}
+        earlier = [row["status"] for tid, row in self._earlier.items() if tid not in current]
+        for status in [*earlier, *(str(t.status) for t in self._trials)]:
+            counts[status] = counts.get(status, 0) + 1
+        return counts
+
     def best_trial(self) -> tuple[str, float, dict[str, Any]] | None:
         """(trial id, best value of the target metric, config) of the best trial that has
         not failed."""
         best: tuple[str, float, dict[str, Any]] | None = None
-        for trial in self._trials:
-            record = self._records.get(trial.trial_id)
-            if str(trial.status) == "ERROR" or record is None:
+        candidates = [(t.trial_id, str(t.status), dict(t.config)) for t in self._trials]
+        current = {tid for tid, _, _ in candidates}
+        for tid, row in self._earlier.items():
+            if tid not in current:
+                config = {
+                    k.removeprefix("config/"): v for k, v in row.items() if k.startswith("config/")
+                }
+                candidates.insert(0, (tid, str(row["status"]), config))
+        for tid, status, config in candidates:
+            record = self._records.get(tid)
+            if status == "ERROR" or record is None:
                 continue  # a failed trial's model is not one to pick
             if self.target.better(record.best, best[1] if best else None):
-                best = (trial.trial_id, float(record.best), dict(trial.config))  # type: ignore[arg-type]
+                best = (tid, float(record.best), config)  # type: ignore[arg-type]
         return best
 
     # Writing -------------------------------------------------------------------------
@@ -195,12 +240,13 @@ class ResultsRecorder(Callback):
             if exploits.num_rows:
                 write_parquet_atomic(exploits, _join(self.experiment_dir, EXPLOITS_FILE), meta)
         self._dirty = False
-        self._last_flush = time.monotonic()
+        self._ray_saved = False
 
     def trials_table(self) -> pa.Table:
-        """One row per trial, in the order Ray created them."""
+        """One row per trial, in the order Ray created them (earlier runs' trials first)."""
         best_col = f"best/{self.target.metric}"
-        rows = []
+        current = {trial.trial_id for trial in self._trials}
+        rows = [row for tid, row in self._earlier.items() if tid not in current]
         for trial in self._trials:
             record = self._records.get(trial.trial_id, _TrialRecord())
             row: dict[str, Any] = {"trial_id": trial.trial_id, "status": str(trial.status)}
@@ -224,6 +270,66 @@ class ResultsRecorder(Callback):
             "error",
         ]
         return build_table(rows, fixed)
+
+    def _load_existing(self) -> None:
+        trials_path = _join(self.experiment_dir, TRIALS_FILE)
+        iterations_path = _join(self.experiment_dir, ITERATIONS_FILE)
+        if not _exists(trials_path):
+            return
+        best_col = f"best/{self.target.metric}"
+        fixed = {"trial_id", "status", best_col, "iterations", "time_total_s", "node_ip"}
+        fixed |= {"node_id", "error"}
+        for row in read_rows(trials_path):
+            tid = row["trial_id"]
+            self._earlier[tid] = row
+            last = {
+                k: v
+                for k, v in row.items()
+                if k not in fixed and not k.startswith("config/") and v is not None
+            }
+            self._records[tid] = _TrialRecord(
+                last=last,
+                best=row.get(best_col),
+                iterations=int(row.get("iterations") or 0),
+                time_total_s=row.get("time_total_s"),
+                node_ip=row.get("node_ip"),
+                node_id=row.get("node_id"),
+            )
+            if row.get("error"):
+                self._errors[tid] = row["error"]
+        if _exists(iterations_path):
+            self._iterations = [
+                {k: v for k, v in r.items() if v is not None} for r in read_rows(iterations_path)
+            ]
+            self._reindex()
+
+    def _reindex(self) -> None:
+        self._index = {
+            (r["trial_id"], r.get("training_iteration")): i for i, r in enumerate(self._iterations)
+        }
+
+    def _forget_lost(self, trials: list[Any]) -> None:
+        """Drops earlier rows of unfinished trials that the resumed run does not know.
+
+        Ray saves its experiment state every ten seconds or so, the Parquet files more
+        often: a trial created after Ray's last save is unknown to the restored run, which
+        creates a new trial in its place. Finished trials are kept whatever Ray knows.
+        """
+        known = {trial.trial_id for trial in trials}
+        lost = {
+            tid
+            for tid, row in self._earlier.items()
+            if tid not in known and row.get("status") not in ("TERMINATED", "ERROR")
+        }
+        if lost:
+            for tid in lost:
+                del self._earlier[tid]
+                self._records.pop(tid, None)
+                self._errors.pop(tid, None)
+            self._iterations = [r for r in self._iterations if r["trial_id"] not in lost]
+            self._reindex()
+            self._dirty = True
+        self._pruned = True
 
     def iterations_table(self) -> pa.Table:
         """One row per reported result."""
@@ -261,3 +367,24 @@ def error_summary(trial: Any) -> str:
 
 def _join(base: str, name: str) -> str:
     return f"{base.rstrip('/')}/{name}"
+
+
+def _exists(path: str) -> bool:
+    if "://" in path and not path.startswith("file://"):
+        from pyarrow import fs as pafs
+
+        filesystem, fs_path = pafs.FileSystem.from_uri(path)
+        return bool(filesystem.get_file_info(fs_path).type != pafs.FileType.NotFound)
+    return os.path.exists(path.removeprefix("file://"))
+
+
+def read_rows(path: str) -> list[dict[str, Any]]:
+    """The rows of a Parquet file (local path or URI) as dicts."""
+    import pyarrow.parquet as pq
+
+    if "://" in path and not path.startswith("file://"):
+        from pyarrow import fs as pafs
+
+        filesystem, fs_path = pafs.FileSystem.from_uri(path)
+        return list(pq.read_table(fs_path, filesystem=filesystem).to_pylist())
+    return list(pq.read_table(path.removeprefix("file://")).to_pylist())

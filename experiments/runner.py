@@ -7,7 +7,6 @@ import os
 import shutil
 import sys
 import time
-from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,6 +19,9 @@ from tunefleet.experiments.progress import ProgressPrinter
 from tunefleet.experiments.results import ResultsRecorder
 
 __all__ = ["RunError", "RunOptions", "RunSummary", "experiment_dir", "run_plan"]
+
+
+SPEC_FILE = "spec.yaml"
 
 
 class RunError(ValueError):
@@ -73,6 +75,11 @@ class RunSummary:
     def all_failed(self) -> bool:
         return self.trials > 0 and self.statuses.get("ERROR", 0) == self.trials
 
+    @property
+    def unfinished(self) -> int:
+        """Trials neither finished nor failed (the run was interrupted)."""
+        return sum(n for s, n in self.statuses.items() if s not in ("TERMINATED", "ERROR"))
+
 
 def storage_root(storage: str) -> str:
     """An absolute local path, or the URI unchanged."""
@@ -100,10 +107,14 @@ def _claim_directory(path: str, overwrite: bool) -> None:
 
 
 @contextmanager
-def _quiet_tune(verbose: bool) -> Iterator[None]:
+def _quiet_tune(verbose: bool, save_every_s: float) -> Iterator[None]:
     """Turns off what tunefleet replaces: Ray's per-trial CSV/JSON/TensorBoard loggers (the
-    Parquet files hold the same data) and, unless verbose, Ray's tables and log lines."""
-    env = {"TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}
+    Parquet files hold the same data) and, unless verbose, Ray's tables and log lines. Ray
+    saves its experiment state every `save_every_s` seconds; the Parquet files follow."""
+    env = {
+        "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+        "TUNE_GLOBAL_CHECKPOINT_S": str(save_every_s),
+    }
     if not verbose:
         env["RAY_AIR_NEW_OUTPUT"] = "0"
     saved_env = {k: os.environ.get(k) for k in env}
@@ -134,33 +145,64 @@ def trial_dirname(trial: Any) -> str:
     return f"trial_{trial.trial_id}"
 
 
-def build_tuner(plan: Plan, exp_dir: str, callbacks: list[Any], *, verbose: bool) -> Any:
-    """The `tune.Tuner` for a plan (Ray must be initialized)."""
+def _tune_trainable(plan: Plan) -> Any:
+    from ray import tune
+
+    obj = plan.trainable
+    trainable = obj.to_tune() if hasattr(obj, "to_tune") else obj
+    resources = {"cpu": plan.spec.resources.cpu, "gpu": plan.spec.resources.gpu}
+    return tune.with_resources(trainable, resources)
+
+
+def build_tuner(
+    plan: Plan,
+    exp_dir: str,
+    callbacks: list[Any],
+    *,
+    verbose: bool,
+    extend: Extension | None = None,
+) -> Any:
+    """The `tune.Tuner` for a plan (Ray must be initialized).
+
+    Args:
+        plan: What to run.
+        exp_dir: `<storage>/<name>`.
+        callbacks: The recorder and progress printer.
+        verbose: Ray's own tables and logs.
+        extend: Run `extend.trials` more trials, the searcher warm-started with earlier results.
+    """
     from ray import tune
 
     from tunefleet.search.algorithms import build_search
 
     spec = plan.spec
-    obj = plan.trainable
-    trainable = obj.to_tune() if hasattr(obj, "to_tune") else obj
-    trainable = tune.with_resources(
-        trainable, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
-    )
+    settings = spec.search
+    if extend is not None:
+        # A fresh seed stream, so the new trials do not repeat the first ones' suggestions.
+        seed = None if settings.seed is None else settings.seed + extend.offset
+        settings = settings.model_copy(update={"seed": seed, "points_to_evaluate": []})
     storage, _, name = exp_dir.rpartition("/")
-    search = build_search(spec.search, spec.scheduler, space=spec.space, stop=spec.stop)
-    # PBT restores trials from others' checkpoints: keep a few more of them.
-    keep = 4 if spec.search.population_based else 2
+    search = build_search(settings, spec.scheduler, space=spec.space, stop=spec.stop)
+    search_alg = search.search_alg
+    if extend is not None and extend.points and hasattr(search_alg, "add_evaluated_point"):
+        from tunefleet.search.warm_start import WarmStart
+
+        search_alg = WarmStart(search_alg, extend.points)
+    num_samples = extend.trials if extend is not None else settings.trials * settings.repeat
+    keep = spec.failure.keep_checkpoints
+    if settings.population_based and keep is not None:
+        keep = max(keep, 3)  # PBT restores trials from others' recent checkpoints
     return tune.Tuner(
-        trainable,
+        _tune_trainable(plan),
         param_space=search.param_space,
         tune_config=tune.TuneConfig(
             metric=spec.metric,
             mode=spec.mode,
-            search_alg=search.search_alg,
+            search_alg=search_alg,
             scheduler=search.scheduler,
-            num_samples=spec.search.trials * spec.search.repeat,
-            max_concurrent_trials=spec.search.max_concurrent,
-            time_budget_s=spec.search.time_budget_s,
+            num_samples=num_samples,
+            max_concurrent_trials=settings.max_concurrent,
+            time_budget_s=settings.time_budget_s,
             # One worker process serves many trials: small trials would otherwise spend
             # about a second each starting a process and re-importing torch.
             reuse_actors=True,
@@ -180,8 +222,62 @@ def build_tuner(plan: Plan, exp_dir: str, callbacks: list[Any], *, verbose: bool
     )
 
 
+@dataclass(frozen=True)
+class Extension:
+    """More trials for a finished experiment (`tunefleet resume --extend N`).
+
+    Attributes:
+        trials: How many new trials.
+        points: Earlier configs and final metric values, fed to the searcher first.
+        offset: Added to the searcher's seed (the number of earlier trials).
+    """
+
+    trials: int
+    points: list[Any]
+    offset: int
+
+
+def _callbacks(
+    plan: Plan, exp_dir: str, options: RunOptions, total: int
+) -> tuple[ResultsRecorder, list[Any]]:
+    spec = plan.spec
+    recorder = ResultsRecorder(
+        exp_dir,
+        metric=spec.metric,
+        mode=spec.mode,
+        info={"experiment": exp_dir.rpartition("/")[2], "spec": plan.raw},
+        population_based=spec.search.population_based,
+    )
+    progress = ProgressPrinter(
+        metric=spec.metric, mode=spec.mode, searched=spec.space.searched, total=total
+    )
+    return recorder, [recorder] if options.verbose else [recorder, progress]
+
+
+def _fit(
+    tuner: Any, recorder: ResultsRecorder, plan: Plan, options: RunOptions, started: float
+) -> RunSummary:
+    exp_dir = recorder.experiment_dir
+    try:
+        with _quiet_tune(options.verbose, plan.spec.results.flush_every_s):
+            tuner.fit()
+    finally:
+        recorder.flush()
+    best = recorder.best_trial()
+    return RunSummary(
+        experiment_dir=exp_dir,
+        statuses=recorder.statuses(),
+        best_trial=best[0] if best else None,
+        best_value=best[1] if best else None,
+        best_config=best[2] if best else {},
+        wall_s=time.monotonic() - started,
+    )
+
+
 def run_plan(plan: Plan, options: RunOptions) -> RunSummary:
     """Runs the experiment and writes `trials.parquet` and `iterations.parquet`.
+
+    The resolved spec is saved as `spec.yaml` beside the results, for `tunefleet resume`.
 
     Raises:
         RunError: If the results folder is taken (and `overwrite` is off).
@@ -191,34 +287,18 @@ def run_plan(plan: Plan, options: RunOptions) -> RunSummary:
     spec = plan.spec
     exp_dir = experiment_dir(plan, options)
     _claim_directory(exp_dir, options.overwrite)
-    recorder = ResultsRecorder(
-        exp_dir,
-        metric=spec.metric,
-        mode=spec.mode,
-        info={"experiment": exp_dir.rpartition("/")[2], "spec": plan.raw},
-        population_based=spec.search.population_based,
-    )
-    progress = ProgressPrinter(
-        metric=spec.metric,
-        mode=spec.mode,
-        searched=spec.space.searched,
-        total=spec.search.trials * spec.search.repeat * spec.space.grid_size(),
-    )
-    callbacks: list[Any] = [recorder] if options.verbose else [recorder, progress]
+    write_spec_file(exp_dir, plan.raw)
+    total = spec.search.trials * spec.search.repeat * spec.space.grid_size()
+    recorder, callbacks = _callbacks(plan, exp_dir, options, total)
     with connect(options.address, verbose=options.verbose):
         tuner = build_tuner(plan, exp_dir, callbacks, verbose=options.verbose)
-        try:
-            with _quiet_tune(options.verbose):
-                tuner.fit()
-        finally:
-            recorder.flush()
-    statuses = Counter(str(t.status) for t in recorder.trials)
-    best = recorder.best_trial()
-    return RunSummary(
-        experiment_dir=exp_dir,
-        statuses=dict(statuses),
-        best_trial=best[0] if best else None,
-        best_value=best[1] if best else None,
-        best_config=best[2] if best else {},
-        wall_s=time.monotonic() - started,
-    )
+        return _fit(tuner, recorder, plan, options, started)
+
+
+def write_spec_file(exp_dir: str, raw: dict[str, Any]) -> None:
+    """Saves the spec as run (overrides applied) in the experiment folder."""
+    import yaml
+
+    from tunefleet.experiments.tables import write_text_atomic
+
+    write_text_atomic(f"{exp_dir}/{SPEC_FILE}", yaml.safe_dump(raw, sort_keys=False))

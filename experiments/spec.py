@@ -16,7 +16,7 @@ from tunefleet.search import (
 from tunefleet.search.compat import check_search
 from tunefleet.trainables.resolve import IMPORT_PATH_PATTERN
 
-__all__ = ["ExperimentSpec", "FailureSettings", "ResourcesSettings"]
+__all__ = ["ExperimentSpec", "FailureSettings", "ResourcesSettings", "ResultsSettings"]
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 
@@ -43,12 +43,18 @@ class FailureSettings(BaseModel):
             recording it as failed (the other trials go on either way).
         fail_fast: Stop the whole experiment at the first failure (for debugging; the
             `--fail-fast` flag sets it).
+        keep_checkpoints: Keep only the newest N checkpoints of each trial (default: all,
+            as Ray does). Ray saves its experiment state every few seconds; a driver killed
+            after a trial's older checkpoints were deleted leaves a state that names a
+            deleted checkpoint, and that trial cannot resume. Keep enough to cover a few
+            seconds of training, or all.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     max_failures: int = Field(default=0, ge=0)
     fail_fast: bool = False
+    keep_checkpoints: int | None = Field(default=None, ge=1)
 
     @model_validator(mode="after")
     def _check(self) -> FailureSettings:
@@ -58,6 +64,20 @@ class FailureSettings(BaseModel):
                 "set max_failures to 0 or fail_fast to false."
             )
         return self
+
+
+class ResultsSettings(BaseModel):
+    """How the Parquet results are kept.
+
+    Attributes:
+        flush_every_s: Seconds between saves of Ray's experiment state, each followed by a
+            rewrite of the files, while the run goes on (they are also written when it
+            ends, fails or is interrupted). Ray's own default adapts between 10 s and more.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    flush_every_s: float = Field(default=10.0, gt=0)
 
 
 def _space(value: Any) -> Space:
@@ -83,6 +103,7 @@ class ExperimentSpec(BaseModel):
         stop: Stop a trial when a reported value reaches a bound, e.g.
             `{training_iteration: 20}`.
         failure: Retries of failed trials.
+        results: How the Parquet results are kept.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
@@ -98,6 +119,7 @@ class ExperimentSpec(BaseModel):
     resources: ResourcesSettings = Field(default_factory=ResourcesSettings)
     stop: dict[str, float] = Field(default_factory=dict)
     failure: FailureSettings = Field(default_factory=FailureSettings)
+    results: ResultsSettings = Field(default_factory=ResultsSettings)
 
     @model_validator(mode="after")
     def _check_combination(self) -> ExperimentSpec:

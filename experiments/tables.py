@@ -21,6 +21,7 @@ __all__ = [
     "user_metrics",
     "versions",
     "write_parquet_atomic",
+    "write_text_atomic",
 ]
 
 METADATA_KEY = b"tunefleet"
@@ -85,6 +86,22 @@ def _array(values: list[Any]) -> pa.Array:
         return pa.array(values)
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
         return pa.array([None if v is None else json.dumps(v, default=str) for v in values])
+
+
+def write_text_atomic(path: str, text: str) -> None:
+    """Writes a small text file whole (temporary file, then rename; object stores: one PUT)."""
+    if "://" in path and not path.startswith("file://"):
+        from pyarrow import fs as pafs
+
+        filesystem, fs_path = pafs.FileSystem.from_uri(path)
+        with filesystem.open_output_stream(fs_path) as out:
+            out.write(text.encode())
+        return
+    target = Path(path.removeprefix("file://"))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, target)
 
 
 def write_parquet_atomic(table: pa.Table, path: str, info: Mapping[str, Any]) -> None:

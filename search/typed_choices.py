@@ -14,8 +14,9 @@ from typing import Any
 from ray.tune.search import Searcher
 
 from tunefleet.search.space import Choice, Space
+from tunefleet.search.wrapping import DelegatingSearcher
 
-__all__ = ["DecodeChoices", "encoded_choices"]
+__all__ = ["DecodeChoices", "encode_point", "encoded_choices"]
 
 _PRIMITIVE = (str, int, float, bool, type(None))
 
@@ -41,7 +42,7 @@ def _get(config: dict[str, Any], path: str) -> tuple[dict[str, Any], str] | None
     return (node, name) if name in node else None
 
 
-class DecodeChoices(Searcher):
+class DecodeChoices(DelegatingSearcher):
     """Wraps a searcher whose space holds index choices; decodes its suggestions.
 
     Args:
@@ -50,19 +51,8 @@ class DecodeChoices(Searcher):
     """
 
     def __init__(self, searcher: Searcher, choices: dict[str, tuple[Any, ...]]) -> None:
-        self.searcher = searcher
+        super().__init__(searcher)
         self.choices = choices
-        super().__init__(metric=searcher.metric, mode=searcher.mode)
-
-    def set_search_properties(
-        self, metric: str | None, mode: str | None, config: dict[str, Any], **spec: Any
-    ) -> bool:
-        ok = self.searcher.set_search_properties(metric, mode, config, **spec)
-        self._metric, self._mode = self.searcher.metric, self.searcher.mode
-        return ok
-
-    def set_max_concurrency(self, max_concurrent: int) -> bool:
-        return self.searcher.set_max_concurrency(max_concurrent)
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         suggestion = self.searcher.suggest(trial_id)
@@ -76,28 +66,16 @@ class DecodeChoices(Searcher):
                 node[name] = copy.deepcopy(values[int(node[name])])
         return decoded
 
-    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
-        self.searcher.on_trial_result(trial_id, result)
-
-    def on_trial_complete(
-        self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
+    def add_evaluated_point(
+        self,
+        parameters: dict[str, Any],
+        value: float,
+        error: bool = False,
+        pruned: bool = False,
+        intermediate_values: list[float] | None = None,
     ) -> None:
-        self.searcher.on_trial_complete(trial_id, result=result, error=error)
-
-    def add_evaluated_point(self, *args: Any, **kwargs: Any) -> None:
-        self.searcher.add_evaluated_point(*args, **kwargs)
-
-    def get_state(self) -> dict[str, Any]:
-        return self.searcher.get_state()
-
-    def set_state(self, state: dict[str, Any]) -> None:
-        self.searcher.set_state(state)
-
-    def save(self, checkpoint_path: str) -> None:
-        self.searcher.save(checkpoint_path)
-
-    def restore(self, checkpoint_path: str) -> None:
-        self.searcher.restore(checkpoint_path)
+        encoded = encode_point(parameters, self.choices)
+        self.searcher.add_evaluated_point(encoded, value, error, pruned, intermediate_values)
 
 
 def encode_point(point: dict[str, Any], choices: dict[str, tuple[Any, ...]]) -> dict[str, Any]:

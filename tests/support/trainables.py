@@ -74,3 +74,26 @@ class NoCheckpoints:
 
     def step(self) -> dict[str, Any]:
         return {"score": self.x}
+
+
+def slow_counter(config: dict[str, Any]) -> None:
+    """Counts to `steps` taking `sleep` seconds a step, checkpointing every step; reports
+    `resumed` (the step it restarted from) on its first result after a restore."""
+    import tempfile
+    import time
+
+    from tunefleet.trainables import get_checkpoint
+
+    start, resumed = 0, None
+    checkpoint = get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as directory:
+            start = resumed = int(Path(directory, "step").read_text())
+    for step in range(start + 1, int(config["steps"]) + 1):
+        time.sleep(float(config["sleep"]))
+        metrics: dict[str, Any] = {"score": expected_score(config, step), "step": step}
+        if resumed is not None:
+            metrics["resumed"], resumed = resumed, None
+        with tempfile.TemporaryDirectory() as directory:
+            Path(directory, "step").write_text(str(step))
+            report(metrics, checkpoint=directory)

@@ -1,0 +1,130 @@
+"""Experiments survive a killed driver, and finished ones can be extended."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tunefleet.experiments.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+TUNEFLEET = str(Path(sys.executable).with_name("tunefleet"))
+
+SLOW = """
+name: slow
+trainable: tests.support.trainables:slow_counter
+metric: score
+mode: max
+space:
+  x: {uniform: [0.0, 1.0]}
+  steps: 8
+  sleep: 0.5
+search: {algorithm: optuna, num_samples: 6, seed: 0, n_initial_points: 3}
+results: {flush_every_s: 1}
+"""
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+
+def test_resume_after_kill_9_finishes_every_trial_once(tmp_path: Path) -> None:
+    spec = tmp_path / "slow.yaml"
+    spec.write_text(SLOW)
+    exp = tmp_path / "results" / "slow"
+    driver = subprocess.Popen(
+        [TUNEFLEET, "run", str(spec), "--storage", str(tmp_path / "results")],
+        cwd=REPO,
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        finished_before: set[str] = set()
+        while time.monotonic() < deadline and len(finished_before) < 2:
+            time.sleep(0.5)
+            if (exp / "trials.parquet").exists():
+                trials = pd.read_parquet(exp / "trials.parquet")
+                finished_before = set(trials.loc[trials["status"] == "TERMINATED", "trial_id"])
+        assert len(finished_before) >= 2, "the run did not get far enough to be killed"
+        os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray it started
+        driver.wait(timeout=30)
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+    killed_at = time.time()
+    before = pd.read_parquet(exp / "iterations.parquet")
+    assert (
+        len(pd.read_parquet(exp / "trials.parquet")) < 6
+        or before.groupby("trial_id").size().min() < 8
+    )
+
+    proc = subprocess.run(
+        [TUNEFLEET, "resume", str(exp)],
+        cwd=REPO,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    trials = pd.read_parquet(exp / "trials.parquet")
+    iterations = pd.read_parquet(exp / "iterations.parquet")
+    assert len(trials) == 6 and trials["trial_id"].is_unique
+    assert (trials["status"] == "TERMINATED").all() and (trials["iterations"] == 8).all()
+    assert not iterations.duplicated(["trial_id", "training_iteration"]).any()
+    assert len(iterations) == 6 * 8
+    # Finished trials were not run again: all their results predate the kill.
+    done = iterations[iterations["trial_id"].isin(finished_before)]
+    assert (done["timestamp"] <= killed_at).all()
+    # Unfinished ones continued from a checkpoint rather than from step 1.
+    resumed = (
+        iterations[iterations["resumed"].notna()]
+        if "resumed" in iterations
+        else iterations.iloc[:0]
+    )
+    assert len(resumed) >= 1 and (resumed["resumed"] >= 1).all()
+    assert (iterations["step"] == iterations["training_iteration"]).all()
+
+
+@pytest.mark.usefixtures("ray_instance")
+def test_extend_adds_trials_and_warm_starts_the_searcher(write_spec, tmp_path: Path) -> None:
+    spec = write_spec(
+        """
+name: grow
+trainable: tests.support.trainables:linear
+metric: score
+mode: max
+space:
+  x: {uniform: [0.0, 1.0]}
+  steps: 2
+search: {algorithm: optuna, num_samples: 8, seed: 1, n_initial_points: 8}
+"""
+    )
+    assert main(["run", str(spec), "--storage", str(tmp_path)]) == 0
+    first = pd.read_parquet(tmp_path / "grow" / "trials.parquet")
+    assert main(["resume", str(tmp_path / "grow"), "--extend", "6"]) == 0
+    trials = pd.read_parquet(tmp_path / "grow" / "trials.parquet")
+    assert len(trials) == 14 and trials["trial_id"].is_unique
+    pd.testing.assert_frame_equal(trials.iloc[:8][first.columns].reset_index(drop=True), first)
+    new = trials.iloc[8:]
+    assert (new["status"] == "TERMINATED").all()
+    # With 8 earlier results, TPE is past its random start-up: it samples near the best x
+    # (score = 2x) instead of starting over at random.
+    assert new["config/x"].median() > first["config/x"].median()
+    assert new["config/x"].min() > 0.3
+    assert len(pd.read_parquet(tmp_path / "grow" / "iterations.parquet")) == 14 * 2
+
+
+def test_resume_refuses_a_folder_that_is_not_an_experiment(tmp_path: Path, capsys) -> None:
+    assert main(["resume", str(tmp_path)]) == 2
+    assert f"{tmp_path}: no spec.yaml here" in capsys.readouterr().err
