@@ -2,6 +2,11 @@
 
     tunefleet run SPEC.yaml [--address A] [--storage DIR] [--name N] [--set key=value]... [-v]
     tunefleet validate SPEC.yaml [--set key=value]...
+    tunefleet resume EXPERIMENT_DIR [--extend N]
+    tunefleet show EXPERIMENT_DIR [--top K]
+    tunefleet report EXPERIMENT_DIR [--out DIR]
+    tunefleet cluster submit SPEC --address http://HEAD:8265 --storage URI
+    tunefleet cluster up|down|attach CLUSTER.yaml
 
 Exit codes: 0 done; 1 the experiment ran but every trial failed, or an unexpected error;
 2 the spec or the command line is wrong (one line on stderr, Ray never started);
@@ -93,6 +98,53 @@ def _parser() -> argparse.ArgumentParser:
     resume.add_argument(
         "-v", "--verbose", action="store_true", help="Ray's own tables, worker logs, tracebacks"
     )
+
+    show = commands.add_parser(
+        "show", help="print an experiment's leaderboard", description="Print a one-line "
+        "summary and the top trials of an experiment (it may still be running)."
+    )  # fmt: skip
+    show.add_argument("experiment", help="the experiment folder, <storage>/<name>")
+    show.add_argument("--top", type=int, default=10, metavar="K", help="trials listed (10)")
+
+    report = commands.add_parser(
+        "report", help="write an HTML report with plots", description="Write report.html "
+        "and one PNG per plot (needs matplotlib: pip install 'tunefleet[report]')."
+    )  # fmt: skip
+    report.add_argument("experiment", help="the experiment folder, <storage>/<name>")
+    report.add_argument("--out", help="output folder (default: <experiment>/report)")
+
+    cluster = commands.add_parser(
+        "cluster", help="submit to a Ray cluster, or start, stop and enter one",
+        description="Ray jobs and Ray's cluster launcher (see cluster/README.md).",
+    )  # fmt: skip
+    actions = cluster.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    submit = actions.add_parser(
+        "submit", help="run a spec on a cluster as a Ray job, following its logs",
+        description="Upload the working folder and run `tunefleet run SPEC --address auto` "
+        "on the cluster's head as a Ray job; prints the job id and follows its logs.",
+    )  # fmt: skip
+    submit.add_argument("spec", help="the experiment's YAML file, inside --working-dir")
+    submit.add_argument(
+        "--address", required=True, help="the dashboard's address, e.g. http://127.0.0.1:8265"
+    )
+    submit.add_argument(
+        "--storage", required=True, help="results root as the cluster sees it (URI or /path)"
+    )
+    submit.add_argument("--working-dir", default=".", help="folder uploaded (default: .)")
+    submit.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a spec value (repeatable)",
+    )  # fmt: skip
+    submit.add_argument("--name", help="experiment name (default: the spec's `name`)")
+    submit.add_argument("--overwrite", action="store_true", help="replace an experiment")
+    submit.add_argument("--no-follow", action="store_true", help="print the job id and return")
+    for action, text in (
+        ("up", "start or update the cluster a launcher YAML describes (ray up)"),
+        ("down", "stop the cluster and release its machines (ray down)"),
+        ("attach", "open a shell on the cluster's head node (ray attach)"),
+    ):
+        sub = actions.add_parser(action, help=text, description=text)
+        sub.add_argument("config", help="the launcher's cluster YAML, e.g. cluster/aws.yaml")
     return parser
 
 
@@ -111,6 +163,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.path.insert(0, os.getcwd())
     if args.command == "resume":
         return _resume(args)
+    if args.command in ("show", "report", "cluster"):
+        return _tool(args)
     try:
         overrides = list(args.overrides)
         if getattr(args, "fail_fast", False):
@@ -170,6 +224,49 @@ def _resume(args: argparse.Namespace) -> int:
     except Exception as exc:
         return _unexpected(exc, args.verbose)
     return _finish(plan, summary)
+
+
+def _tool(args: argparse.Namespace) -> int:
+    """`show`, `report` and `cluster ...`: commands that run no experiment here."""
+    from tunefleet.experiments.analysis import AnalysisError
+
+    try:
+        if args.command == "show":
+            from tunefleet.experiments.analysis import load
+            from tunefleet.experiments.show import leaderboard_text
+
+            if args.top < 1:
+                raise AnalysisError("--top: give a positive number of trials.")
+            print(leaderboard_text(load(args.experiment), k=args.top))
+            return EXIT_OK
+        if args.command == "report":
+            from tunefleet.experiments.report import write_report
+
+            print(f"report: {write_report(args.experiment, args.out)}")
+            return EXIT_OK
+        if args.action == "submit":
+            from tunefleet.cluster.jobs import submit
+
+            status = submit(
+                args.spec,
+                address=args.address,
+                storage=args.storage,
+                working_dir=args.working_dir,
+                overrides=args.overrides,
+                follow=not args.no_follow,
+                name=args.name,
+                overwrite=args.overwrite,
+            )
+            return EXIT_FAILED if status in ("FAILED", "STOPPED") else EXIT_OK
+        from tunefleet.cluster import launcher
+
+        code: int = getattr(launcher, args.action)(args.config)
+        return code
+    except (AnalysisError, ClusterError, ImportError) as exc:
+        print(f"tunefleet: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
 
 
 def _unexpected(exc: Exception, verbose: bool) -> int:
