@@ -1,0 +1,628 @@
+"""The same experiment file on a real multi-node Ray cluster, and the cluster helpers.
+
+The cluster is three `ray start` nodes on this machine (a head and two workers, each with
+its own temp dir, ports and CPU count) under token authentication with a token of the
+test's own. The fixture stops only the processes it started: every one of them inherits a
+marker variable, so teardown never touches another Ray on the machine (no `ray stop`).
+
+The tests that need the cluster run in file order: the last one kills a worker node.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from tunefleet.cluster import ClusterError
+from tunefleet.cluster.jobs import DEFAULT_EXCLUDES, job_request, submit
+from tunefleet.cluster.launcher import attach, down, launcher_command, up
+
+BIN = Path(sys.executable).parent
+MARKER = "TUNEFLEET_TEST_CLUSTER"
+
+
+# --- Helpers that need no Ray -------------------------------------------------------
+
+
+def test_job_request_runs_the_spec_from_the_uploaded_folder(tmp_path: Path) -> None:
+    (tmp_path / "specs").mkdir()
+    spec = tmp_path / "specs" / "my exp.yaml"
+    spec.write_text("name: x\n")
+    request = job_request(
+        spec,
+        storage="s3://bucket/results",
+        working_dir=tmp_path,
+        overrides=["search.num_samples=8", "space.lr=0.1"],
+        name="again",
+        overwrite=True,
+        pip=["${RAY_RUNTIME_ENV_CREATE_WORKING_DIR}/dist/tunefleet-0.1.0-py3-none-any.whl"],
+    )
+    assert request.entrypoint == (
+        "tunefleet run 'specs/my exp.yaml' --address auto --storage s3://bucket/results "
+        "--set search.num_samples=8 --set space.lr=0.1 --name again --overwrite"
+    )
+    assert request.runtime_env == {
+        "working_dir": str(tmp_path.resolve()),
+        "excludes": list(DEFAULT_EXCLUDES),
+        "pip": ["${RAY_RUNTIME_ENV_CREATE_WORKING_DIR}/dist/tunefleet-0.1.0-py3-none-any.whl"],
+    }
+
+
+def test_job_request_takes_a_spec_relative_to_the_current_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "exp.yaml").write_text("name: x\n")
+    monkeypatch.chdir(tmp_path)
+    request = job_request("exp.yaml", storage="~/results")
+    assert request.entrypoint == "tunefleet run exp.yaml --address auto --storage '~/results'"
+    assert request.runtime_env == {
+        "working_dir": str(tmp_path.resolve()),
+        "excludes": list(DEFAULT_EXCLUDES),
+    }
+
+
+@pytest.mark.parametrize(
+    ("spec", "storage", "working_dir", "message"),
+    [
+        ("nope.yaml", "/shared/results", "work", r"^nope\.yaml: no such file\.$"),
+        (
+            "outside.yaml",
+            "/shared/results",
+            "work",
+            r"outside\.yaml is outside the working directory .*/work; the job sees only",
+        ),
+        (
+            "work/exp.yaml",
+            "results",
+            "work",
+            r"^storage: 'results' is relative, but the job runs in a temporary copy",
+        ),
+        ("work/exp.yaml", "/shared", "missing", r"^working_dir: .*missing is not a folder\.$"),
+    ],
+)
+def test_job_request_errors_are_one_line(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    spec: str,
+    storage: str,
+    working_dir: str,
+    message: str,
+) -> None:
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "exp.yaml").write_text("name: x\n")
+    (tmp_path / "outside.yaml").write_text("name: x\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ClusterError, match=message) as info:
+        job_request(spec, storage=storage, working_dir=tmp_path / working_dir)
+    assert "\n" not in str(info.value)
+
+
+def test_submit_wants_the_dashboard_address(tmp_path: Path) -> None:
+    (tmp_path / "exp.yaml").write_text("name: x\n")
+    with pytest.raises(ClusterError, match=r"^address: '127\.0\.0\.1:6379' is not the dash"):
+        submit(
+            tmp_path / "exp.yaml",
+            address="127.0.0.1:6379",
+            storage="/shared",
+            working_dir=tmp_path,
+        )
+
+
+def test_submit_refuses_a_conflicting_ray_address(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "exp.yaml").write_text("name: x\n")
+    monkeypatch.delenv("RAY_API_SERVER_ADDRESS", raising=False)
+    monkeypatch.setenv("RAY_ADDRESS", "http://10.0.0.1:8265")
+    with pytest.raises(
+        ClusterError,
+        match=r"^RAY_ADDRESS=http://10\.0\.0\.1:8265 is set and Ray would use it instead of "
+        r"http://127\.0\.0\.1:8265; unset it",
+    ):
+        submit(
+            tmp_path / "exp.yaml",
+            address="http://127.0.0.1:8265",
+            storage="/shared",
+            working_dir=tmp_path,
+        )
+
+
+def test_submit_needs_rays_job_client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "exp.yaml").write_text("name: x\n")
+    monkeypatch.setitem(sys.modules, "aiohttp", None)  # as on an install without ray[default]
+    with pytest.raises(
+        ClusterError,
+        match=r"^submitting jobs needs Ray's job client, which is not installed here "
+        r"\(aiohttp is missing\): pip install 'ray\[default\]>=2\.60,<2\.61'\.$",
+    ):
+        submit(
+            tmp_path / "exp.yaml",
+            address="http://127.0.0.1:8265",
+            storage="/shared",
+            working_dir=tmp_path,
+        )
+
+
+def test_submit_says_when_nothing_listens(tmp_path: Path) -> None:
+    pytest.importorskip("aiohttp", reason="Ray's job client needs ray[default]")
+    (tmp_path / "exp.yaml").write_text("name: x\n")
+    port = _free_ports(1)[0]
+    with pytest.raises(ClusterError, match=r"^could not reach the Ray job server at http://"):
+        submit(
+            tmp_path / "exp.yaml",
+            address=f"http://127.0.0.1:{port}",
+            storage="/shared",
+            working_dir=tmp_path,
+        )
+
+
+@pytest.mark.parametrize(
+    ("action", "args"), [("up", ["up", "-y"]), ("down", ["down", "-y"]), ("attach", ["attach"])]
+)
+def test_launcher_commands(tmp_path: Path, action: str, args: list[str]) -> None:
+    config = tmp_path / "aws.yaml"
+    config.write_text("cluster_name: x\n")
+    assert launcher_command(action, config, ray="/opt/ray") == ["/opt/ray", *args, str(config)]
+
+
+def test_launcher_runs_ray_and_returns_its_exit_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stand-in `ray` next to a stand-in interpreter records what it was asked to do."""
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    log = tmp_path / "calls"
+    fake_ray = fake_bin / "ray"
+    fake_ray.write_text(f'#!/bin/sh\necho "$@" >> {log}\nexit 3\n')
+    fake_ray.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(fake_bin / "python"))
+    config = tmp_path / "gcp.yaml"
+    config.write_text("cluster_name: x\n")
+    assert up(config) == 3
+    assert down(config) == 3
+    assert attach(config) == 3
+    assert log.read_text().splitlines() == [
+        f"up -y {config}",
+        f"down -y {config}",
+        f"attach {config}",
+    ]
+
+
+def test_launcher_errors_are_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ClusterError, match=r"^nope\.yaml: no such cluster config file\.$"):
+        up("nope.yaml")
+    with pytest.raises(ClusterError, match=r"^action: 'restart' is not one of up, down, attach"):
+        launcher_command("restart", "nope.yaml")
+    config = tmp_path / "aws.yaml"
+    config.write_text("cluster_name: x\n")
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(
+        ClusterError,
+        match=r"^the `ray` command is not installed here \(not next to .*python nor on PATH\); "
+        r"install it with pip install 'ray\[default\]'\.$",
+    ):
+        down(config)
+
+
+# --- A real three-node cluster ------------------------------------------------------
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = []
+    for _ in range(count):
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sockets.append(sock)
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+@dataclass
+class Node:
+    """One `ray start` node: its name, temp dir, CPUs and (once up) raylet PID and id."""
+
+    name: str
+    temp_dir: Path
+    cpus: int
+    raylet_pid: int = 0
+    node_id: str = ""
+
+
+@dataclass
+class LocalCluster:
+    """A head and workers started with `ray start` on this machine."""
+
+    root: Path
+    env: dict[str, str]
+    token: str
+    gcs_address: str
+    dashboard_url: str | None
+    nodes: list[Node] = field(default_factory=list)
+
+    def node_ids(self) -> set[str]:
+        return {node.node_id for node in self.nodes}
+
+
+def _psutil() -> Any:
+    """psutil as Ray bundles it (importing ray puts it on sys.path)."""
+    import ray  # noqa: F401
+
+    return importlib.import_module("psutil")
+
+
+def _cluster_processes(root: Path) -> list[Any]:
+    psutil = _psutil()
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.environ().get(MARKER) == str(root):
+                found.append(proc)
+        except (psutil.Error, OSError):
+            continue
+    return found
+
+
+def _stop(root: Path) -> None:
+    """Stops every process carrying this cluster's marker: SIGTERM, then SIGKILL."""
+    psutil = _psutil()
+    procs = _cluster_processes(root)
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            proc.terminate()
+    _, alive = psutil.wait_procs(procs, timeout=3)
+    for proc in alive:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    psutil.wait_procs(alive, timeout=5)
+
+
+def _find_raylet(node: Node) -> None:
+    """Fills in the raylet PID and node id of a started node from its command line."""
+    psutil = _psutil()
+    flag = f"--temp_dir={node.temp_dir}"
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        cmdline = proc.info["cmdline"] or []
+        if proc.info["name"] == "raylet" and flag in cmdline:
+            node.raylet_pid = proc.pid
+            node.node_id = " ".join(cmdline).split("--node-id=")[1].split()[0]
+            return
+    raise AssertionError(f"no raylet found for {node.name} ({flag})")
+
+
+def _dashboard_available() -> bool:
+    try:
+        from ray._private.utils import get_dashboard_dependency_error
+    except ImportError:
+        return False
+    return get_dashboard_dependency_error() is None
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """Head (1 CPU) + worker w1 (1 CPU) + worker w2 (2 CPUs), token auth on."""
+    # Short: Ray's socket paths under the temp dirs must stay under 108 characters.
+    root = Path(tempfile.mkdtemp(prefix="tf-mn-", dir="/tmp"))
+    token_file = tmp_path_factory.mktemp("auth") / "token"
+    token = secrets.token_hex(32)
+    token_file.write_text(token)
+    token_file.chmod(0o600)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS", "RAY_AUTH_TOKEN")
+    }
+    env.update(
+        {
+            "RAY_AUTH_MODE": "token",
+            "RAY_AUTH_TOKEN_PATH": str(token_file),
+            "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",  # `tunefleet` for jobs
+            MARKER: str(root),
+        }
+    )
+    ray = str(BIN / "ray")
+    gcs, dashboard, *more = _free_ports(9)
+    with_dashboard = _dashboard_available()
+    common = ["--disable-usage-stats", "--object-store-memory=100000000"]
+    head = Node("head", root / "head", 1)
+    workers = [Node("w1", root / "w1", 1), Node("w2", root / "w2", 2)]
+    started = time.monotonic()
+    try:
+        subprocess.run(
+            [
+                ray,
+                "start",
+                "--head",
+                f"--port={gcs}",
+                f"--num-cpus={head.cpus}",
+                f"--include-dashboard={'true' if with_dashboard else 'false'}",
+                f"--dashboard-port={dashboard}",
+                f"--dashboard-agent-listen-port={more[0]}",
+                f"--metrics-export-port={more[1]}",
+                f"--temp-dir={head.temp_dir}",
+                *common,
+            ],
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        for i, node in enumerate(workers):
+            subprocess.run(
+                [
+                    ray,
+                    "start",
+                    f"--address=127.0.0.1:{gcs}",
+                    f"--num-cpus={node.cpus}",
+                    f"--dashboard-agent-listen-port={more[2 + 2 * i]}",
+                    f"--metrics-export-port={more[3 + 2 * i]}",
+                    f"--temp-dir={node.temp_dir}",
+                    *common,
+                ],
+                env=env,
+                check=True,
+                capture_output=True,
+                timeout=120,
+            )
+        nodes = [head, *workers]
+        for node in nodes:
+            _find_raylet(node)
+        print(f"\n3-node cluster up in {time.monotonic() - started:.1f} s")
+        yield LocalCluster(
+            root=root,
+            env=env,
+            token=token,
+            gcs_address=f"127.0.0.1:{gcs}",
+            dashboard_url=f"http://127.0.0.1:{dashboard}" if with_dashboard else None,
+            nodes=nodes,
+        )
+    except subprocess.CalledProcessError as exc:
+        raise AssertionError(f"ray start failed:\n{exc.stderr.decode()[-3000:]}") from exc
+    finally:
+        _stop(root)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+SPREAD_SPEC = """
+name: spread
+trainable: tunefleet.trainables.examples.digits:mlp_trainable
+metric: val_accuracy
+mode: max
+space:
+  lr: {loguniform: [1.0e-3, 1.0e-2]}
+  hidden: 32
+  epochs: 3
+search: {num_samples: 6, seed: 0}
+resources: {cpu: 1}
+"""
+
+
+def _tunefleet(cluster: LocalCluster, spec: Path, storage: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            str(BIN / "tunefleet"),
+            "run",
+            str(spec),
+            "--address",
+            cluster.gcs_address,
+            "--storage",
+            str(storage),
+        ],
+        env=cluster.env,
+        cwd=spec.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.mark.slow
+def test_trials_spread_over_the_nodes(cluster: LocalCluster, tmp_path: Path) -> None:
+    spec = tmp_path / "spread.yaml"
+    spec.write_text(SPREAD_SPEC)
+    proc = _tunefleet(cluster, spec, tmp_path / "results")
+    stdout, stderr = proc.communicate(timeout=240)
+    assert proc.returncode == 0, stderr[-3000:]
+    assert "spread: 6 trials (6 terminated)" in stdout
+    assert cluster.token not in stdout + stderr
+    trials = pd.read_parquet(tmp_path / "results" / "spread" / "trials.parquet")
+    iterations = pd.read_parquet(tmp_path / "results" / "spread" / "iterations.parquet")
+    assert list(trials["status"]) == ["TERMINATED"] * 6
+    assert set(iterations["node_id"]) <= cluster.node_ids()
+    assert iterations["node_id"].nunique() >= 2, iterations["node_id"].value_counts()
+
+
+JOB_MODEL = """
+from tunefleet.trainables import report
+
+def train(config):
+    for step in range(1, 3):
+        report({"acc": config["a"] * step})
+"""
+
+JOB_SPEC = """
+name: by_job
+trainable: my_model:train
+metric: acc
+mode: max
+space:
+  a: {grid: [1, 2, 3]}
+search: {algorithm: grid}
+"""
+
+SUBMIT = """
+import sys
+from tunefleet.cluster.jobs import submit
+status = submit("exp.yaml", address=sys.argv[1], storage=sys.argv[2])
+sys.exit(0 if status == "SUCCEEDED" else 1)
+"""
+
+
+@pytest.mark.slow
+def test_submit_runs_the_experiment_as_a_job(cluster: LocalCluster, tmp_path: Path) -> None:
+    """A user's folder (a spec and the module it names) goes to the cluster as a job."""
+    if cluster.dashboard_url is None:
+        pytest.skip("the job server needs Ray's dashboard: pip install 'ray[default]'")
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "my_model.py").write_text(JOB_MODEL)
+    (project / "exp.yaml").write_text(JOB_SPEC)
+    storage = tmp_path / "results"
+    proc = subprocess.run(
+        [sys.executable, "-c", SUBMIT, cluster.dashboard_url, str(storage)],
+        env=cluster.env,
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("submitted job raysubmit_")
+    assert "by_job: 3 trials (3 terminated)" in proc.stdout
+    assert lines[-1].endswith(" succeeded")
+    assert cluster.token not in proc.stdout + proc.stderr
+    trials = pd.read_parquet(storage / "by_job" / "trials.parquet")
+    assert sorted(trials["acc"]) == [2, 4, 6]
+    assert set(trials["node_id"]) <= cluster.node_ids()
+
+
+FAILURE_SPEC = """
+name: failover
+trainable: tunefleet.trainables.examples.digits:mlp_trainable
+metric: val_accuracy
+mode: max
+space:
+  lr: {loguniform: [1.0e-3, 1.0e-2]}
+  hidden: 32
+  epochs: 40
+search: {num_samples: 4, seed: 0}
+resources: {cpu: 1}
+failure: {max_failures: 3}
+"""
+
+
+def _busy_worker(cluster: LocalCluster) -> Node | None:
+    """A worker node (not the head) whose raylet has a trial in training."""
+    psutil = _psutil()
+
+    for node in cluster.nodes[1:]:
+        try:
+            children = psutil.Process(node.raylet_pid).children()
+        except psutil.Error:
+            continue
+        for child in children:
+            try:
+                title = " ".join(child.cmdline())  # Ray sets it to `ray::ImplicitFunc.train`
+            except psutil.Error:
+                continue
+            if title.startswith("ray::ImplicitFunc") and "train" in title:
+                return node
+    return None
+
+
+@pytest.mark.slow
+def test_killing_a_worker_node_mid_run_resumes_its_trials(
+    cluster: LocalCluster, tmp_path: Path
+) -> None:
+    """SIGKILL one worker's raylet once every trial has a checkpoint: the experiment still
+    completes, and the interrupted trial continues from its checkpoint on another node."""
+    spec = tmp_path / "failover.yaml"
+    spec.write_text(FAILURE_SPEC)
+    exp = tmp_path / "results" / "failover"
+    proc = _tunefleet(cluster, spec, tmp_path / "results")
+    try:
+        deadline = time.monotonic() + 120
+        victim = None
+        while victim is None:
+            assert time.monotonic() < deadline, "trials never all checkpointed"
+            assert proc.poll() is None, proc.communicate()[1][-3000:]
+            time.sleep(0.2)
+            checkpointed = {p.parent for p in exp.glob("trial_*/checkpoint_*")}
+            if len(checkpointed) >= 4:
+                victim = _busy_worker(cluster)
+        killed_at = time.time()
+        os.kill(victim.raylet_pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate(timeout=240)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    finished_at = time.time()
+    assert proc.returncode == 0, stderr[-3000:]
+    assert "failover: 4 trials (4 terminated)" in stdout
+    assert cluster.token not in stdout + stderr
+
+    trials = pd.read_parquet(exp / "trials.parquet")
+    iterations = pd.read_parquet(exp / "iterations.parquet")
+    assert list(trials["status"]) == ["TERMINATED"] * 4
+    assert list(trials["iterations"]) == [40] * 4
+    assert list(trials["epoch"]) == [39] * 4
+    assert not iterations.duplicated(["trial_id", "training_iteration"]).any()
+    for trial_id, rows in iterations.groupby("trial_id"):
+        assert sorted(rows["training_iteration"]) == list(range(1, 41)), trial_id
+        assert sorted(rows["epoch"]) == list(range(40)), trial_id
+    restored = iterations[iterations["restored_from"].notna()]
+    assert len(restored) >= 1, "no trial was resumed from a checkpoint"
+    assert (restored["restored_from"] == restored["trial_id"]).all()
+    assert victim.node_id not in set(restored["node_id"])  # resumed on a live node
+    for _, row in restored.iterrows():
+        before = iterations[
+            (iterations["trial_id"] == row["trial_id"])
+            & (iterations["training_iteration"] < row["training_iteration"])
+        ]
+        assert victim.node_id in set(before["node_id"])  # it was running on the victim
+    print(
+        f"\nkilled {victim.name}'s raylet; resumed {len(restored)} trial(s) at iteration(s) "
+        f"{list(restored['training_iteration'])}; first resumed result "
+        f"{restored['timestamp'].min() - killed_at:.0f} s after the kill; run ended "
+        f"{finished_at - killed_at:.1f} s after it"
+    )
+
+
+@pytest.mark.parametrize("action", ["up", "down", "attach"])
+def test_cluster_command_reports_a_missing_config_in_one_line(
+    action: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tunefleet.experiments.cli import main
+
+    assert main(["cluster", action, str(tmp_path / "nope.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert err == f"tunefleet: error: {tmp_path / 'nope.yaml'}: no such cluster config file.\n"
+
+
+def test_cluster_submit_command_reports_an_unreachable_cluster(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tunefleet.experiments.cli import main
+
+    for variable in ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS"):
+        monkeypatch.delenv(variable, raising=False)
+    spec = tmp_path / "exp.yaml"
+    spec.write_text("name: x\n")
+    port = _free_ports(1)[0]
+    argv = ["cluster", "submit", str(spec), "--working-dir", str(tmp_path)]
+    argv += ["--address", f"http://127.0.0.1:{port}", "--storage", "/tmp/results"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(
+        f"tunefleet: error: could not reach the Ray job server at http://127.0.0.1:{port}"
+    )
+    assert err.count("\n") == 1
