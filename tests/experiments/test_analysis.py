@@ -341,3 +341,15 @@ def test_show_and_report_errors_are_one_line(
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("tunefleet: error: ") and message in err and err.count("\n") == 1
+
+
+def test_readme_analysis_example_runs(run_dir: Path, capsys) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)\n```", readme, flags=re.S)
+    example = next(b for b in blocks if "experiments.analysis import load" in b)
+    code = example.replace('"results/quickstart"', repr(str(run_dir)))
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    exp = namespace["exp"]
+    assert list(namespace["curves"].columns) == list(exp.trials["trial_id"])
+    assert exp.best()["trial_id"] in capsys.readouterr().out
