@@ -172,6 +172,7 @@ def build_tuner(
         extend: Run `extend.trials` more trials, the searcher warm-started with earlier results.
     """
     from ray import tune
+    from ray.tune.search import Searcher
 
     from tunefleet.search.algorithms import build_search
 
@@ -189,6 +190,7 @@ def build_tuner(
 
         search_alg = WarmStart(search_alg, extend.points)
     num_samples = extend.trials if extend is not None else settings.trials * settings.repeat
+    is_searcher = isinstance(search_alg, Searcher)
     keep = spec.failure.keep_checkpoints
     if settings.population_based and keep is not None:
         keep = max(keep, 3)  # PBT restores trials from others' recent checkpoints
@@ -201,7 +203,9 @@ def build_tuner(
             search_alg=search_alg,
             scheduler=search.scheduler,
             num_samples=num_samples,
-            max_concurrent_trials=settings.max_concurrent,
+            # A Searcher gets Ray's ConcurrencyLimiter; the variant generator (random,
+            # grid, PBT) carries the cap itself, and Ray would only warn about this one.
+            max_concurrent_trials=settings.max_concurrent if is_searcher else None,
             time_budget_s=settings.time_budget_s,
             # One worker process serves many trials: small trials would otherwise spend
             # about a second each starting a process and re-importing torch.

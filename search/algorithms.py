@@ -42,7 +42,9 @@ def build_search(
         from ray.tune.search.basic_variant import BasicVariantGenerator
 
         return TuneSearch(
-            search_alg=BasicVariantGenerator(random_state=search.seed),
+            search_alg=BasicVariantGenerator(
+                max_concurrent=search.max_concurrent or 0, random_state=search.seed
+            ),
             scheduler=_population_scheduler(search, space),
             param_space=to_tune_param_space(space),
         )
@@ -84,7 +86,13 @@ def build_searcher(
     if algorithm == "variants":
         from ray.tune.search.basic_variant import BasicVariantGenerator
 
-        return BasicVariantGenerator(points_to_evaluate=points, random_state=settings.seed)
+        # Ray applies `TuneConfig.max_concurrent_trials` only to a `Searcher` (through a
+        # ConcurrencyLimiter); this generator is not one, so it must carry the cap itself.
+        return BasicVariantGenerator(
+            points_to_evaluate=points,
+            max_concurrent=settings.max_concurrent or 0,
+            random_state=settings.seed,
+        )
     if algorithm == "hyperopt":
         from ray.tune.search.hyperopt import HyperOptSearch
 
@@ -206,7 +214,8 @@ def _population_scheduler(search: SearchSettings, space: Space) -> Any:
         return PB2(
             time_attr=options.time_attr,
             perturbation_interval=options.perturbation_interval,
-            hyperparam_bounds={k: [p.low, p.high] for k, p in numeric.items()},
+            # Nested like the config: Ray refuses `/` in a bound's name.
+            hyperparam_bounds=_nest({k: [p.low, p.high] for k, p in numeric.items()}),
             quantile_fraction=options.quantile_fraction,
             custom_explore_fn=ClipToSpace(numeric),
             synch=options.synch,

@@ -17,6 +17,7 @@ from tunefleet.search.schedulers import (
     AshaSettings,
     FifoSettings,
     HyperbandSettings,
+    resolved_max_t,
 )
 from tunefleet.search.settings import SearchSettings
 from tunefleet.search.space import Choice, Float, Int, Space
@@ -109,6 +110,16 @@ def _check_population(search: SearchSettings, scheduler: AnyScheduler, space: Sp
                     f"{_key(path)}: pb2 models numeric parameters only, but this is a "
                     f"{param.keyword}; make it numeric, or use algorithm pbt."
                 )
+        for path, param in space.searched.items():
+            # Ray's PB2 gets [low, high] bounds and fits and explores them on a linear
+            # scale: a log-scaled range would be explored almost only near its top.
+            if isinstance(param, (Float, Int)) and param.log:
+                linear = "uniform" if isinstance(param, Float) else "randint"
+                raise SearchConfigError(
+                    f"{_key(path)}: pb2 explores bounds on a linear scale only, but this is "
+                    f"{param.keyword}[{param.low:g}, {param.high:g}]; use `{linear}` bounds "
+                    "(e.g. over the exponent), or algorithm pbt."
+                )
 
 
 def _check_scheduler(search: SearchSettings, scheduler: AnyScheduler, stop: dict[str, Any]) -> None:
@@ -126,6 +137,21 @@ def _check_scheduler(search: SearchSettings, scheduler: AnyScheduler, stop: dict
             raise SearchConfigError(
                 f"scheduler.max_t: {scheduler.name} needs a budget; set `scheduler.max_t` or "
                 f"`stop.{attr}`."
+            )
+        max_t = resolved_max_t(scheduler, stop)
+        if max_t is None or scheduler.max_t is not None:
+            return  # an explicit max_t is checked by the settings themselves
+        if max_t < 1:
+            raise SearchConfigError(
+                f"scheduler.max_t: {scheduler.name} takes its budget from stop.{attr}="
+                f"{stop[attr]:g}, which gives max_t={max_t} (whole units of {attr}); set "
+                f"`scheduler.max_t` to at least 1 or raise stop.{attr}."
+            )
+        if isinstance(scheduler, AshaSettings) and scheduler.grace_period > max_t:
+            raise SearchConfigError(
+                f"scheduler.grace_period: must be <= max_t, but got grace_period="
+                f"{scheduler.grace_period} and max_t={max_t} (from stop.{attr}); lower "
+                f"grace_period or raise stop.{attr}."
             )
 
 

@@ -20,7 +20,10 @@ The spec then names `mymodule:digits`. The datasets travel once through Ray's ob
 `checkpoint_every` [1], `seed` [0]. Every epoch reports `train_loss`, `val_loss`, `val_<metric>`
 for each metric, `lr` and `epoch` (and, first after a restore, `restored_from`: the trial whose
 checkpoint it continued from), with a checkpoint of the model, optimizer, schedule, epoch, early-
-stopping state and RNG state, so a restored trial continues exactly where it stopped.
+stopping state and RNG state, so a restored trial continues exactly where it stopped. A trial
+restored from another's checkpoint (a PBT exploit) keeps its own config: `lr`, `weight_decay`
+and `momentum` are set from it again, and the schedule goes on from the checkpoint's epoch with
+the new base `lr`.
 """
 
 from __future__ import annotations
@@ -285,6 +288,43 @@ def _evaluate(
     return metrics
 
 
+def _load_optimizer_state(
+    optimizer: torch.optim.Optimizer,
+    schedule: torch.optim.lr_scheduler.LRScheduler,
+    state: Mapping[str, Any],
+    s: _Settings,
+) -> None:
+    """Restores the optimizer and schedule from a checkpoint, keeping this trial's config.
+
+    The checkpoint may come from another trial (a PBT exploit) whose config differed:
+    `load_state_dict` would bring back that trial's `lr`, `weight_decay`, `momentum` and the
+    schedule's base learning rates, and the perturbed values would never take effect. After
+    loading, these come from `s` again. The current learning rate is the checkpoint's scaled
+    by new base / old base, which is the schedule's value at this epoch for the new base
+    (every schedule here is a multiple of its base rate). With the same config (a trial
+    restored after a failure) nothing changes, so the run continues bit for bit.
+    """
+    optimizer.load_state_dict(state["optimizer"])
+    schedule.load_state_dict(state["schedule"])
+    for group in optimizer.param_groups:
+        old_base = group.get("initial_lr", s.lr)  # every schedule records its base rate here
+        if s.lr != old_base:
+            group["lr"] = s.lr * (group["lr"] / old_base) if old_base else s.lr
+            group["initial_lr"] = s.lr
+        group["weight_decay"] = s.weight_decay
+        if "momentum" in group:  # sgd, rmsprop
+            group["momentum"] = s.momentum
+        if "nesterov" in group:
+            group["nesterov"] = s.nesterov and s.momentum > 0
+    schedule._last_lr = [group["lr"] for group in optimizer.param_groups]
+    pending = [schedule]
+    while pending:  # SequentialLR (warm-up) holds schedules with base rates of their own
+        current = pending.pop()
+        if hasattr(current, "base_lrs"):
+            current.base_lrs = [s.lr] * len(current.base_lrs)
+        pending.extend(getattr(current, "_schedulers", []))
+
+
 def _train(
     config: dict[str, Any],
     *,
@@ -318,8 +358,7 @@ def _train(
                 Path(directory, _STATE_FILE), map_location=device, weights_only=False
             )
         model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
+        _load_optimizer_state(optimizer, schedule, state, s)
         _set_rng_state(state["rng"], generator)
         best, bad_epochs, start_epoch = state["best"], state["bad_epochs"], state["epoch"] + 1
         restored_from = state.get("trial_id")

@@ -24,6 +24,15 @@ silently dropped. The wrapper itself reads `WRAPPER_KEYS`: `seed` [0] sets the e
 `random_state` when it has one and neither the config nor `fixed_params` sets it. The folds
 never depend on `seed`. An unset `n_jobs` becomes the trial's CPUs, and BLAS/OpenMP threads
 are limited to them while fitting.
+
+With `search.repeat`, Ray numbers the copies of a config with `__trial_index__` (0, 1, ...),
+also a wrapper key: copy i adds i to the `random_state` the wrapper sets from `seed` and to
+the folds' shuffling seed, so the repeats are a repeated k-fold CV of the config (copy 0 is
+exactly the unrepeated trial, and copy i uses the same folds for every config). A
+`random_state` set by the config or `fixed_params`, or `shuffle=False`, stays as given.
+
+The wrapper saves no checkpoints (a trial is one fit per fold), so population-based
+training, which restores trials from each other's checkpoints, refuses it.
 """
 
 from __future__ import annotations
@@ -39,13 +48,18 @@ import numpy as np
 from tunefleet.trainables.api import report, trial_cpus
 from tunefleet.trainables.resolve import TrainableError, import_object
 
-__all__ = ["DATASETS", "WRAPPER_KEYS", "SklearnTrainable"]
+__all__ = ["DATASETS", "REPEAT_INDEX", "WRAPPER_KEYS", "SklearnTrainable"]
 
 DATASETS = ("breast_cancer", "diabetes", "digits", "iris", "wine")
 """scikit-learn's bundled datasets (`sklearn.datasets.load_<name>`): offline, no download."""
 
-WRAPPER_KEYS = ("seed",)
+REPEAT_INDEX = "__trial_index__"
+"""The key Ray's `Repeater` (`search.repeat`) adds to number the copies of a config."""
+
+WRAPPER_KEYS = ("seed", REPEAT_INDEX)
 """Config keys the wrapper reads itself instead of passing them to the estimator."""
+
+_SPACE_KEYS = tuple(k for k in WRAPPER_KEYS if k != REPEAT_INDEX)  # those a spec sets
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -78,6 +92,8 @@ class SklearnTrainable:
     fixed_params: Mapping[str, Any] = field(default_factory=dict)
     shuffle: bool = True
     random_state: int | None = 0
+
+    supports_checkpoints = False  # one result per trial, nothing to resume from
 
     def __post_init__(self) -> None:
         if isinstance(self.data, str):
@@ -204,14 +220,15 @@ class SklearnTrainable:
         _check_keys(searched, known, "config", self.estimator_class().__name__)
         params = {**self.fixed_params, **searched}
         if "random_state" in known:
+            index = int(config.get(REPEAT_INDEX, 0))
             if "seed" in config:
                 if "random_state" in config:
                     raise TrainableError(
                         "config sets both 'seed' and 'random_state'; keep one of them in the "
                         "spec's space."
                     )
-                params["random_state"] = int(config["seed"])
-            params.setdefault("random_state", 0)
+                params["random_state"] = int(config["seed"]) + index
+            params.setdefault("random_state", index)
         if "n_jobs" in known and params.get("n_jobs") is None:
             params["n_jobs"] = cpus
         return params
@@ -224,14 +241,22 @@ class SklearnTrainable:
         steps = self.transformers()
         return make_pipeline(*steps, estimator) if steps else estimator
 
-    def folds(self, estimator: Any) -> Any:
-        """The CV splitter: stratified for classifiers, plain k-fold otherwise."""
+    def folds(self, estimator: Any, *, repeat_index: int = 0) -> Any:
+        """The CV splitter: stratified for classifiers, plain k-fold otherwise.
+
+        Args:
+            estimator: The estimator (or pipeline) to be cross-validated.
+            repeat_index: The config's `__trial_index__` under `search.repeat`: added to
+                `random_state`, so each repeat shuffles the rows differently.
+        """
         from sklearn.base import is_classifier
         from sklearn.model_selection import KFold, StratifiedKFold
 
         final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
         splitter = StratifiedKFold if is_classifier(final) else KFold
         seed = self.random_state if self.shuffle else None
+        if seed is not None:
+            seed += repeat_index
         return splitter(n_splits=self.cv, shuffle=self.shuffle, random_state=seed)
 
     def load_data(self) -> tuple[Any, Any]:
@@ -285,7 +310,7 @@ def _check_keys(
         if where == "config":
             raise TrainableError(
                 f"config key {key!r} is not a parameter of {estimator} nor a key the wrapper "
-                f"reads ({', '.join(WRAPPER_KEYS)}){hint} Rename or remove it in the spec's "
+                f"reads ({', '.join(_SPACE_KEYS)}){hint} Rename or remove it in the spec's "
                 "space."
             )
         raise TrainableError(f"{where}: {key!r} is not a parameter of {estimator}{hint}")
@@ -303,7 +328,7 @@ def _cross_validate(config: dict[str, Any], *, wrapper: SklearnTrainable, x: Any
             model,
             x,
             y,
-            cv=wrapper.folds(model),
+            cv=wrapper.folds(model, repeat_index=int(config.get(REPEAT_INDEX, 0))),
             scoring=wrapper.scoring,
             n_jobs=1,
             error_score="raise",

@@ -41,6 +41,12 @@ def test_pbt_trials_continue_from_the_checkpoints_they_copy(tmp_path: Path) -> N
     # Configs change within a trial: the iteration table records each row's config.
     changed = iterations.groupby("trial_id")["config/lr"].nunique()
     assert (changed > 1).any()
+    # The learning rate each epoch trained with is the row's config, not the donor's
+    # (restoring an optimizer's state would otherwise bring back the donor's lr).
+    assert iterations["lr"].notna().all()
+    assert (iterations["lr"] == iterations["config/lr"]).all(), iterations[
+        ["trial_id", "training_iteration", "lr", "config/lr", "restored_from"]
+    ]
     # Perturbed values stay inside the declared range.
     assert iterations["config/lr"].between(1e-4, 1e-1).all()
     assert trials["best/val_accuracy"].max() >= 0.9

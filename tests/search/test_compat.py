@@ -138,7 +138,6 @@ def test_settings_that_contradict_themselves_are_refused(
     ("search", "scheduler", "stop"),
     [
         ({"algorithm": "pbt"}, None, None),
-        ({"algorithm": "pb2"}, None, None),
         ({"algorithm": "optuna", "sampler": "cmaes"}, None, None),
         (
             {"algorithm": "optuna", "sampler": {"name": "gp"}},
@@ -162,3 +161,77 @@ def test_sampler_shorthand_and_options() -> None:
     settings = SearchSettings(algorithm="optuna", sampler={"name": "qmc", "qmc_type": "halton"})
     assert settings.optuna_sampler == "qmc" and settings.sampler.qmc_type == "halton"
     assert SearchSettings(algorithm="optuna").optuna_sampler == "tpe"
+
+
+LINEAR = {"lr": {"uniform": [1e-4, 1e-1]}, "layers": {"randint": [1, 4]}}
+
+
+@pytest.mark.parametrize(
+    ("space", "message"),
+    [
+        (
+            NUMERIC,
+            r"^space\.lr: pb2 explores bounds on a linear scale only, but this is "
+            r"loguniform\[0\.0001, 0\.1\]; use `uniform` bounds \(e\.g\. over the exponent\), "
+            r"or algorithm pbt\.$",
+        ),
+        (
+            {"width": {"lograndint": [8, 512]}},
+            r"^space\.width: pb2 explores bounds on a linear scale only, but this is "
+            r"lograndint\[8, 512\]; use `randint` bounds",
+        ),
+    ],
+)
+def test_pb2_refuses_log_scaled_parameters(space: dict[str, Any], message: str) -> None:
+    with pytest.raises(SearchConfigError, match=message):
+        _check({"algorithm": "pb2"}, space)
+    _check({"algorithm": "pbt"}, space)  # PBT perturbs by factors: log ranges are fine
+    _check({"algorithm": "pb2"}, LINEAR)
+
+
+@pytest.mark.parametrize(
+    ("scheduler", "stop", "message"),
+    [
+        (
+            AshaSettings(name="asha", grace_period=5),
+            {"training_iteration": 3},
+            r"^scheduler\.grace_period: must be <= max_t, but got grace_period=5 and max_t=3 "
+            r"\(from stop\.training_iteration\); lower grace_period or raise "
+            r"stop\.training_iteration\.$",
+        ),
+        (
+            AshaSettings(name="asha", time_attr="time_total_s"),
+            {"time_total_s": 0.5},
+            r"^scheduler\.max_t: asha takes its budget from stop\.time_total_s=0\.5, which gives "
+            r"max_t=0 \(whole units of time_total_s\); set `scheduler\.max_t` to at least 1 or "
+            r"raise stop\.time_total_s\.$",
+        ),
+        (
+            HyperbandSettings(name="hyperband"),
+            {"training_iteration": 0},
+            r"^scheduler\.max_t: hyperband takes its budget from stop\.training_iteration=0, "
+            r"which gives max_t=0",
+        ),
+    ],
+)
+def test_a_budget_from_stop_must_fit_the_scheduler(
+    scheduler: Any, stop: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(SearchConfigError, match=message):
+        _check({"algorithm": "random"}, NUMERIC, scheduler, stop)
+
+
+@pytest.mark.parametrize(
+    ("scheduler", "stop"),
+    [
+        (AshaSettings(name="asha", grace_period=3), {"training_iteration": 3}),
+        (AshaSettings(name="asha", time_attr="time_total_s"), {"time_total_s": 1.5}),
+        (HyperbandSettings(name="hyperband"), {"training_iteration": 1}),
+        (AshaSettings(name="asha", grace_period=2, max_t=4), {"training_iteration": 1}),
+    ],
+)
+def test_a_budget_that_fits_passes_and_builds(scheduler: Any, stop: dict[str, Any]) -> None:
+    from tunefleet.search.schedulers import build_scheduler
+
+    _check({"algorithm": "random"}, NUMERIC, scheduler, stop)
+    build_scheduler(scheduler, stop=stop)  # Ray's own checks agree

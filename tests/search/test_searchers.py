@@ -72,7 +72,7 @@ def test_repeat_wraps_the_searcher_and_pbt_replaces_the_scheduler() -> None:
     assert isinstance(pbt.scheduler, PopulationBasedTraining)
     assert pbt.scheduler._perturbation_interval == 2
     assert pbt.scheduler._hyperparam_mutations["opt"] == ["a", "b"]
-    numeric = parse_space({"lr": {"loguniform": [1e-4, 1e-1]}})
+    numeric = parse_space({"lr": {"uniform": [1e-4, 1e-1]}})
     pb2 = build_search(SearchSettings(algorithm="pb2"), FifoSettings(), space=numeric, stop={})
     assert isinstance(pb2.scheduler, PB2)
     hb = build_search(
@@ -104,3 +104,12 @@ def test_pbt_perturbations_stay_inside_the_space() -> None:
         "width": 16,
         "m": {"lr": 1e-4},
     }
+
+
+def test_pb2_bounds_are_nested_like_the_config() -> None:
+    space = parse_space(
+        {"model": {"dropout": {"uniform": [0.0, 0.5]}}, "width": {"randint": [8, 64]}}
+    )
+    pb2 = build_search(SearchSettings(algorithm="pb2"), FifoSettings(), space=space, stop={})
+    # Ray refuses `/` in a bound's name and would fill `config["model/dropout"]` besides.
+    assert pb2.scheduler._hyperparam_bounds == {"model": {"dropout": [0.0, 0.5]}, "width": [8, 64]}

@@ -82,6 +82,42 @@ def test_config_maps_to_estimator_params_with_seed_and_fixed_params() -> None:
         wrapper.estimator_params({"seed": 1, "random_state": 2})
 
 
+def test_the_repeat_index_is_a_wrapper_key_that_shifts_the_seeds() -> None:
+    # `search.repeat`: Ray's Repeater adds `__trial_index__` to every copy of a config.
+    wrapper = SklearnTrainable(estimator=SVC, data="digits")
+    assert wrapper.estimator_params({"C": 1.0, "__trial_index__": 0})["random_state"] == 0
+    assert wrapper.estimator_params({"C": 1.0, "__trial_index__": 2})["random_state"] == 2
+    params = wrapper.estimator_params({"C": 1.0, "seed": 7, "__trial_index__": 2})
+    assert params == {"C": 1.0, "random_state": 9}
+    fixed = SklearnTrainable(estimator=SVC, data="digits", fixed_params={"random_state": 5})
+    assert fixed.estimator_params({"__trial_index__": 2})["random_state"] == 5
+    ridge = SklearnTrainable(estimator=Ridge, data="diabetes")
+    assert "__trial_index__" not in ridge.build({"alpha": 1.0, "__trial_index__": 1}).get_params()
+    assert wrapper.folds(SVC()).random_state == 0
+    assert wrapper.folds(SVC(), repeat_index=3).random_state == 3
+    unshuffled = SklearnTrainable(estimator=SVC, data="digits", shuffle=False)
+    assert unshuffled.folds(SVC(), repeat_index=3).random_state is None
+
+
+def test_population_based_training_refuses_the_wrapper_before_ray_starts(write_spec) -> None:
+    from tunefleet.experiments.loading import load_spec
+    from tunefleet.experiments.plan import make_plan
+
+    assert SklearnTrainable.supports_checkpoints is False
+    for algorithm in ("pbt", "pb2"):
+        spec = write_spec(
+            "name: p\ntrainable: tests.trainables.test_sklearn:ridge_diabetes\n"
+            "metric: cv_score_mean\nmode: max\nspace: {alpha: {uniform: [0.1, 1.0]}}\n"
+            f"search: {{algorithm: {algorithm}}}\n"
+        )
+        with pytest.raises(
+            TrainableError,
+            match=rf"^trainable: {algorithm} restores trials from each other's checkpoints, "
+            r"but 'tests\.trainables\.test_sklearn:ridge_diabetes' never saves one;",
+        ):
+            make_plan(*load_spec(spec))
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -185,6 +221,32 @@ search: {num_samples: 1}
     assert row["cv_score_mean"] == pytest.approx(folds.mean(), abs=1e-12)  # R², higher is better
     assert [row[f"cv_score_fold{i}"] for i in range(4)] == pytest.approx(list(folds), abs=1e-12)
     assert "cv_score_fold4" not in trials.columns
+
+
+@pytest.mark.usefixtures("ray_instance")
+def test_repeat_cross_validates_each_copy_on_other_folds(write_spec, tmp_path: Path) -> None:
+    trials = _run(
+        write_spec,
+        tmp_path,
+        """
+name: repeated
+trainable: tests.trainables.test_sklearn:ridge_diabetes
+metric: cv_score_mean
+mode: max
+space: {alpha: {uniform: [0.1, 1.0]}}
+search: {num_samples: 1, repeat: 2, seed: 0}
+""",
+    )
+    assert len(trials) == 2 and (trials["status"] == "TERMINATED").all()
+    x, y = load_diabetes(return_X_y=True)
+    assert trials["config/alpha"].nunique() == 1
+    for _, row in trials.iterrows():
+        index = int(row["config/__trial_index__"])
+        folds = KFold(4, shuffle=True, random_state=index)  # copy 0: the unrepeated folds
+        expected = cross_val_score(Ridge(alpha=row["config/alpha"]), x, y, cv=folds)
+        assert row["cv_score_mean"] == pytest.approx(expected.mean(), abs=1e-12)
+    assert sorted(trials["config/__trial_index__"]) == [0, 1]
+    assert trials["cv_score_mean"].nunique() == 2
 
 
 @pytest.mark.usefixtures("ray_instance")
