@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import traceback
 from collections.abc import Sequence
@@ -28,6 +29,7 @@ from tunefleet.experiments.plan import Plan, make_plan
 from tunefleet.experiments.progress import format_value
 from tunefleet.experiments.results import ITERATIONS_FILE, TRIALS_FILE, flatten
 from tunefleet.experiments.runner import RunError, RunOptions, RunSummary, experiment_dir, run_plan
+from tunefleet.experiments.spec import NAME_PATTERN
 from tunefleet.search import SpaceError
 from tunefleet.trainables.resolve import TrainableError
 
@@ -169,6 +171,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides = list(args.overrides)
         if getattr(args, "fail_fast", False):
             overrides += ["failure.fail_fast=true", "failure.max_failures=0"]
+        if args.name is not None and not re.fullmatch(NAME_PATTERN, args.name):
+            raise SpecError(
+                f"--name: {args.name!r} is not a usable name; use letters, digits, '.', '_' "
+                "and '-', starting with a letter or digit."
+            )
         spec, raw = load_spec(args.spec, overrides)
         plan = make_plan(spec, raw)
         options = RunOptions(
@@ -184,7 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_OK
         summary = run_plan(plan, options)
     except USER_ERRORS as exc:
-        print(f"tunefleet: error: {exc}", file=sys.stderr)
+        _error(exc)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("tunefleet: interrupted.", file=sys.stderr)
@@ -216,7 +223,7 @@ def _resume(args: argparse.Namespace) -> int:
     try:
         plan, summary = resume_experiment(args.experiment, options, extend=args.extend)
     except USER_ERRORS as exc:
-        print(f"tunefleet: error: {exc}", file=sys.stderr)
+        _error(exc)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("tunefleet: interrupted.", file=sys.stderr)
@@ -263,10 +270,17 @@ def _tool(args: argparse.Namespace) -> int:
         code: int = getattr(launcher, args.action)(args.config)
         return code
     except (AnalysisError, ClusterError, ImportError) as exc:
-        print(f"tunefleet: error: {exc}", file=sys.stderr)
+        _error(exc)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+
+
+def _error(exc: Exception) -> None:
+    """Prints a user error as one line: characters that would break it (a newline in a key
+    or a file name, say) are written as escapes."""
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(exc))
+    print(f"tunefleet: error: {text}", file=sys.stderr)
 
 
 def _unexpected(exc: Exception, verbose: bool) -> int:

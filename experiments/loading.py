@@ -46,7 +46,9 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = Fal
     seen: set[Any] = set()
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=True)
-        if isinstance(key, typing.Hashable) and key in seen:
+        if not isinstance(key, typing.Hashable):
+            continue  # a list or mapping as a key: construct_mapping refuses it below
+        if key in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"duplicate key {key!r}", key_node.start_mark
             )
@@ -60,13 +62,48 @@ _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _constru
 def parse_yaml(text: str, *, source: str) -> Any:
     """Parses YAML safely (no tags that build objects), raising `SpecError` on bad syntax."""
     try:
-        return yaml.load(text, Loader=_Loader)
+        data = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         inline = mark is None or source.startswith("--set")
         where = source if inline else f"{source}:{getattr(mark, 'line', 0) + 1}"
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise SpecError(f"{where}: not valid YAML ({problem}).") from None
+    except RecursionError:
+        data = _TOO_DEEP
+    except Exception as exc:  # a tag or date PyYAML cannot build: `!!int abc`, 2020-13-45
+        raise SpecError(f"{source}: not valid YAML (a value cannot be read: {exc}).") from None
+    _check_size(data, source=source)
+    return data
+
+
+_MAX_DEPTH, _MAX_VALUES = 50, 1_000_000
+_TOO_DEEP: Any = object()
+
+
+def _check_size(data: Any, *, source: str) -> None:
+    """Refuses data nested over `_MAX_DEPTH` levels, that holds itself through a YAML alias,
+    or that aliases expand to over `_MAX_VALUES` values: validating it would exhaust
+    Python's recursion limit, or take hours."""
+    stack = [(data, 0)]
+    for _ in range(_MAX_VALUES):
+        if not stack:
+            return
+        node, depth = stack.pop()
+        if node is _TOO_DEEP or depth > _MAX_DEPTH:
+            raise SpecError(
+                f"{source}: nested more than {_MAX_DEPTH} levels deep (or an alias refers to "
+                "itself); a spec needs only a few levels."
+            )
+        if isinstance(node, dict):
+            stack.extend((child, depth + 1) for child in node.values())
+        elif isinstance(node, list):
+            stack.extend((child, depth + 1) for child in node)
+    if stack:
+        raise SpecError(
+            f"{source}: holds over {_MAX_VALUES} values once its YAML aliases are expanded; "
+            "write the spec without nested aliases."
+        )
 
 
 def read_spec_file(path: str | Path) -> dict[str, Any]:
@@ -117,6 +154,7 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Sequence[str]) -> dict[st
 
 def validate_spec(raw: Mapping[str, Any]) -> ExperimentSpec:
     """Validates a parsed spec, raising `SpecError` with one line per the first problems."""
+    _check_size(raw, source="spec")
     try:
         return ExperimentSpec.model_validate(dict(raw))
     except ValidationError as exc:
@@ -192,7 +230,10 @@ def _pattern_help(loc: tuple[Any, ...]) -> str:
     if loc and loc[-1] == "trainable":
         return "is not an import path; write it as 'package.module:object'."
     if loc and loc[-1] == "name":
-        return "is not a usable name; use letters, digits, '.', '_' and '-' (no spaces or '/')."
+        return (
+            "is not a usable name; use letters, digits, '.', '_' and '-', starting with a "
+            "letter or digit."
+        )
     return "has the wrong format."
 
 

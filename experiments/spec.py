@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, PlainValidator, model_validator
 
 from tunefleet.search import (
     FifoSettings,
@@ -19,6 +19,7 @@ from tunefleet.trainables.resolve import IMPORT_PATH_PATTERN
 __all__ = ["ExperimentSpec", "FailureSettings", "ResourcesSettings", "ResultsSettings"]
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+RESOURCE_STEP = 0.0001  # Ray's precision for fractional resources
 
 
 class ResourcesSettings(BaseModel):
@@ -31,8 +32,18 @@ class ResourcesSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    cpu: float = Field(default=1, gt=0)
-    gpu: float = Field(default=0, ge=0)
+    cpu: float = Field(default=1, gt=0, allow_inf_nan=False)
+    gpu: float = Field(default=0, ge=0, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _check(self) -> ResourcesSettings:
+        for key, value in (("cpu", self.cpu), ("gpu", self.gpu)):
+            if 0 < value < RESOURCE_STEP:
+                raise ValueError(
+                    f"resources.{key}: Ray counts resources in steps of {RESOURCE_STEP:g}, "
+                    f"got {value:g}; use at least {RESOURCE_STEP:g}."
+                )
+        return self
 
 
 class FailureSettings(BaseModel):
@@ -77,7 +88,7 @@ class ResultsSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    flush_every_s: float = Field(default=10.0, gt=0)
+    flush_every_s: float = Field(default=10.0, gt=0, allow_inf_nan=False)
 
 
 def _space(value: Any) -> Space:
@@ -117,7 +128,7 @@ class ExperimentSpec(BaseModel):
     search: SearchSettings = Field(default_factory=SearchSettings)
     scheduler: SchedulerSettings = Field(default_factory=FifoSettings)
     resources: ResourcesSettings = Field(default_factory=ResourcesSettings)
-    stop: dict[str, float] = Field(default_factory=dict)
+    stop: dict[str, FiniteFloat] = Field(default_factory=dict)
     failure: FailureSettings = Field(default_factory=FailureSettings)
     results: ResultsSettings = Field(default_factory=ResultsSettings)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 from collections.abc import Iterable, Mapping
@@ -98,10 +99,12 @@ def write_text_atomic(path: str, text: str) -> None:
             out.write(text.encode())
         return
     target = Path(path.removeprefix("file://"))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, target)
+    tmp = _temporary(target)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def write_parquet_atomic(table: pa.Table, path: str, info: Mapping[str, Any]) -> None:
@@ -120,14 +123,38 @@ def write_parquet_atomic(table: pa.Table, path: str, info: Mapping[str, Any]) ->
         pq.write_table(table, fs_path, filesystem=filesystem)
         return
     target = Path(path.removeprefix("file://"))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp = _temporary(target)
     try:
         pq.write_table(table, tmp)
         os.replace(tmp, target)
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        tmp.unlink(missing_ok=True)
+
+
+def _temporary(target: Path) -> Path:
+    """This process's temporary file for `target`, in the same folder (for an atomic
+    rename); first removes those that writers killed mid-write left behind, which would
+    otherwise pile up, one per kill."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    pattern = glob.escape(f".{target.name}.") + "*.tmp"
+    for old in target.parent.glob(pattern):
+        pid = old.name[len(target.name) + 2 : -len(".tmp")]
+        if pid.isdigit() and not _alive(int(pid)):
+            old.unlink(missing_ok=True)
+    return target.with_name(f".{target.name}.{os.getpid()}.tmp")
+
+
+def _alive(pid: int) -> bool:
+    """Whether process `pid` runs on this machine (assumed so where that cannot be told)."""
+    if os.name != "posix":
+        return True  # os.kill(pid, 0) would end the process on Windows
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # e.g. another user's process
+    return True
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:
