@@ -163,33 +163,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Like `python -m`, resolve the spec's import paths against the current folder.
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
-    if args.command == "resume":
-        return _resume(args)
     if args.command in ("show", "report", "cluster"):
         return _tool(args)
     try:
-        overrides = list(args.overrides)
-        if getattr(args, "fail_fast", False):
-            overrides += ["failure.fail_fast=true", "failure.max_failures=0"]
-        if args.name is not None and not re.fullmatch(NAME_PATTERN, args.name):
-            raise SpecError(
-                f"--name: {args.name!r} is not a usable name; use letters, digits, '.', '_' "
-                "and '-', starting with a letter or digit."
-            )
-        spec, raw = load_spec(args.spec, overrides)
-        plan = make_plan(spec, raw)
-        options = RunOptions(
-            storage=args.storage,
-            name=args.name,
-            address=getattr(args, "address", None),
-            verbose=args.verbose,
-            overwrite=getattr(args, "overwrite", False),
-        )
-        if args.command == "validate":
-            print(plan.describe(experiment_dir=experiment_dir(plan, options)))
-            print("spec is valid.")
-            return EXIT_OK
-        summary = run_plan(plan, options)
+        outcome = _resume(args) if args.command == "resume" else _run_or_validate(args)
     except USER_ERRORS as exc:
         _error(exc)
         return EXIT_USAGE
@@ -198,10 +175,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except Exception as exc:
         return _unexpected(exc, args.verbose)
-    return _finish(plan, summary)
-
-
-def _finish(plan: Plan, summary: RunSummary) -> int:
+    if isinstance(outcome, int):
+        return outcome
+    plan, summary = outcome
     print(_summary_text(plan, summary))
     if summary.unfinished:
         print(
@@ -213,24 +189,38 @@ def _finish(plan: Plan, summary: RunSummary) -> int:
     return EXIT_FAILED if summary.all_failed else EXIT_OK
 
 
-def _resume(args: argparse.Namespace) -> int:
+def _run_or_validate(args: argparse.Namespace) -> int | tuple[Plan, RunSummary]:
+    overrides = list(args.overrides)
+    if getattr(args, "fail_fast", False):
+        overrides += ["failure.fail_fast=true", "failure.max_failures=0"]
+    if args.name is not None and not re.fullmatch(NAME_PATTERN, args.name):
+        raise SpecError(
+            f"--name: {args.name!r} is not a usable name; use letters, digits, '.', '_' "
+            "and '-', starting with a letter or digit."
+        )
+    spec, raw = load_spec(args.spec, overrides)
+    plan = make_plan(spec, raw)
+    options = RunOptions(
+        storage=args.storage,
+        name=args.name,
+        address=getattr(args, "address", None),
+        verbose=args.verbose,
+        overwrite=getattr(args, "overwrite", False),
+    )
+    if args.command == "validate":
+        print(plan.describe(experiment_dir=experiment_dir(plan, options)))
+        print("spec is valid.")
+        return EXIT_OK
+    return plan, run_plan(plan, options)
+
+
+def _resume(args: argparse.Namespace) -> tuple[Plan, RunSummary]:
     from tunefleet.experiments.resume import resume_experiment
 
     if args.extend is not None and args.extend < 1:
-        print("tunefleet: error: --extend: give a positive number of trials.", file=sys.stderr)
-        return EXIT_USAGE
+        raise RunError("--extend: give a positive number of trials.")
     options = RunOptions(address=args.address, verbose=args.verbose)
-    try:
-        plan, summary = resume_experiment(args.experiment, options, extend=args.extend)
-    except USER_ERRORS as exc:
-        _error(exc)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("tunefleet: interrupted.", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except Exception as exc:
-        return _unexpected(exc, args.verbose)
-    return _finish(plan, summary)
+    return resume_experiment(args.experiment, options, extend=args.extend)
 
 
 def _tool(args: argparse.Namespace) -> int:
