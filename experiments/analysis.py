@@ -32,7 +32,15 @@ __all__ = ["AnalysisError", "Experiment", "load", "load_all"]
 
 # Columns of iterations.parquet that are not metrics.
 _ITERATION_FIELDS = frozenset(
-    {"trial_id", "training_iteration", "time_this_iter_s", "time_total_s", "timestamp", "node_id"}
+    {
+        "experiment",
+        "trial_id",
+        "training_iteration",
+        "time_this_iter_s",
+        "time_total_s",
+        "timestamp",
+        "node_id",
+    }
 )
 _PRIMITIVE = (str, int, float, bool, type(None))
 
@@ -117,7 +125,10 @@ class Experiment:
 
     @property
     def wall_s(self) -> float | None:
-        """Seconds from the experiment's start to the last write of its results."""
+        """Seconds the experiment ran: every run's time added up (`resume` adds runs), or for
+        older files the time from the start to the last write of the results."""
+        if self.metadata.get("wall_s") is not None:
+            return float(self.metadata["wall_s"])
         start, end = self.metadata.get("started_at"), self.metadata.get("written_at")
         if start is None or end is None:
             return None
@@ -151,6 +162,22 @@ class Experiment:
         if ranked.empty:
             raise AnalysisError(f"no trial reported {self.metric!r} without failing.")
         return ranked.iloc[0]
+
+    def pareto(self) -> pd.DataFrame:
+        """Multi-objective experiments: the Pareto-optimal trials (the `pareto` column of
+        `trials`), ranked by the first metric like `best` and `top`.
+
+        Raises:
+            AnalysisError: If the experiment had a single metric (no `pareto` column).
+        """
+        if "pareto" not in self.trials.columns:
+            raise AnalysisError(
+                f"{self.name} optimized one metric ({self.metric}); a Pareto front needs a "
+                "spec with a list of metrics (multi-objective)."
+            )
+        front = self.trials[self.trials["pareto"].fillna(False).astype(bool)]
+        ascending = self.mode == "min"
+        return front.sort_values(self.metric, ascending=ascending, kind="stable")
 
     def top(self, k: int = 5) -> pd.DataFrame:
         """A leaderboard of the `k` best trials that did not fail, best first.
@@ -321,6 +348,8 @@ def load_all(root: str | Path) -> pd.DataFrame:
     frames = []
     for folder in folders:
         trials = pd.read_parquet(folder / TRIALS_FILE)
+        # The folder's name (the files' own `experiment` column keeps the name it ran under).
+        trials = trials.drop(columns=["experiment"], errors="ignore")
         trials.insert(0, "experiment", folder.name)
         frames.append(trials)
     return pd.concat(frames, ignore_index=True)
@@ -353,7 +382,7 @@ def _fanova(
             f"importance needs at least 2 trials that reported {column!r} without failing, "
             f"got {len(frozen)}."
         )
-    with _quiet("optuna"):
+    with quiet_logger("optuna"):
         study = optuna.create_study(direction="maximize" if mode == "max" else "minimize")
         study.add_trials(frozen)
         scores = optuna.importance.get_param_importances(
@@ -374,7 +403,7 @@ def _distributions(params: Mapping[str, Param]) -> dict[str, Any]:
         n: Choice(p.values) if isinstance(p, Choice) and p.grid else p for n, p in params.items()
     }
     by_index = [n for n, p in sampled.items() if isinstance(p, Choice) and not _primitive(p)]
-    with _quiet("ray.tune.search.optuna"):
+    with quiet_logger("ray.tune.search.optuna"):
         converted = OptunaSearch.convert_search_space(
             to_tune_param_space(Space(sampled), by_index=by_index)
         )
@@ -418,7 +447,7 @@ def _key(value: Any) -> str:
 
 
 @contextmanager
-def _quiet(logger: str) -> Iterator[None]:
+def quiet_logger(logger: str) -> Iterator[None]:
     """Silences a library's info and warnings (study created, dropped quantization)."""
     log = logging.getLogger(logger)
     level = log.level

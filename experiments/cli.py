@@ -5,6 +5,7 @@
     tunefleet resume EXPERIMENT_DIR [--extend N]
     tunefleet show EXPERIMENT_DIR [--top K]
     tunefleet report EXPERIMENT_DIR [--out DIR]
+    tunefleet export EXPERIMENT_DIR [--metric M --mode min|max] [--overwrite]
     tunefleet cluster submit SPEC --address http://HEAD:8265 --storage URI
     tunefleet cluster up|down|attach CLUSTER.yaml
 
@@ -24,6 +25,8 @@ from collections.abc import Sequence
 from importlib import metadata as importlib_metadata
 
 from tunefleet.cluster import ClusterError
+from tunefleet.experiments.advice import advise
+from tunefleet.experiments.final import FinalError
 from tunefleet.experiments.loading import SpecError, load_spec
 from tunefleet.experiments.plan import Plan, make_plan
 from tunefleet.experiments.progress import format_value
@@ -35,7 +38,7 @@ from tunefleet.trainables.resolve import TrainableError
 
 __all__ = ["main"]
 
-USER_ERRORS = (SpecError, SpaceError, TrainableError, RunError, ClusterError)
+USER_ERRORS = (SpecError, SpaceError, TrainableError, RunError, ClusterError, FinalError)
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
@@ -108,12 +111,37 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("experiment", help="the experiment folder, <storage>/<name>")
     show.add_argument("--top", type=int, default=10, metavar="K", help="trials listed (10)")
 
+    evaluate = commands.add_parser(
+        "evaluate", help="retrain the best configs with new seeds and score the test split",
+        description="Retrain the top-k configs of a finished experiment with new seeds (as "
+        "Ray tasks) and score them on the held-out test split; writes final.parquet.",
+    )  # fmt: skip
+    evaluate.add_argument("experiment", help="the experiment folder, <storage>/<name>")
+    evaluate.add_argument("--top", type=int, metavar="K", help="configs (spec's final.top_k, 3)")
+    evaluate.add_argument("--seeds", type=int, metavar="N", help="seeds per config (final.seeds)")
+    evaluate.add_argument("--address", help="join a running Ray cluster instead of an embedded one")
+    evaluate.add_argument(
+        "-v", "--verbose", action="store_true", help="Ray's own logs and tracebacks"
+    )
+
     report = commands.add_parser(
         "report", help="write an HTML report with plots", description="Write report.html "
         "and one PNG per plot (needs matplotlib: pip install 'tunefleet[report]')."
     )  # fmt: skip
     report.add_argument("experiment", help="the experiment folder, <storage>/<name>")
     report.add_argument("--out", help="output folder (default: <experiment>/report)")
+
+    export = commands.add_parser(
+        "export", help="rebuild trials.parquet and iterations.parquet from Ray's files",
+        description="Rebuild the Parquet files of an experiment folder (local or a URI such "
+        "as s3://...) from Ray's experiment state and per-trial result.json: a plain Ray Tune "
+        "run, or a tunefleet run whose files were lost (then iterations.parquet holds each "
+        "trial's last result only).",
+    )  # fmt: skip
+    export.add_argument("experiment", help="the experiment folder Ray wrote, <storage>/<name>")
+    export.add_argument("--metric", help="target metric (default: the folder's spec.yaml)")
+    export.add_argument("--mode", choices=["min", "max"], help="min or max (default: spec.yaml)")
+    export.add_argument("--overwrite", action="store_true", help="replace existing Parquet files")
 
     cluster = commands.add_parser(
         "cluster", help="submit to a Ray cluster, or start, stop and enter one",
@@ -163,9 +191,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Like `python -m`, resolve the spec's import paths against the current folder.
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
-    if args.command in ("show", "report", "cluster"):
+    if args.command in ("show", "report", "export", "cluster"):
         return _tool(args)
     try:
+        if args.command == "evaluate":
+            return _evaluate(args)
         outcome = _resume(args) if args.command == "resume" else _run_or_validate(args)
     except USER_ERRORS as exc:
         _error(exc)
@@ -179,6 +209,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return outcome
     plan, summary = outcome
     print(_summary_text(plan, summary))
+    if plan.spec.baseline is not None:
+        from tunefleet.experiments.baseline import baseline_text
+
+        exp, metric, mode = summary.experiment_dir, plan.spec.target_metric, plan.spec.target_mode
+        print(baseline_text(exp, metric=metric, mode=mode, best=summary.best_value) or "")
+    if plan.spec.final is not None:
+        from tunefleet.experiments.final import final_text
+
+        print(final_text(summary.experiment_dir) or "final evaluation: not run.")
     if summary.unfinished:
         print(
             f"tunefleet: interrupted with {summary.unfinished} trials unfinished; continue "
@@ -200,6 +239,8 @@ def _run_or_validate(args: argparse.Namespace) -> int | tuple[Plan, RunSummary]:
         )
     spec, raw = load_spec(args.spec, overrides)
     plan = make_plan(spec, raw)
+    for line in advise(plan.spec, plan.trainable):  # once, before Ray starts
+        print(f"warning: {line}", file=sys.stderr)
     options = RunOptions(
         storage=args.storage,
         name=args.name,
@@ -223,6 +264,14 @@ def _resume(args: argparse.Namespace) -> tuple[Plan, RunSummary]:
     return resume_experiment(args.experiment, options, extend=args.extend)
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    from tunefleet.experiments.final import evaluate_dir
+
+    print(evaluate_dir(args.experiment, top=args.top, seeds=args.seeds, address=args.address,
+                       verbose=args.verbose))  # fmt: skip
+    return EXIT_OK
+
+
 def _tool(args: argparse.Namespace) -> int:
     """`show`, `report` and `cluster ...`: commands that run no experiment here."""
     from tunefleet.experiments.analysis import AnalysisError
@@ -235,12 +284,19 @@ def _tool(args: argparse.Namespace) -> int:
             if args.top < 1:
                 raise AnalysisError("--top: give a positive number of trials.")
             print(leaderboard_text(load(args.experiment), k=args.top))
+            from tunefleet.experiments.final import final_text
+
+            final = final_text(args.experiment)
+            if final is not None:
+                print(final)
             return EXIT_OK
         if args.command == "report":
             from tunefleet.experiments.report import write_report
 
             print(f"report: {write_report(args.experiment, args.out)}")
             return EXIT_OK
+        if args.command == "export":
+            return _export(args)
         if args.action == "submit":
             from tunefleet.cluster.jobs import submit
 
@@ -264,6 +320,20 @@ def _tool(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+
+
+def _export(args: argparse.Namespace) -> int:
+    from tunefleet.experiments.export import ExportError, describe, export_experiment
+
+    try:
+        summary = export_experiment(
+            args.experiment, metric=args.metric, mode=args.mode, overwrite=args.overwrite
+        )
+    except ExportError as exc:
+        _error(exc)
+        return EXIT_USAGE
+    print(describe(summary))
+    return EXIT_OK
 
 
 def _error(exc: Exception) -> None:
@@ -290,12 +360,21 @@ def _summary_text(plan: Plan, summary: RunSummary) -> str:
     lines = [f"{spec.name}: {summary.trials} trials ({counts}) in {summary.wall_s:.1f} s"]
     if summary.best_trial is not None and summary.best_value is not None:
         lines.append(
-            f"best {spec.metric} = {format_value(summary.best_value)} (trial {summary.best_trial})"
+            f"best {spec.target_metric} = {format_value(summary.best_value)} "
+            f"(trial {summary.best_trial})"
         )
         flat = {k: v for k, v in flatten(summary.best_config).items() if k in spec.space.searched}
         lines += [f"  {k} = {format_value(v)}" for k, v in flat.items()]
     else:
-        lines.append(f"no trial reported {spec.metric}.")
+        lines.append(f"no trial reported a finite {spec.target_metric}.")
+    if summary.invalid_metrics:
+        n = len(summary.invalid_metrics)
+        tid, why = next(iter(summary.invalid_metrics.items()))
+        lines.append(
+            f"{n} trial{'' if n == 1 else 's'} without a usable {spec.target_metric} (NaN, "
+            f"infinite or never reported) counted as failed, e.g. trial {tid}: "
+            f"{why.split(';')[0]}; see the invalid_metric column."
+        )
     exp = summary.experiment_dir
     lines += [
         f"results: {exp}/{TRIALS_FILE}, {exp}/{ITERATIONS_FILE}",

@@ -13,6 +13,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from math import isfinite
 from typing import Any, TextIO
 
 from ray.tune import Callback
@@ -69,6 +70,8 @@ class ProgressPrinter(Callback):
         self.best_trial: str | None = None
         self.started = time.monotonic()
         self._last_print = 0.0
+        self._trials: list[Any] = []
+        self._saved: dict[str, str] = {}  # statuses at Ray's last state save
         self._width = shutil.get_terminal_size((120, 20)).columns
 
     @property
@@ -83,7 +86,7 @@ class ProgressPrinter(Callback):
         self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
     ) -> None:
         value = result.get(self.metric)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not isfinite(value):
             return
         if self.best is None or (value > self.best if self.mode == "max" else value < self.best):
             self.best, self.best_config, self.best_trial = (
@@ -95,18 +98,29 @@ class ProgressPrinter(Callback):
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self._emit(f"trial {trial.trial_id} failed: {error_summary(trial)}", final=True)
 
+    def get_state(self) -> None:
+        """Ray saves its state, the last time just before Ctrl-C stops the running trials
+        (which marks them TERMINATED): the statuses then are the ones the final line shows."""
+        self._saved = {t.trial_id: str(t.status) for t in self._trials}
+
     def on_step_end(self, iteration: int, trials: list[Any], **info: Any) -> None:
+        self._trials = trials
         now = time.monotonic()
         if now - self._last_print >= self.interval:
             self._last_print = now
             self._emit(self.status_line(trials), final=not self.live)
 
     def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
-        self._emit(self.status_line(trials), final=True)
+        if set(self._saved.values()) & {"RUNNING", "PENDING", "PAUSED"}:  # interrupted
+            self._emit(self.status_line(trials, self._saved) + " · interrupted", final=True)
+        else:
+            self._emit(self.status_line(trials), final=True)
 
-    def status_line(self, trials: list[Any]) -> str:
-        """The one-line summary of where the experiment stands."""
-        counts = Counter(str(t.status) for t in trials)
+    def status_line(self, trials: list[Any], statuses: Mapping[str, str] | None = None) -> str:
+        """The one-line summary of where the experiment stands (`statuses` by trial id, if
+        given, in place of the trials' own)."""
+        statuses = statuses or {}
+        counts = Counter(statuses.get(t.trial_id) or str(t.status) for t in trials)
         done = counts["TERMINATED"]
         total = self.total if self.total is not None else len(trials)
         pending = max(total - len(trials), 0) + counts["PENDING"]

@@ -362,6 +362,7 @@ def _html(
         "<table>",
         *(f"<tr><th>{esc(k)}</th><td>{esc(str(v))}</td></tr>" for k, v in facts.items() if v),
         "</table>",
+        *_outcome_html(exp),
         "<h2>Leaderboard</h2>",
         board.to_html(float_format=lambda v: f"{v:.4g}", border=0, na_rep="-")
         if not board.empty
@@ -382,6 +383,17 @@ def _html(
     parts += [f'<p class="note">{esc(note)}</p>' for note in notes]
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
+
+
+def _outcome_html(exp: Experiment) -> list[str]:
+    """Baseline, best validation and test scores side by side (`outcome_table`)."""
+    from tunefleet.experiments.outcome import outcome_table
+
+    table = outcome_table(exp)
+    if table is None:
+        return []
+    text = table.to_html(float_format=lambda v: f"{v:.4g}", border=0, na_rep="-")
+    return ["<h2>Baseline, validation and test</h2>", text]
 
 
 def _when(timestamp: Any) -> str | None:

@@ -4,7 +4,8 @@ A Ray Tune callback on the driver records every result as it arrives and writes 
 during the run (each time Ray saves its experiment state, every `results.flush_every_s`
 seconds, so the files and the state `resume` restores agree) and when it ends. Files are replaced
 atomically (written to a temporary name, then renamed), so a reader, or a crash, never sees
-a half-written file. The column contract is in README.md, "Results".
+a half-written file. The columns and metadata keys are documented in
+experiments/SCHEMA.md.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,16 +21,25 @@ from typing import Any
 import pyarrow as pa
 from ray.tune import Callback
 
+from tunefleet.experiments.iteration_log import IterationLog
+from tunefleet.experiments.pareto import mark_pareto
 from tunefleet.experiments.pbt_log import read_exploits
 from tunefleet.experiments.tables import (
     METADATA_KEY,
     build_table,
     flatten,
     read_metadata,
+    read_metadata_any,
+    read_rows,
+    read_table,
     user_metrics,
     versions,
+    with_experiment,
     write_parquet_atomic,
 )
+from tunefleet.experiments.tables import join_path as _join
+from tunefleet.experiments.tables import path_exists as _exists
+from tunefleet.search.wrapping import target_problem
 
 __all__ = [
     "EXPLOITS_FILE",
@@ -46,8 +56,6 @@ __all__ = [
 TRIALS_FILE = "trials.parquet"
 ITERATIONS_FILE = "iterations.parquet"
 EXPLOITS_FILE = "exploits.parquet"
-
-_TIMING = ("time_this_iter_s", "time_total_s", "timestamp")
 
 
 @dataclass
@@ -68,7 +76,11 @@ class _Target:
     mode: str
 
     def better(self, value: Any, than: float | None) -> bool:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+        ):
             return False
         if than is None:
             return True
@@ -85,6 +97,9 @@ class ResultsRecorder(Callback):
         info: Experiment-level metadata (the spec, ...) stored in every file's metadata.
         population_based: PBT/PB2 run: configs change within a trial, so every iteration
             row carries the config it ran with, and the exploits go to `exploits.parquet`.
+        started_at: Unix time the experiment started (default: now).
+        objectives: Multi-objective runs: every (metric, mode); `metric` is the first. The
+            trials get a `pareto` column (see `tunefleet.experiments.pareto`).
     """
 
     def __init__(
@@ -95,22 +110,34 @@ class ResultsRecorder(Callback):
         mode: str,
         info: Mapping[str, Any],
         population_based: bool = False,
+        started_at: float | None = None,
+        objectives: Sequence[tuple[str, str]] = (),
     ) -> None:
         self.experiment_dir = experiment_dir
         self.target = _Target(metric, mode)
         self.info = {**info, "metric": metric, "mode": mode, "versions": versions()}
+        # Multi-objective: (metric, mode) pairs; trials.parquet gets a `pareto` column.
+        self.objectives = list(objectives) if len(objectives) > 1 else []
+        if self.objectives:
+            self.info["objectives"] = [list(pair) for pair in self.objectives]
         self.population_based = population_based
         self._tags: dict[str, str] = {}  # original experiment tag -> trial id (PBT's log)
         self._records: dict[str, _TrialRecord] = {}
-        self._iterations: list[dict[str, Any]] = []
-        self._index: dict[tuple[str, Any], int] = {}  # (trial, iteration) -> row
+        self._log = IterationLog(
+            metric=metric, mode=mode, population_based=population_based
+        )  # iterations.parquet
         self._earlier: dict[str, dict[str, Any]] = {}  # trials.parquet rows of earlier runs
         self._pruned = False
         self._trials: list[Any] = []
         self._errors: dict[str, str] = {}
+        self._invalid: dict[str, str] = {}  # trial id -> why its target metric is unusable
+        self._saved_status: dict[str, str] = {}  # trial statuses at Ray's last state save
+        self._interrupted: dict[str, str] = {}  # statuses before an interrupt stopped trials
         self._dirty = False
         self._ray_saved = False
-        self.started_at = time.time()
+        self.started_at = time.time() if started_at is None else started_at
+        self._run_started = self.started_at
+        self._earlier_wall_s = 0.0  # run time of earlier runs of this experiment (resume)
 
     # Ray Tune callback hooks ---------------------------------------------------------
 
@@ -131,34 +158,9 @@ class ResultsRecorder(Callback):
     def on_trial_result(
         self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
     ) -> None:
-        metrics = user_metrics(result)
-        node_id = metrics.pop("node_id", None)  # added by tunefleet.trainables.report
-        row = {
-            "trial_id": trial.trial_id,
-            "training_iteration": result.get("training_iteration"),
-            **metrics,
-            "node_id": node_id,
-        }
-        row.update({k: result.get(k) for k in _TIMING})
-        if self.population_based:
-            row.update({f"config/{k}": v for k, v in flatten(result.get("config", {})).items()})
-        key = (trial.trial_id, row["training_iteration"])
-        if key in self._index:
-            # Re-run after a restore from an earlier checkpoint: the new result replaces
-            # the one the interrupted run reported, so each iteration appears once.
-            self._iterations[self._index[key]] = row
-        else:
-            self._index[key] = len(self._iterations)
-            self._iterations.append(row)
-        record = self._records.setdefault(trial.trial_id, _TrialRecord())
-        record.last.update(metrics)
-        record.iterations = int(result.get("training_iteration") or record.iterations)
-        record.time_total_s = result.get("time_total_s", record.time_total_s)
-        record.node_ip = result.get("node_ip", record.node_ip)
-        record.node_id = node_id or record.node_id
-        value: Any = metrics.get(self.target.metric)
-        if self.target.better(value, record.best):
-            record.best = float(value)
+        # Two appends here; the results become Arrow columns in bulk (`_catch_up`).
+        if self._log.add(trial.trial_id, result):
+            self._catch_up()
         self._trials = trials
         self._dirty = True
 
@@ -167,8 +169,30 @@ class ResultsRecorder(Callback):
         self._trials = trials
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        problem = self.metric_problem(trial)
+        if problem is not None:
+            self._invalid[trial.trial_id] = problem
         self._trials = trials
         self._dirty = True
+
+    def metric_problem(self, trial: Any) -> str | None:
+        """Why a finished trial's last result has no usable target value, or None.
+
+        Such a trial is reported to the searcher as failed (`FiniteTarget`), and is never
+        the best trial.
+        """
+        last = flatten(trial.last_result or {})
+        problem = target_problem(last, self.target.metric)
+        if problem is None:
+            return None
+        iteration = last.get("training_iteration")
+        if self.target.metric not in last:
+            reported = sorted(user_metrics(trial.last_result or {}).keys() - {"node_id"})
+            shown = ", ".join(reported[:5]) + (", ..." if len(reported) > 5 else "")
+            where = f"reported: {shown}" if reported else "no result reported"
+            return f"{problem} ({where}); the searcher counted the trial as failed"
+        at = f" at iteration {iteration}" if iteration is not None else ""
+        return f"{problem}{at}; the searcher counted the trial as failed"
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self._errors[trial.trial_id] = error_summary(trial)
@@ -180,6 +204,7 @@ class ResultsRecorder(Callback):
         the files are rewritten right after, in the same step, so that they never show a
         trial finished that the saved state does not know."""
         self._ray_saved = True
+        self._saved_status = {t.trial_id: str(t.status) for t in self._trials}
 
     def on_step_end(self, iteration: int, trials: list[Any], **info: Any) -> None:
         self._trials = trials
@@ -187,8 +212,19 @@ class ResultsRecorder(Callback):
             self.flush()
 
     def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
+        """On Ctrl-C, Ray saves its state one last time and then stops the running trials,
+        which marks them TERMINATED; the files keep the statuses of that last save (what
+        `resume` restores and continues), so an interrupted run never reads as finished."""
         self._trials = trials
+        unfinished = {"RUNNING", "PENDING", "PAUSED"}
+        if any(status in unfinished for status in self._saved_status.values()):
+            self._interrupted = {
+                tid: status for tid, status in self._saved_status.items() if status in unfinished
+            }
         self.flush()
+
+    def _status(self, trial: Any) -> str:
+        return self._interrupted.get(trial.trial_id) or str(trial.status)
 
     # Reading back --------------------------------------------------------------------
 
@@ -197,20 +233,25 @@ class ResultsRecorder(Callback):
         """Ray's trial objects as last seen."""
         return list(self._trials)
 
+    def invalid_metrics(self) -> dict[str, str]:
+        """Finished trials whose target metric was NaN, infinite or missing, and why."""
+        return dict(self._invalid)
+
     def statuses(self) -> dict[str, int]:
         """Trials by status, this run's and earlier runs' (extend) together."""
         counts: dict[str, int] = {}
         current = {t.trial_id for t in self._trials}
         earlier = [row["status"] for tid, row in self._earlier.items() if tid not in current]
-        for status in [*earlier, *(str(t.status) for t in self._trials)]:
+        for status in [*earlier, *(self._status(t) for t in self._trials)]:
             counts[status] = counts.get(status, 0) + 1
         return counts
 
     def best_trial(self) -> tuple[str, float, dict[str, Any]] | None:
         """(trial id, best value of the target metric, config) of the best trial that has
         not failed."""
+        self._catch_up()
         best: tuple[str, float, dict[str, Any]] | None = None
-        candidates = [(t.trial_id, str(t.status), dict(t.config)) for t in self._trials]
+        candidates = [(t.trial_id, self._status(t), dict(t.config)) for t in self._trials]
         current = {tid for tid, _, _ in candidates}
         for tid, row in self._earlier.items():
             if tid not in current:
@@ -220,7 +261,7 @@ class ResultsRecorder(Callback):
                 candidates.insert(0, (tid, str(row["status"]), config))
         for tid, status, config in candidates:
             record = self._records.get(tid)
-            if status == "ERROR" or record is None:
+            if status == "ERROR" or record is None or tid in self._invalid:
                 continue  # a failed trial's model is not one to pick
             if self.target.better(record.best, best[1] if best else None):
                 best = (tid, float(record.best), config)  # type: ignore[arg-type]
@@ -228,28 +269,42 @@ class ResultsRecorder(Callback):
 
     # Writing -------------------------------------------------------------------------
 
-    def flush(self) -> None:
-        """Writes both Parquet files now."""
-        meta = {**self.info, "started_at": self.started_at, "written_at": time.time()}
-        write_parquet_atomic(self.trials_table(), _join(self.experiment_dir, TRIALS_FILE), meta)
-        write_parquet_atomic(
-            self.iterations_table(), _join(self.experiment_dir, ITERATIONS_FILE), meta
+    def flush(self, *, ended_at: float | None = None) -> None:
+        """Writes both Parquet files now.
+
+        Args:
+            ended_at: Unix time the results end (`tunefleet export`); default: now.
+        """
+        now = time.time() if ended_at is None else ended_at
+        meta = {
+            **self.info,
+            "started_at": self.started_at,
+            "written_at": now,
+            "wall_s": self._earlier_wall_s + (now - self._run_started),
+        }
+        name = str(
+            self.info.get("experiment") or self.experiment_dir.rstrip("/").rpartition("/")[2]
         )
+        tables = {TRIALS_FILE: self.trials_table(), ITERATIONS_FILE: self.iterations_table()}
         if self.population_based:
             exploits = self.exploits_table()
             if exploits.num_rows:
-                write_parquet_atomic(exploits, _join(self.experiment_dir, EXPLOITS_FILE), meta)
+                tables[EXPLOITS_FILE] = exploits
+        for file, table in tables.items():
+            table = with_experiment(table, name)
+            write_parquet_atomic(table, _join(self.experiment_dir, file), meta)
         self._dirty = False
         self._ray_saved = False
 
     def trials_table(self) -> pa.Table:
         """One row per trial, in the order Ray created them (earlier runs' trials first)."""
+        self._catch_up()
         best_col = f"best/{self.target.metric}"
         current = {trial.trial_id for trial in self._trials}
         rows = [row for tid, row in self._earlier.items() if tid not in current]
         for trial in self._trials:
             record = self._records.get(trial.trial_id, _TrialRecord())
-            row: dict[str, Any] = {"trial_id": trial.trial_id, "status": str(trial.status)}
+            row: dict[str, Any] = {"trial_id": trial.trial_id, "status": self._status(trial)}
             row.update({f"config/{k}": v for k, v in flatten(trial.config).items()})
             row.update(record.last)
             row[best_col] = record.best
@@ -258,6 +313,7 @@ class ResultsRecorder(Callback):
             row["node_ip"] = record.node_ip
             row["node_id"] = record.node_id
             row["error"] = self._errors.get(trial.trial_id)
+            row["invalid_metric"] = self._invalid.get(trial.trial_id)
             rows.append(row)
         fixed = [
             "trial_id",
@@ -268,7 +324,11 @@ class ResultsRecorder(Callback):
             "node_ip",
             "node_id",
             "error",
+            "invalid_metric",
         ]
+        if self.objectives:
+            mark_pareto(rows, self.objectives)
+            fixed.append("pareto")
         return build_table(rows, fixed)
 
     def _load_existing(self) -> None:
@@ -278,9 +338,17 @@ class ResultsRecorder(Callback):
             return
         best_col = f"best/{self.target.metric}"
         fixed = {"trial_id", "status", best_col, "iterations", "time_total_s", "node_ip"}
-        fixed |= {"node_id", "error"}
+        fixed |= {"node_id", "error", "invalid_metric", "experiment", "pareto"}
+        earlier = read_metadata_any(trials_path)
+        if earlier.get("started_at") is not None:
+            self.started_at = float(earlier["started_at"])  # the first run's start
+            wall = earlier.get("wall_s")
+            if wall is None and earlier.get("written_at") is not None:
+                wall = float(earlier["written_at"]) - self.started_at
+            self._earlier_wall_s = float(wall or 0.0)
         for row in read_rows(trials_path):
             tid = row["trial_id"]
+            row.pop("experiment", None)
             self._earlier[tid] = row
             last = {
                 k: v
@@ -297,16 +365,13 @@ class ResultsRecorder(Callback):
             )
             if row.get("error"):
                 self._errors[tid] = row["error"]
+            if row.get("invalid_metric"):
+                self._invalid[tid] = row["invalid_metric"]
         if _exists(iterations_path):
-            self._iterations = [
-                {k: v for k, v in r.items() if v is not None} for r in read_rows(iterations_path)
-            ]
-            self._reindex()
-
-    def _reindex(self) -> None:
-        self._index = {
-            (r["trial_id"], r.get("training_iteration")): i for i, r in enumerate(self._iterations)
-        }
+            table = read_table(iterations_path)
+            if "experiment" in table.column_names:
+                table = table.drop_columns(["experiment"])
+            self._log.load(table.replace_schema_metadata(None))
 
     def _forget_lost(self, trials: list[Any]) -> None:
         """Drops earlier rows of unfinished trials that the resumed run does not know.
@@ -326,15 +391,42 @@ class ResultsRecorder(Callback):
                 del self._earlier[tid]
                 self._records.pop(tid, None)
                 self._errors.pop(tid, None)
-            self._iterations = [r for r in self._iterations if r["trial_id"] not in lost]
-            self._reindex()
+                self._invalid.pop(tid, None)
+            self._catch_up()
+            self._log.drop_trials(lost)
             self._dirty = True
         self._pruned = True
 
     def iterations_table(self) -> pa.Table:
         """One row per reported result."""
-        fixed = ["trial_id", "training_iteration", *_TIMING, "node_id"]
-        return build_table(self._iterations, fixed)
+        self._catch_up()
+        return self._log.table()
+
+    def note_best(self, trial_id: str, value: float) -> None:
+        """Takes a trial's best value of the target metric from elsewhere (Ray's metric
+        analysis, when `tunefleet export` has only the trial's last result)."""
+        self._catch_up()
+        record = self._records.setdefault(trial_id, _TrialRecord())
+        if self.target.better(value, record.best):
+            record.best = float(value)
+
+    def _catch_up(self) -> None:
+        """Turns the results not yet converted into Arrow columns, and updates each
+        trial's summary (last values, best value, iterations, node) from them."""
+        for tid, last in self._log.compact().items():
+            record = self._records.setdefault(tid, _TrialRecord())
+            best = last.pop("_best")
+            if self.target.better(best, record.best):
+                record.best = float(best)
+            record.iterations = int(last.pop("training_iteration", None) or record.iterations)
+            record.time_total_s = last.pop("time_total_s", record.time_total_s)
+            record.node_ip = last.pop("node_ip", record.node_ip)
+            record.node_id = last.pop("node_id", None) or record.node_id
+            for key in ("trial_id", "time_this_iter_s", "timestamp"):
+                last.pop(key, None)
+            record.last.update(
+                {k: v for k, v in last.items() if v is not None and not k.startswith("config/")}
+            )
 
     def exploits_table(self) -> pa.Table:
         """PBT: one row per exploit (which trial copied which, into what config)."""
@@ -363,28 +455,3 @@ def error_summary(trial: Any) -> str:
         text = ""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return lines[-1] if lines else "unknown error (see the trial's error.txt)"
-
-
-def _join(base: str, name: str) -> str:
-    return f"{base.rstrip('/')}/{name}"
-
-
-def _exists(path: str) -> bool:
-    if "://" in path and not path.startswith("file://"):
-        from pyarrow import fs as pafs
-
-        filesystem, fs_path = pafs.FileSystem.from_uri(path)
-        return bool(filesystem.get_file_info(fs_path).type != pafs.FileType.NotFound)
-    return os.path.exists(path.removeprefix("file://"))
-
-
-def read_rows(path: str) -> list[dict[str, Any]]:
-    """The rows of a Parquet file (local path or URI) as dicts."""
-    import pyarrow.parquet as pq
-
-    if "://" in path and not path.startswith("file://"):
-        from pyarrow import fs as pafs
-
-        filesystem, fs_path = pafs.FileSystem.from_uri(path)
-        return list(pq.read_table(fs_path, filesystem=filesystem).to_pylist())
-    return list(pq.read_table(path.removeprefix("file://")).to_pylist())

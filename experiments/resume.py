@@ -79,7 +79,14 @@ def _restore(plan: Plan, exp_dir: str, options: RunOptions) -> tuple[Any, Any]:
     spec = plan.spec
     if not tune.Tuner.can_restore(exp_dir):
         raise RunError(f"{exp_dir}: Ray saved no experiment state here; nothing to resume.")
-    search = build_search(spec.search, spec.scheduler, space=spec.space, stop=spec.stop)
+    search = build_search(
+        spec.search,
+        spec.scheduler,
+        space=spec.space,
+        stop=spec.stop,
+        metric=spec.metric,
+        mode=spec.mode,
+    )
     tuner = tune.Tuner.restore(
         exp_dir,
         trainable=_tune_trainable(plan),
@@ -115,7 +122,8 @@ def earlier_points(exp_dir: str, plan: Plan) -> list[EvaluatedPoint]:
             for group in groups:
                 node = node.setdefault(group, {})
             node[name] = row[f"config/{path}"]
-        value = row.get(plan.spec.metric)
-        failed = row.get("status") == "ERROR" or value is None
+        value = row.get(plan.spec.target_metric)
+        # A trial whose target ended NaN, infinite or missing was a failure to its searcher.
+        failed = row.get("status") == "ERROR" or value is None or bool(row.get("invalid_metric"))
         points.append(EvaluatedPoint(config, None if value is None else float(value), failed))
     return points

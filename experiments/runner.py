@@ -58,6 +58,8 @@ class RunSummary:
         best_value: That value.
         best_config: That trial's config.
         wall_s: Seconds from start to end, Ray's start included.
+        invalid_metrics: Finished trials whose target metric was NaN, infinite or never
+            reported (counted as failed by the searcher), and why.
     """
 
     experiment_dir: str
@@ -66,6 +68,7 @@ class RunSummary:
     best_value: float | None = None
     best_config: dict[str, Any] = field(default_factory=dict)
     wall_s: float = 0.0
+    invalid_metrics: dict[str, str] = field(default_factory=dict)
 
     @property
     def trials(self) -> int:
@@ -73,7 +76,9 @@ class RunSummary:
 
     @property
     def all_failed(self) -> bool:
-        return self.trials > 0 and self.statuses.get("ERROR", 0) == self.trials
+        """Every trial errored or ended without a usable target value (a metric typo)."""
+        failed = self.statuses.get("ERROR", 0) + len(self.invalid_metrics)
+        return self.trials > 0 and failed >= self.trials
 
     @property
     def unfinished(self) -> int:
@@ -82,8 +87,19 @@ class RunSummary:
 
 
 def storage_root(storage: str) -> str:
-    """An absolute local path, or the URI unchanged."""
+    """An absolute local path, or the URI unchanged.
+
+    Raises:
+        RunError: If the URI carries credentials (`s3://KEY:SECRET@bucket`), which would be
+            printed and saved with the results.
+    """
     if "://" in storage and not storage.startswith("file://"):
+        if "@" in storage.split("://", 1)[1].split("/", 1)[0]:
+            raise RunError(
+                "--storage: the URI holds credentials (user:secret@...), which would be "
+                "printed and saved with the results; give them through the environment "
+                "(e.g. AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) instead."
+            )
         return storage.rstrip("/")
     return str(Path(storage.removeprefix("file://")).expanduser().resolve())
 
@@ -97,6 +113,12 @@ def _claim_directory(path: str, overwrite: bool) -> None:
     if "://" in path:
         return  # object stores: Ray and the results writer create what they need
     target = Path(path)
+    existing = next((p for p in (target, *target.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise RunError(
+            f"--storage: {existing} is a file, not a folder; give a folder for the results "
+            "(it is created if missing)."
+        )
     if target.exists() and any(target.iterdir()):
         if not overwrite:
             raise RunError(
@@ -110,10 +132,14 @@ def _claim_directory(path: str, overwrite: bool) -> None:
 def _quiet_tune(verbose: bool, save_every_s: float) -> Iterator[None]:
     """Turns off what tunefleet replaces: Ray's per-trial CSV/JSON/TensorBoard loggers (the
     Parquet files hold the same data) and, unless verbose, Ray's tables and log lines. Ray
-    saves its experiment state every `save_every_s` seconds; the Parquet files follow."""
+    saves its experiment state every `save_every_s` seconds; the Parquet files follow.
+    A result without the target metric does not stop the experiment (Ray's strict check
+    would): the trial is recorded as unusable (`invalid_metric`) and its searcher told
+    it failed (`tunefleet.search.wrapping.FiniteTarget`)."""
     env = {
         "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
         "TUNE_GLOBAL_CHECKPOINT_S": str(save_every_s),
+        "TUNE_DISABLE_STRICT_METRIC_CHECKING": "1",
     }
     if not verbose:
         env["RAY_AIR_NEW_OUTPUT"] = "0"
@@ -175,6 +201,7 @@ def build_tuner(
     from ray.tune.search import Searcher
 
     from tunefleet.search.algorithms import build_search
+    from tunefleet.search.budget import build_stop
 
     spec = plan.spec
     settings = spec.search
@@ -183,9 +210,19 @@ def build_tuner(
         seed = None if settings.seed is None else settings.seed + extend.offset
         settings = settings.model_copy(update={"seed": seed, "points_to_evaluate": []})
     storage, _, name = exp_dir.rpartition("/")
-    search = build_search(settings, spec.scheduler, space=spec.space, stop=spec.stop)
+    search = build_search(
+        settings,
+        spec.scheduler,
+        space=spec.space,
+        stop=spec.stop,
+        metric=spec.metric,
+        mode=spec.mode,
+    )
     search_alg = search.search_alg
-    if extend is not None and extend.points and hasattr(search_alg, "add_evaluated_point"):
+    # Not warm-started: multi-objective searches (earlier results carry one value each)
+    # and conditional spaces (Optuna's define-by-run takes no evaluated points).
+    warm = not spec.multi_objective and not spec.space.conditional
+    if extend is not None and extend.points and warm and hasattr(search_alg, "add_evaluated_point"):
         from tunefleet.search.warm_start import WarmStart
 
         search_alg = WarmStart(search_alg, extend.points)
@@ -198,8 +235,9 @@ def build_tuner(
         _tune_trainable(plan),
         param_space=search.param_space,
         tune_config=tune.TuneConfig(
-            metric=spec.metric,
-            mode=spec.mode,
+            # Ray's TuneConfig takes one metric; several go to the Optuna searcher only.
+            metric=None if spec.multi_objective else spec.target_metric,
+            mode=None if spec.multi_objective else spec.target_mode,
             search_alg=search_alg,
             scheduler=search.scheduler,
             num_samples=num_samples,
@@ -215,7 +253,13 @@ def build_tuner(
         run_config=tune.RunConfig(
             name=name,
             storage_path=storage,
-            stop=dict(spec.stop) or None,
+            stop=build_stop(
+                spec.stop,
+                cpu_hours=settings.budget_cpu_hours,
+                gpu_hours=settings.budget_gpu_hours,
+                cpus=spec.resources.cpu,
+                gpus=spec.resources.gpu,
+            ),
             callbacks=callbacks,
             verbose=2 if verbose else 0,
             checkpoint_config=tune.CheckpointConfig(num_to_keep=keep),
@@ -247,15 +291,22 @@ def _callbacks(
     spec = plan.spec
     recorder = ResultsRecorder(
         exp_dir,
-        metric=spec.metric,
-        mode=spec.mode,
+        metric=spec.target_metric,
+        mode=spec.target_mode,
         info={"experiment": exp_dir.rpartition("/")[2], "spec": plan.raw},
         population_based=spec.search.population_based,
+        objectives=list(zip(spec.metrics, spec.modes, strict=True)),
     )
     progress = ProgressPrinter(
-        metric=spec.metric, mode=spec.mode, searched=spec.space.searched, total=total
+        metric=spec.target_metric,
+        mode=spec.target_mode,
+        searched=spec.space.searched,
+        total=total,
     )
-    return recorder, [recorder] if options.verbose else [recorder, progress]
+    from tunefleet.experiments.tracking import tracking_callbacks
+
+    tracking = tracking_callbacks(spec.tracking, experiment=spec.name)
+    return recorder, [recorder, *tracking] if options.verbose else [recorder, progress, *tracking]
 
 
 def _fit(
@@ -275,6 +326,7 @@ def _fit(
         best_value=best[1] if best else None,
         best_config=best[2] if best else {},
         wall_s=time.monotonic() - started,
+        invalid_metrics=recorder.invalid_metrics(),
     )
 
 
@@ -295,8 +347,17 @@ def run_plan(plan: Plan, options: RunOptions) -> RunSummary:
     total = spec.search.trials * spec.search.repeat * spec.space.grid_size()
     recorder, callbacks = _callbacks(plan, exp_dir, options, total)
     with connect(options.address, verbose=options.verbose):
+        if spec.baseline is not None:
+            from tunefleet.experiments.baseline import run_baseline
+
+            run_baseline(plan, exp_dir, verbose=options.verbose)  # before the search
         tuner = build_tuner(plan, exp_dir, callbacks, verbose=options.verbose)
-        return _fit(tuner, recorder, plan, options, started)
+        summary = _fit(tuner, recorder, plan, options, started)
+        if spec.final is not None and summary.best_trial is not None and not summary.unfinished:
+            from tunefleet.experiments.final import run_final
+
+            run_final(plan, exp_dir)  # the best configs on the held-out test split
+        return summary
 
 
 def write_spec_file(exp_dir: str, raw: dict[str, Any]) -> None:

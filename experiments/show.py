@@ -48,8 +48,14 @@ def leaderboard_text(exp: Experiment, k: int = 10) -> str:
     """
     board = exp.top(k)
     lines = [summary_line(exp)]
+    if exp.path is not None:
+        from tunefleet.experiments.baseline import baseline_text
+
+        best = None if board.empty else float(board.iloc[0][exp.best_column])
+        base = baseline_text(exp.path, metric=exp.metric, mode=exp.mode, best=best)
+        lines += [base] if base else []
     if board.empty:
-        return lines[0]
+        return "\n".join(lines)
     headers = ["rank", "trial_id", "status", "iter", exp.best_column, exp.metric]
     columns = ["trial_id", "status", "iterations", exp.best_column, exp.metric]
     params = [c for c in board.columns if c.startswith("config/")]

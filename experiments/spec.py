@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+import difflib
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, PlainValidator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    FiniteFloat,
+    PlainValidator,
+    model_validator,
+)
 
+from tunefleet.experiments.sections import (
+    Baseline,
+    FinalSettings,
+    TrackingSettings,
+    check_baseline,
+)
 from tunefleet.search import (
     FifoSettings,
     SchedulerSettings,
@@ -13,7 +28,7 @@ from tunefleet.search import (
     Space,
     parse_space,
 )
-from tunefleet.search.compat import check_search
+from tunefleet.search.compat import check_objectives, check_search
 from tunefleet.trainables.resolve import IMPORT_PATH_PATTERN
 
 __all__ = ["ExperimentSpec", "FailureSettings", "ResourcesSettings", "ResultsSettings"]
@@ -91,6 +106,30 @@ class ResultsSettings(BaseModel):
     flush_every_s: float = Field(default=10.0, gt=0, allow_inf_nan=False)
 
 
+def _check_metric(value: Any) -> Any:
+    names = value if isinstance(value, list) else [value]
+    for name in names:
+        if not isinstance(name, str) or not name:
+            raise ValueError(
+                f"metric: {name!r} is not a metric name; give the name of a reported metric, "
+                "or a list of names (multi-objective)."
+            )
+    return value
+
+
+def _check_mode(value: Any) -> Any:
+    for mode in value if isinstance(value, list) else [value]:
+        if mode not in ("min", "max"):
+            close = difflib.get_close_matches(str(mode), ["min", "max"], n=1, cutoff=0.6)
+            hint = f"; did you mean '{close[0]}'?" if close else "."
+            raise ValueError(f"mode: {mode!r} is not allowed; choose one of min, max{hint}")
+    return value
+
+
+MetricName = Annotated[str, Field(min_length=1)]
+Mode = Literal["min", "max"]
+
+
 def _space(value: Any) -> Space:
     if isinstance(value, Space):
         return value
@@ -105,8 +144,11 @@ class ExperimentSpec(BaseModel):
         description: Free text, kept in the results' metadata.
         trainable: `package.module:object`: a function `train(config)`, a Trainable class,
             or a tunefleet wrapper such as `TorchTrainable`.
-        metric: The reported metric the search optimizes.
-        mode: `min` or `max`.
+        metric: The reported metric the search optimizes, or a list of two or more
+            (multi-objective: Optuna's nsga2 or tpe sampler, scheduler fifo; the results mark
+            the Pareto-optimal trials, and the progress line, `show` and `best` rank by the
+            first metric).
+        mode: `min` or `max`, or a list with one per metric.
         space: Hyperparameters (see `tunefleet.search.space`).
         search: The searcher and trial budget.
         scheduler: `fifo` or an early-stopping scheduler.
@@ -115,6 +157,9 @@ class ExperimentSpec(BaseModel):
             `{training_iteration: 20}`.
         failure: Retries of failed trials.
         results: How the Parquet results are kept.
+        final: Evaluate the best configs on the held-out test split after the search.
+        baseline: A reference config run first, marked in the results.
+        tracking: MLflow and TensorBoard logging.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
@@ -122,8 +167,8 @@ class ExperimentSpec(BaseModel):
     name: str = Field(pattern=NAME_PATTERN, max_length=100)
     description: str | None = None
     trainable: str = Field(pattern=IMPORT_PATH_PATTERN)
-    metric: str = Field(min_length=1)
-    mode: Literal["min", "max"]
+    metric: Annotated[MetricName | list[MetricName], BeforeValidator(_check_metric)]
+    mode: Annotated[Mode | list[Mode], BeforeValidator(_check_mode)]
     space: Annotated[Space, PlainValidator(_space)] = Field(default_factory=lambda: Space({}))
     search: SearchSettings = Field(default_factory=SearchSettings)
     scheduler: SchedulerSettings = Field(default_factory=FifoSettings)
@@ -131,8 +176,38 @@ class ExperimentSpec(BaseModel):
     stop: dict[str, FiniteFloat] = Field(default_factory=dict)
     failure: FailureSettings = Field(default_factory=FailureSettings)
     results: ResultsSettings = Field(default_factory=ResultsSettings)
+    final: FinalSettings | None = None
+    baseline: Baseline | None = None
+    tracking: TrackingSettings = Field(default_factory=TrackingSettings)
 
     @model_validator(mode="after")
     def _check_combination(self) -> ExperimentSpec:
+        check_objectives(self.search, self.scheduler, self.metric, self.mode)
         check_search(self.search, self.scheduler, self.space, self.stop)
+        check_baseline(self.baseline, self.space.searched)
         return self
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """Every objective's metric (one unless multi-objective)."""
+        return (self.metric,) if isinstance(self.metric, str) else tuple(self.metric)
+
+    @property
+    def modes(self) -> tuple[str, ...]:
+        """The mode of each metric in `metrics`."""
+        return (self.mode,) if isinstance(self.mode, str) else tuple(self.mode)
+
+    @property
+    def multi_objective(self) -> bool:
+        """Two or more metrics, searched by Optuna; the Pareto front is marked in results."""
+        return len(self.metrics) > 1
+
+    @property
+    def target_metric(self) -> str:
+        """The first metric: the one the progress line, `best` and `show` rank by."""
+        return self.metrics[0]
+
+    @property
+    def target_mode(self) -> str:
+        """The mode of `target_metric`."""
+        return self.modes[0]

@@ -18,9 +18,15 @@ __all__ = [
     "METADATA_KEY",
     "build_table",
     "flatten",
+    "join_path",
+    "path_exists",
     "read_metadata",
+    "read_metadata_any",
+    "read_rows",
+    "read_table",
     "user_metrics",
     "versions",
+    "with_experiment",
     "write_parquet_atomic",
     "write_text_atomic",
 ]
@@ -161,3 +167,53 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     """The experiment metadata (spec, versions, metric, ...) stored in a results file."""
     meta = pq.read_schema(path).metadata or {}
     return json.loads(meta[METADATA_KEY]) if METADATA_KEY in meta else {}
+
+
+def with_experiment(table: pa.Table, name: str) -> pa.Table:
+    """`table` with an `experiment` column (the experiment's name) last, as a hive-style
+    partition column would be, so that the files of many experiments read as one dataset."""
+    if "experiment" in table.column_names:
+        table = table.drop_columns(["experiment"])
+    return table.append_column("experiment", pa.repeat(pa.scalar(name, pa.string()), len(table)))
+
+
+def join_path(base: str, name: str) -> str:
+    """`base/name` for a local path or a URI."""
+    return f"{base.rstrip('/')}/{name}"
+
+
+def path_exists(path: str) -> bool:
+    """Whether a local path or a pyarrow filesystem URI exists."""
+    if "://" in path and not path.startswith("file://"):
+        from pyarrow import fs as pafs
+
+        filesystem, fs_path = pafs.FileSystem.from_uri(path)
+        return bool(filesystem.get_file_info(fs_path).type != pafs.FileType.NotFound)
+    return os.path.exists(path.removeprefix("file://"))
+
+
+def read_rows(path: str) -> list[dict[str, Any]]:
+    """The rows of a Parquet file (local path or URI) as dicts."""
+    return list(read_table(path).to_pylist())
+
+
+def read_table(path: str) -> pa.Table:
+    """A Parquet file (local path or pyarrow filesystem URI) as an Arrow table."""
+    if "://" in path and not path.startswith("file://"):
+        from pyarrow import fs as pafs
+
+        filesystem, fs_path = pafs.FileSystem.from_uri(path)
+        return pq.read_table(fs_path, filesystem=filesystem)
+    return pq.read_table(path.removeprefix("file://"))
+
+
+def read_metadata_any(path: str) -> dict[str, Any]:
+    """`read_metadata` for a local path or a pyarrow filesystem URI."""
+    if "://" in path and not path.startswith("file://"):
+        from pyarrow import fs as pafs
+
+        filesystem, fs_path = pafs.FileSystem.from_uri(path)
+        with filesystem.open_input_file(fs_path) as f:
+            meta = pq.read_schema(f).metadata or {}
+        return json.loads(meta[METADATA_KEY]) if METADATA_KEY in meta else {}
+    return read_metadata(path.removeprefix("file://"))

@@ -19,6 +19,7 @@ from tunefleet.search.settings import (
 )
 from tunefleet.search.space import (
     Choice,
+    Conditional,
     Const,
     Float,
     Int,
@@ -34,6 +35,7 @@ __all__ = [
     "SEARCHERS",
     "AshaSettings",
     "Choice",
+    "Conditional",
     "Const",
     "FifoSettings",
     "Float",

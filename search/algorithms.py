@@ -13,9 +13,10 @@ from typing import Any
 
 from tunefleet.search.schedulers import AnyScheduler, build_scheduler
 from tunefleet.search.settings import SearchSettings
-from tunefleet.search.space import Choice, Float, Int, Space
-from tunefleet.search.tune_space import to_tune_domain, to_tune_param_space
+from tunefleet.search.space import Choice, Const, Float, Int, Space
+from tunefleet.search.tune_space import nest, to_tune_domain, to_tune_param_space
 from tunefleet.search.typed_choices import DecodeChoices, encode_point, encoded_choices
+from tunefleet.search.wrapping import FiniteTarget
 
 __all__ = ["TuneSearch", "build_search", "build_searcher", "describe_searcher"]
 
@@ -30,14 +31,40 @@ class TuneSearch:
 
 
 def build_search(
-    search: SearchSettings, scheduler: AnyScheduler, *, space: Space, stop: dict[str, Any]
+    search: SearchSettings,
+    scheduler: AnyScheduler,
+    *,
+    space: Space,
+    stop: dict[str, Any],
+    metric: str | list[str] | None = None,
+    mode: str | list[str] | None = None,
 ) -> TuneSearch:
     """Returns the searcher and scheduler for a spec.
 
     Population-based training (`pbt`, `pb2`) is a Ray scheduler that samples its initial
     population from the space; every other algorithm pairs a searcher with the spec's
     scheduler.
+
+    Args:
+        search: The validated `search:` section.
+        scheduler: The validated `scheduler:` section.
+        space: The parsed space.
+        stop: The spec's stop criteria.
+        metric: The target metric (a list for multi-objective Optuna). Needed by searchers
+            built with their own space (conditional spaces) and by multi-objective Optuna;
+            others get it from `tune.TuneConfig`.
+        mode: `min` or `max` (a list, one per metric).
     """
+    if space.conditional:
+        if metric is None or mode is None:
+            raise ValueError("a conditional space needs the metric and mode at construction.")
+        return TuneSearch(
+            search_alg=_conditional_searcher(search, space, metric, mode),
+            scheduler=build_scheduler(scheduler, stop=stop),
+            param_space=to_tune_param_space(
+                Space({k: p for k, p in space.params.items() if isinstance(p, Const)})
+            ),
+        )
     if search.population_based:
         from ray.tune.search.basic_variant import BasicVariantGenerator
 
@@ -52,7 +79,7 @@ def build_search(
     # backends get indices for values they would not return intact (lists, dicts).
     choices = encoded_choices(space) if _backend(search) != "variants" else {}
     return TuneSearch(
-        search_alg=build_searcher(search, choices),
+        search_alg=build_searcher(search, choices, metric=metric, mode=mode),
         scheduler=build_scheduler(scheduler, stop=stop),
         param_space=to_tune_param_space(space, by_index=choices),
     )
@@ -68,20 +95,27 @@ def _backend(settings: SearchSettings) -> str:
 
 
 def build_searcher(
-    settings: SearchSettings, choices: dict[str, tuple[Any, ...]] | None = None
+    settings: SearchSettings,
+    choices: dict[str, tuple[Any, ...]] | None = None,
+    *,
+    metric: str | list[str] | None = None,
+    mode: str | list[str] | None = None,
 ) -> Any:
     """Returns the Ray Tune search algorithm for `settings` (not PBT).
 
-    The metric, mode and search space are not given here: `tune.TuneConfig` and the Tuner's
-    `param_space` hand them to the searcher, which converts the space for its backend.
+    The search space is not given here: the Tuner's `param_space` hands it to the searcher,
+    which converts it for its backend. The metric and mode come from `tune.TuneConfig`
+    too, except for multi-objective Optuna (lists, which TuneConfig refuses).
 
     Args:
         settings: The validated `search:` section.
         choices: Choices offered to the backend as indices (see `encoded_choices`); the
             searcher is wrapped to decode them.
+        metric: A list of metrics: multi-objective Optuna; otherwise ignored.
+        mode: The modes of those metrics.
     """
     choices = choices or {}
-    points = [encode_point(_nest(p), choices) for p in settings.points_to_evaluate] or None
+    points = [encode_point(nest(p), choices) for p in settings.points_to_evaluate] or None
     algorithm = _backend(settings)
     if algorithm == "variants":
         from ray.tune.search.basic_variant import BasicVariantGenerator
@@ -111,9 +145,14 @@ def build_searcher(
             if algorithm == "optuna-random"
             else _optuna_sampler(settings)
         )
-        searcher = OptunaSearch(points_to_evaluate=points, sampler=sampler)
+        objectives: dict[str, Any] = {}
+        if isinstance(metric, list):
+            objectives = {"metric": list(metric), "mode": list(mode or [])}
+        searcher = OptunaSearch(points_to_evaluate=points, sampler=sampler, **objectives)
     else:
         raise ValueError(f"not a searcher: {algorithm!r}")
+    # NaN, infinite or missing values of the target reach the backend as failed trials.
+    searcher = FiniteTarget(searcher)
     if choices:
         searcher = DecodeChoices(searcher, choices)
     if settings.repeat > 1:
@@ -123,28 +162,56 @@ def build_searcher(
     return searcher
 
 
-def _nest(point: dict[str, Any]) -> dict[str, Any]:
-    """Ray wants nested configs: `{"model/depth": 2}` becomes `{"model": {"depth": 2}}`."""
-    nested: dict[str, Any] = {}
-    for key, value in point.items():
-        *groups, name = key.split("/")
-        node = nested
-        for group in groups:
-            node = node.setdefault(group, {})
-        node[name] = value
-    return nested
+def _conditional_searcher(
+    settings: SearchSettings, space: Space, metric: str | list[str], mode: str | list[str]
+) -> Any:
+    """Hyperopt with nested `hp.choice`, or Optuna define-by-run (random search: Optuna's
+    random sampler), built with their own space and wrapped to decode suggestions."""
+    from tunefleet.search.conditional import ConditionalSearcher, DefineByRun, hyperopt_space
+
+    searcher: Any
+    if settings.algorithm == "hyperopt":
+        from ray.tune.search.hyperopt import HyperOptSearch
+
+        kwargs: dict[str, Any] = {}
+        if settings.n_initial_points is not None:
+            kwargs["n_initial_points"] = settings.n_initial_points
+        searcher = HyperOptSearch(
+            space=hyperopt_space(space),
+            metric=metric,  # type: ignore[arg-type]
+            mode=mode,  # type: ignore[arg-type]
+            random_state_seed=settings.seed,
+            **kwargs,
+        )
+    else:
+        import optuna
+        from ray.tune.search.optuna import OptunaSearch
+
+        sampler = (
+            optuna.samplers.RandomSampler(seed=settings.seed)
+            if settings.algorithm == "random"
+            else _optuna_sampler(settings, conditional=True)
+        )
+        searcher = OptunaSearch(space=DefineByRun(space), metric=metric, mode=mode, sampler=sampler)
+    # NaN, infinite or missing values of the target reach the backend as failed trials.
+    searcher = ConditionalSearcher(FiniteTarget(searcher), space)
+    if settings.repeat > 1:
+        from ray.tune.search import Repeater
+
+        searcher = Repeater(searcher, repeat=settings.repeat, set_index=True)
+    return searcher
 
 
-def _optuna_sampler(settings: SearchSettings) -> Any:
+def _optuna_sampler(settings: SearchSettings, *, conditional: bool = False) -> Any:
     import optuna
 
     with warnings.catch_warnings():
         # Multivariate TPE and QMC are marked experimental by Optuna; they are chosen here.
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return _make_optuna_sampler(settings)
+        return _make_optuna_sampler(settings, conditional=conditional)
 
 
-def _make_optuna_sampler(settings: SearchSettings) -> Any:
+def _make_optuna_sampler(settings: SearchSettings, *, conditional: bool = False) -> Any:
     import optuna
 
     samplers = optuna.samplers
@@ -157,6 +224,10 @@ def _make_optuna_sampler(settings: SearchSettings) -> Any:
     options = sampler.model_dump(exclude={"name"}, exclude_none=True) if sampler else {}
     if name == "tpe":
         options.setdefault("multivariate", True)
+        if conditional and options["multivariate"]:
+            # Optuna's own answer to conditional spaces: model each set of parameters
+            # that occur together jointly, instead of only those every trial has.
+            options["group"] = True
         return samplers.TPESampler(seed=seed, **options, **startup)
     if name == "cmaes":
         return samplers.CmaEsSampler(seed=seed, **options, **startup)
@@ -215,7 +286,7 @@ def _population_scheduler(search: SearchSettings, space: Space) -> Any:
             time_attr=options.time_attr,
             perturbation_interval=options.perturbation_interval,
             # Nested like the config: Ray refuses `/` in a bound's name.
-            hyperparam_bounds=_nest({k: [p.low, p.high] for k, p in numeric.items()}),
+            hyperparam_bounds=nest({k: [p.low, p.high] for k, p in numeric.items()}),
             quantile_fraction=options.quantile_fraction,
             custom_explore_fn=ClipToSpace(numeric),
             synch=options.synch,
@@ -240,8 +311,14 @@ def _population_scheduler(search: SearchSettings, space: Space) -> Any:
     )
 
 
-def describe_searcher(settings: SearchSettings) -> str:
-    """A one-line description of the searcher, for `tunefleet validate`."""
+def describe_searcher(settings: SearchSettings, *, conditional: bool = False) -> str:
+    """A one-line description of the searcher, for `tunefleet validate`.
+
+    Args:
+        settings: The validated `search:` section.
+        conditional: The space has a choice with parameters per value (random search then
+            runs on Optuna's random sampler).
+    """
     seed = f"seed {settings.seed}" if settings.seed is not None else "unseeded"
     extra = f", each config x{settings.repeat}" if settings.repeat > 1 else ""
     if settings.time_budget_s is not None:
@@ -257,4 +334,6 @@ def describe_searcher(settings: SearchSettings) -> str:
             f"{o.perturbation_interval:g} {o.time_attr}, quantile {o.quantile_fraction:g}; "
             f"initial configs {seed}, perturbations not seedable{extra})"
         )
+    if conditional and settings.algorithm == "random":
+        return f"random (Optuna's random sampler, for the conditional space; {seed}{extra})"
     return f"{settings.algorithm} (Ray's variant generator, {seed}{extra})"

@@ -10,6 +10,7 @@ key is wrong and what to do instead.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from tunefleet.search.schedulers import (
@@ -22,7 +23,7 @@ from tunefleet.search.schedulers import (
 from tunefleet.search.settings import SearchSettings
 from tunefleet.search.space import Choice, Float, Int, Space
 
-__all__ = ["SearchConfigError", "check_search"]
+__all__ = ["SearchConfigError", "check_mutations", "check_objectives", "check_search"]
 
 
 class SearchConfigError(ValueError):
@@ -37,11 +38,44 @@ def check_search(
     search: SearchSettings, scheduler: AnyScheduler, space: Space, stop: dict[str, Any]
 ) -> None:
     """Raises `SearchConfigError` for the first rule the combination breaks."""
+    _check_conditional(search, space)
     _check_grid(search, space)
     _check_sampler(search, space)
     _check_population(search, scheduler, space)
     _check_scheduler(search, scheduler, stop)
     _check_points(search, space)
+
+
+def _check_conditional(search: SearchSettings, space: Space) -> None:
+    if not space.conditional:
+        return
+    where = _key(next(iter(space.conditional)))
+    algorithm = search.describe_algorithm
+    if search.algorithm in ("grid", "pbt", "pb2") or algorithm in (
+        "optuna cmaes",
+        "optuna gp",
+        "optuna qmc",
+    ):
+        reason = {
+            "grid": "tries fixed values",
+            "pbt": "mutates every trial's parameters in place",
+            "pb2": "models a fixed set of numeric parameters",
+        }.get(search.algorithm, "needs the same parameters in every trial")
+        raise SearchConfigError(
+            f"{where}: a choice with parameters per value needs a searcher that samples "
+            f"them conditionally, but '{algorithm}' {reason}; use algorithm random, "
+            "hyperopt, or optuna with sampler tpe, nsga2 or random."
+        )
+    if space.grid:
+        raise SearchConfigError(
+            f"{_key(next(iter(space.grid)))}: `grid` values cannot be combined with a choice "
+            f"that has parameters per value ({where}); use `choice` instead."
+        )
+    if search.points_to_evaluate:
+        raise SearchConfigError(
+            f"search.points_to_evaluate: not supported with a choice that has parameters "
+            f"per value ({where}); remove points_to_evaluate."
+        )
 
 
 def _check_grid(search: SearchSettings, space: Space) -> None:
@@ -102,6 +136,16 @@ def _check_population(search: SearchSettings, scheduler: AnyScheduler, space: Sp
         raise SearchConfigError(
             f"space: {algorithm} needs at least one searched parameter to mutate; "
             "add a distribution to space."
+        )
+    cap, population = search.max_concurrent, search.trials
+    if cap is not None and cap < population:
+        # Ray starts the next trials only when earlier ones end, so a capped population
+        # trains in waves: trials of different waves are never compared or copied.
+        raise SearchConfigError(
+            f"search.max_concurrent: {algorithm} compares and copies trials that train side "
+            f"by side, but max_concurrent={cap} < num_samples={population} runs the "
+            f"population in waves that never exploit each other; remove max_concurrent "
+            f"(trials beyond the free CPUs wait paused) or lower num_samples to {cap}."
         )
     if algorithm == "pb2":
         for path, param in space.searched.items():
@@ -179,3 +223,86 @@ def _flat_keys(point: dict[str, Any], names: set[str], prefix: str = "") -> list
         else:
             keys.append(path)
     return keys
+
+
+def check_mutations(
+    search: SearchSettings, space: Space, fixed_keys: Iterable[str], *, trainable: str
+) -> None:
+    """Refuses PBT/PB2 mutating a config key the trainable cannot change mid-training.
+
+    PBT restores a trial from another trial's checkpoint and then changes its config. A
+    key that decides the kind of saved state (the optimizer, the learning-rate schedule)
+    cannot change there: the trial would load one optimizer's state into another.
+
+    Args:
+        search: The `search:` section.
+        space: The parsed space.
+        fixed_keys: Flat config paths the trainable reads only when a trial starts (e.g.
+            `TorchTrainable.structural_keys`).
+        trainable: The spec's trainable path, for the message.
+
+    Raises:
+        SearchConfigError: If a population-based search would mutate one of `fixed_keys`.
+    """
+    if not search.population_based:
+        return
+    for key in fixed_keys:
+        if key in space.searched:
+            raise SearchConfigError(
+                f"{_key(key)}: {search.algorithm} changes searched parameters in the middle "
+                f"of a trial, but '{trainable}' cannot change `{key}` there (a trial would "
+                f"load saved state of another kind); set it to one value, or compare its "
+                "values with algorithm random, hyperopt or optuna."
+            )
+
+
+def check_objectives(
+    search: SearchSettings,
+    scheduler: AnyScheduler,
+    metric: str | Sequence[str],
+    mode: str | Sequence[str],
+) -> None:
+    """Checks the spec's `metric` and `mode`: one of each, or equal-length lists of two or
+    more (multi-objective), which only Optuna's nsga2 and tpe samplers with scheduler fifo
+    can search.
+
+    Raises:
+        SearchConfigError: With one line saying which key is wrong and what to do.
+    """
+    if isinstance(metric, str) and isinstance(mode, str):
+        return
+    if isinstance(metric, str) or isinstance(mode, str):
+        shown = [m if isinstance(m, str) else list(m) for m in (metric, mode)]
+        raise SearchConfigError(
+            f"mode: give one mode per metric, but metric is {shown[0]!r} and mode is "
+            f"{shown[1]!r}; write both as lists of the same length, or both as single values."
+        )
+    if len(metric) != len(mode):
+        raise SearchConfigError(
+            f"mode: {len(metric)} metrics but {len(mode)} modes; give one mode per metric."
+        )
+    if len(metric) < 2:
+        raise SearchConfigError(
+            "metric: a list is for two or more objectives; write a single metric as "
+            "`metric: name` and `mode: max` (or min)."
+        )
+    twice = next((m for i, m in enumerate(metric) if m in metric[:i]), None)
+    if twice is not None:
+        raise SearchConfigError(f"metric: '{twice}' is listed twice; list each objective once.")
+    n = len(metric)
+    if search.algorithm != "optuna" or search.optuna_sampler not in ("nsga2", "tpe"):
+        raise SearchConfigError(
+            f"search.algorithm: {n} metrics (multi-objective) need algorithm optuna with sampler "
+            f"nsga2 or tpe, but the searcher is '{search.describe_algorithm}'; set `algorithm: "
+            "optuna` and `sampler: nsga2` (or tpe), or give a single metric."
+        )
+    if not isinstance(scheduler, FifoSettings):
+        raise SearchConfigError(
+            f"scheduler.name: {scheduler.name} stops trials early by one metric and cannot "
+            f"rank trials on {n} objectives; use scheduler fifo, or give a single metric."
+        )
+    if search.repeat > 1:
+        raise SearchConfigError(
+            f"search.repeat: repeated evaluations are averaged for one metric only, but there "
+            f"are {n}; remove repeat, or give a single metric."
+        )

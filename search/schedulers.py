@@ -32,7 +32,8 @@ TimeAttr = Literal["training_iteration", "time_total_s"]
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Every float setting must be finite: YAML reads `.inf` and `.nan` as floats.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class FifoSettings(_Section):

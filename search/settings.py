@@ -36,7 +36,8 @@ POPULATION_BASED = ("pbt", "pb2")
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Every float setting must be finite: YAML reads `.inf` and `.nan` as floats.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class TPESettings(_Section):
@@ -177,6 +178,9 @@ class SearchSettings(_Section):
         repeat: Evaluate each config this many times (the trial's `seed` differs) and report
             the mean to the searcher.
         time_budget_s: End the search after this many seconds (results are kept).
+        budget_cpu_hours: End the search once the trials' summed running time times their
+            CPUs reaches this many CPU-hours (see `tunefleet.search.budget`).
+        budget_gpu_hours: The same for GPU-hours (trials reserving no GPU never spend any).
         pbt: Options of `pbt` / `pb2`.
     """
 
@@ -189,6 +193,8 @@ class SearchSettings(_Section):
     points_to_evaluate: list[dict[str, Any]] = Field(default_factory=list)
     repeat: int = Field(default=1, ge=1)
     time_budget_s: float | None = Field(default=None, gt=0)
+    budget_cpu_hours: float | None = Field(default=None, gt=0)
+    budget_gpu_hours: float | None = Field(default=None, gt=0)
     pbt: PBTSettings | None = None
 
     @model_validator(mode="after")

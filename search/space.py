@@ -10,9 +10,26 @@ names a distribution::
       depth: {grid: [1, 2, 3]}
     epochs: 20                          # a constant
 
-Parsing gives typed, immutable parameter objects (`Float`, `Int`, `Choice`, `Const`), in the
-manner of Optuna's distributions; `tunefleet.search.tune_space` translates them to Ray Tune's
-domains. Nothing here imports Ray.
+A `choice` written as a mapping is *conditional*: each key is a value of the choice, and its
+mapping holds parameters that exist only when that value is drawn (`{}` or null: none)::
+
+    optimizer:
+      choice:
+        sgd: {lr: {loguniform: [1.0e-4, 1.0e-1]}, momentum: {uniform: [0.0, 0.99]}}
+        adam: {lr: {loguniform: [1.0e-4, 1.0e-2]}}
+        rmsprop: {}
+
+A trial's config stays flat: the branch's parameters sit beside the choice, in its group
+(`{"optimizer": "sgd", "lr": 0.01, "momentum": 0.9}`), and parameters of the branches not
+drawn are absent (not None). The same name may appear in several branches (`lr` above, each
+with its own distribution); it may not also appear outside the choice. Branches may hold
+groups and conditional choices of their own, but no `grid` values. Hyperopt gets nested
+`hp.choice`, Optuna a define-by-run function, and random search Optuna's random sampler
+(`tunefleet.search.conditional`); grid search and PBT/PB2 refuse conditional choices.
+
+Parsing gives typed, immutable parameter objects (`Float`, `Int`, `Choice`, `Conditional`,
+`Const`), in the manner of Optuna's distributions; `tunefleet.search.tune_space` translates
+them to Ray Tune's domains. Nothing here imports Ray.
 """
 
 from __future__ import annotations
@@ -26,6 +43,7 @@ from typing import Any
 __all__ = [
     "DISTRIBUTIONS",
     "Choice",
+    "Conditional",
     "Const",
     "Float",
     "Int",
@@ -99,6 +117,22 @@ class Choice:
 
 
 @dataclass(frozen=True)
+class Conditional(Choice):
+    """A choice whose values bring parameters of their own (`choice: {sgd: {...}, ...}`).
+
+    Attributes:
+        values: The values of the choice, in the order written.
+        branches: For each value, the space of the parameters that exist only under it;
+            their paths are relative to the group that holds the choice.
+    """
+
+    branches: tuple[Space, ...] = ()
+
+    def describe(self) -> str:
+        return f"choice{list(self.values)!r}, with parameters per value"
+
+
+@dataclass(frozen=True)
 class Const:
     """A fixed value, passed to every trial unchanged."""
 
@@ -151,6 +185,19 @@ class Space:
         """The parameters whose every value is tried (`grid:`)."""
         return {k: p for k, p in self.params.items() if isinstance(p, Choice) and p.grid}
 
+    @property
+    def conditional(self) -> dict[str, Conditional]:
+        """The choices whose values bring parameters of their own."""
+        return {k: p for k, p in self.params.items() if isinstance(p, Conditional)}
+
+    def config_paths(self) -> list[str]:
+        """Every flat config path a trial may receive, branch parameters included."""
+        paths = list(self.params)
+        for path, param in self.conditional.items():
+            for branch in param.branches:
+                paths += [_sibling(path, rel) for rel in branch.config_paths()]
+        return list(dict.fromkeys(paths))
+
     def grid_size(self) -> int:
         """How many combinations the grid parameters make (1 when there are none)."""
         return math.prod(len(p.values) for p in self.grid.values())
@@ -158,7 +205,13 @@ class Space:
     def describe(self) -> list[str]:
         """One line per parameter, for `tunefleet validate`."""
         width = max((len(k) for k in self.params), default=0)
-        return [f"{k.ljust(width)}  {p.describe()}" for k, p in self.params.items()]
+        lines = []
+        for k, p in self.params.items():
+            lines.append(f"{k.ljust(width)}  {p.describe()}")
+            if isinstance(p, Conditional):
+                for value, branch in zip(p.values, p.branches, strict=True):
+                    lines += [f"  if {k}={value}: {line}" for line in branch.describe()]
+        return lines
 
 
 def parse_space(raw: Any, *, root: str = "space") -> Space:
@@ -180,7 +233,48 @@ def parse_space(raw: Any, *, root: str = "space") -> Space:
         raise SpaceError(root, f"must be a mapping of parameter names, got {_type(raw)}.")
     params: dict[str, Param] = {}
     _parse_group(raw, root, (), params)
-    return Space(params)
+    space = Space(params)
+    _check_branch_names(space, root)
+    return space
+
+
+def _sibling(choice_path: str, relative: str) -> str:
+    """The config path of a branch parameter: in the group of its choice."""
+    group = choice_path.rpartition("/")[0]
+    return f"{group}/{relative}" if group else relative
+
+
+def _overlap(a: str, b: str) -> bool:
+    """Whether two config paths would collide (equal, or one is a group of the other)."""
+    return a == b or a.startswith(b + "/") or b.startswith(a + "/")
+
+
+def _check_branch_names(space: Space, root: str) -> None:
+    """A branch parameter may share its name with other branches of its own choice (only
+    one is drawn), but not with a parameter outside the choice or another choice's branch."""
+    owners: dict[str, str] = {}  # config path of a branch parameter -> its choice's path
+    for path, param in space.conditional.items():
+        for value, branch in zip(param.values, param.branches, strict=True):
+            for rel in branch.config_paths():
+                full = _sibling(path, rel)
+                where = ".".join((root, *path.split("/"), "choice", str(value), *rel.split("/")))
+                clash = next((u for u in space.params if _overlap(full, u)), None)
+                if clash is not None:
+                    raise SpaceError(
+                        where,
+                        f"'{full}' is also set outside the choice ({root}."
+                        f"{clash.replace('/', '.')}), so a trial would get it twice; rename one.",
+                    )
+                other = next(
+                    (o for f, o in owners.items() if o != path and _overlap(full, f)), None
+                )
+                if other is not None:
+                    raise SpaceError(
+                        where,
+                        f"'{full}' is also a parameter of the choice {root}."
+                        f"{other.replace('/', '.')}, and both may be drawn; rename one.",
+                    )
+                owners[full] = path
 
 
 def _parse_group(
@@ -215,6 +309,8 @@ def _parse_param(keyword: str, args: Any, path: str) -> Param:
     where = f"{path}.{keyword}"
     if kind == "const":
         return Const(args)
+    if kind == "choice" and isinstance(args, Mapping):
+        return _parse_conditional(args, where)
     if kind in ("choice", "grid"):
         if not isinstance(args, list) or not args:
             raise SpaceError(where, f"needs a non-empty list of values, got {_show(args)}.")
@@ -224,6 +320,37 @@ def _parse_param(keyword: str, args: Any, path: str) -> Param:
     if kind == "float":
         return _float_param(bounds, log, where)
     return _int_param(bounds, log, where)
+
+
+def _parse_conditional(args: Mapping[Any, Any], where: str) -> Conditional:
+    if not args:
+        raise SpaceError(where, "needs at least one value, got an empty mapping.")
+    values, branches, names = [], [], set()
+    for value, raw in args.items():
+        here = f"{where}.{value}"
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise SpaceError(
+                here, f"a value of a choice must be a string or number, got {value!r}."
+            )
+        if str(value) in names:
+            raise SpaceError(here, f"the values {value!r} and '{value}' read the same; rename one.")
+        names.add(str(value))
+        if raw is not None and not isinstance(raw, Mapping):
+            raise SpaceError(
+                here,
+                f"must map the parameters that exist under {value!r} (or be {{}}), got "
+                f"{_show(raw)}; for a plain choice write a list: `choice: [a, b]`.",
+            )
+        branch = parse_space(raw, root=here)
+        if branch.grid:
+            grid_path = next(iter(branch.grid)).replace("/", ".")
+            raise SpaceError(
+                f"{here}.{grid_path}",
+                "`grid` values cannot sit under a conditional choice; use `choice`.",
+            )
+        values.append(value)
+        branches.append(branch)
+    return Conditional(tuple(values), branches=tuple(branches))
 
 
 def _bounds(args: Any, names: tuple[str, ...], keyword: str, where: str) -> dict[str, Any]:

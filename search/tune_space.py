@@ -12,9 +12,21 @@ from typing import Any
 
 from ray import tune
 
-from tunefleet.search.space import Choice, Const, Float, Int, Param, Space
+from tunefleet.search.space import Choice, Conditional, Const, Float, Int, Param, Space
 
-__all__ = ["to_tune_domain", "to_tune_param_space"]
+__all__ = ["nest", "to_tune_domain", "to_tune_param_space"]
+
+
+def nest(flat: dict[str, Any]) -> dict[str, Any]:
+    """Ray wants nested configs: `{"model/depth": 2}` becomes `{"model": {"depth": 2}}`."""
+    nested: dict[str, Any] = {}
+    for path, value in flat.items():
+        *groups, name = path.split("/")
+        node = nested
+        for group in groups:
+            node = node.setdefault(group, {})
+        node[name] = value
+    return nested
 
 
 def to_tune_domain(param: Param, *, by_index: bool = False) -> Any:
@@ -27,6 +39,11 @@ def to_tune_domain(param: Param, *, by_index: bool = False) -> Any:
     """
     if isinstance(param, Const):
         return param.value
+    if isinstance(param, Conditional):
+        raise TypeError(
+            "a conditional choice has no single Ray Tune domain; translate its space with "
+            "tunefleet.search.conditional."
+        )
     if isinstance(param, Choice):
         values = list(range(len(param.values))) if by_index else list(param.values)
         return tune.grid_search(values) if param.grid else tune.choice(values)

@@ -1,13 +1,16 @@
-"""A Ray `Searcher` that delegates to another, the base of tunefleet's searcher wrappers."""
+"""A Ray `Searcher` that delegates to another, the base of tunefleet's searcher wrappers,
+and `FiniteTarget`, which keeps unusable metric values (NaN, inf, missing) from searchers."""
 
 from __future__ import annotations
 
 import copy
+import math
+from collections.abc import Mapping
 from typing import Any
 
 from ray.tune.search import Searcher
 
-__all__ = ["DelegatingSearcher"]
+__all__ = ["DelegatingSearcher", "FiniteTarget", "target_problem"]
 
 
 class DelegatingSearcher(Searcher):
@@ -68,3 +71,66 @@ class DelegatingSearcher(Searcher):
 
     def restore(self, checkpoint_path: str) -> None:
         self.searcher.restore(checkpoint_path)
+
+
+def target_problem(result: Mapping[str, Any] | None, metric: str | list[str] | None) -> str | None:
+    """Why `result` (a flat Ray result) gives no usable value of the target metric, or None.
+
+    Args:
+        result: The trial's result, nested metrics flattened with `/`.
+        metric: The target metric (or metrics, multi-objective).
+
+    Returns:
+        `score was never reported`, `score is nan`, `score is inf`, `score is not a number
+        ('high')`; None when every target metric is a finite number.
+    """
+    if metric is None:
+        return None
+    for name in [metric] if isinstance(metric, str) else metric:
+        value = (result or {}).get(name)
+        if value is None:
+            return f"{name} was never reported"
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            return f"{name} is not a number ({value!r})"
+        if isinstance(value, bool):
+            return f"{name} is not a number ({value!r})"
+        if not math.isfinite(number):
+            return f"{name} is {number}"
+    return None
+
+
+class FiniteTarget(DelegatingSearcher):
+    """Reports a trial whose target metric is NaN, infinite or missing as failed.
+
+    Ray hands such values to the searcher as they are: Optuna refuses a NaN (Ray logs a
+    warning and the Optuna trial stays running for ever) and takes an infinite value as a
+    real, possibly best, one; Hyperopt takes either as a loss, and a missing metric makes it
+    raise. Wrapped, the searcher is told the trial failed (`error=True`, no result), which
+    both leave out of their model; intermediate results without a usable value are not
+    passed on.
+    """
+
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        if target_problem(result, self.metric) is None:
+            self.searcher.on_trial_result(trial_id, result)
+
+    def on_trial_complete(
+        self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
+    ) -> None:
+        if target_problem(result, self.metric) is not None:
+            result, error = None, True
+        self.searcher.on_trial_complete(trial_id, result=result, error=error)
+
+    def add_evaluated_point(
+        self,
+        parameters: dict[str, Any],
+        value: float,
+        error: bool = False,
+        pruned: bool = False,
+        intermediate_values: list[float] | None = None,
+    ) -> None:
+        if not error and not math.isfinite(value):
+            value, error = 0.0, True
+        self.searcher.add_evaluated_point(parameters, value, error, pruned, intermediate_values)

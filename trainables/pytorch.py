@@ -80,6 +80,8 @@ class TorchTrainable:
         monitor: The reported metric early stopping watches (`patience` in the config).
         monitor_mode: `min` or `max` for `monitor`.
         defaults: Config values used when the spec's space does not set them.
+        test: `() -> test_dataset`: the held-out split for the final evaluation
+            (`tunefleet evaluate`; see `tunefleet.trainables.held_out`), never seen by the search.
     """
 
     model: Callable[[dict[str, Any]], nn.Module]
@@ -89,8 +91,13 @@ class TorchTrainable:
     monitor: str = "val_loss"
     monitor_mode: str = "min"
     defaults: Mapping[str, Any] = field(default_factory=dict)
+    test: Callable[[], Dataset[Any]] | None = None
 
     supports_checkpoints = True  # every epoch (or `checkpoint_every`) saves the full state
+    # Keys that decide the kind of optimizer / schedule state a checkpoint holds: PBT must not
+    # change them in a running trial (`tunefleet.search.compat.check_mutations`).
+    structural_keys = ("optimizer", "lr_schedule")
+    iterative = True  # one result per epoch: early-stopping schedulers apply
 
     def __post_init__(self) -> None:
         if isinstance(self.loss, str) and self.loss not in LOSSES:
@@ -112,6 +119,22 @@ class TorchTrainable:
 
         train_set, val_set = self.data()
         return tune.with_parameters(_train, wrapper=self, train_set=train_set, val_set=val_set)
+
+    @property
+    def has_test(self) -> bool:
+        """Whether a held-out test split is configured."""
+        return self.test is not None
+
+    def held_out_metric(self, metric: str) -> str:
+        """The score name in `evaluate`'s result for the search's `metric` (`val_accuracy`
+        -> `accuracy`)."""
+        return metric.removeprefix("val_")
+
+    def evaluate(self, config: dict[str, Any], *, seed: int, cpus: int = 1) -> dict[str, float]:
+        """Retrains `config` with `seed`; returns `val_<name>` and `test_<name>` scores."""
+        from tunefleet.trainables.held_out import evaluate_torch
+
+        return evaluate_torch(self, config, seed=seed, cpus=cpus)
 
     def metric_fns(self) -> dict[str, MetricFn]:
         if isinstance(self.metrics, Mapping):

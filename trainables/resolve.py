@@ -52,20 +52,33 @@ def import_object(path: str, *, key: str = "trainable") -> Any:
             f"{key}: cannot import module '{module_name}' (no module named '{missing}'); "
             "check the path, and run from the folder that holds it or add it to PYTHONPATH."
         ) from None
-    except Exception as exc:  # the user's module raised while importing
+    except (Exception, SystemExit) as exc:  # the user's module raised (or exited) on import
         raise TrainableError(
-            f"{key}: importing '{module_name}' raised {type(exc).__name__}: {exc}"
+            f"{key}: importing '{module_name}' raised {_describe_error(exc)}; fix the module "
+            "so that it imports without side effects."
         ) from None
     owner = module_name
     for part in attr_path.split("."):
-        if not hasattr(obj, part):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
             names = [n for n in dir(obj) if not n.startswith("_")]
             close = difflib.get_close_matches(part, names, n=1)
             hint = f"; did you mean '{close[0]}'?" if close else "."
-            raise TrainableError(f"{key}: '{owner}' has no attribute '{part}'{hint}")
-        obj = getattr(obj, part)
+            raise TrainableError(f"{key}: '{owner}' has no attribute '{part}'{hint}") from None
+        except (Exception, SystemExit) as exc:  # a module or class `__getattr__` that raises
+            raise TrainableError(
+                f"{key}: reading '{part}' from '{owner}' raised {_describe_error(exc)}; "
+                "check the object's name."
+            ) from None
         owner = f"{owner}.{part}"
     return obj
+
+
+def _describe_error(exc: BaseException) -> str:
+    """`ValueError: boom` on one line (the first line of the message)."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
 def check_trainable(obj: Any, path: str) -> Any:
@@ -111,7 +124,7 @@ def check_trainable(obj: Any, path: str) -> Any:
         if len(required) > 1 or not positional:
             raise TrainableError(
                 f"trainable: '{path}' must take exactly one argument (the config dict), "
-                f"but its signature is {obj.__name__}{signature}."
+                f"but its signature is {getattr(obj, '__name__', type(obj).__name__)}{signature}."
             )
         return obj
     raise TrainableError(

@@ -82,6 +82,9 @@ class SklearnTrainable:
             name overrides them.
         shuffle: Shuffle the rows before splitting them into folds.
         random_state: Seeds the fold shuffling (the same folds for every trial).
+        test_size: Hold out this fraction of the rows (stratified for classifiers, split
+            with seed 0) as the test split of the final evaluation: the search
+            cross-validates on the rest only. None: no test split.
     """
 
     estimator: str | type[Any]
@@ -92,6 +95,7 @@ class SklearnTrainable:
     fixed_params: Mapping[str, Any] = field(default_factory=dict)
     shuffle: bool = True
     random_state: int | None = 0
+    test_size: float | None = None
 
     supports_checkpoints = False  # one result per trial, nothing to resume from
 
@@ -109,6 +113,10 @@ class SklearnTrainable:
             )
         if isinstance(self.cv, bool) or not isinstance(self.cv, int) or self.cv < 2:
             raise TrainableError(f"cv: must be an integer >= 2 (folds), got {self.cv!r}.")
+        if self.test_size is not None and not 0 < self.test_size < 1:
+            raise TrainableError(
+                f"test_size: a fraction of the rows in (0, 1), got {self.test_size!r}."
+            )
         if isinstance(self.preprocessing, str):
             raise TrainableError(
                 f"preprocessing: must be a list, got the string {self.preprocessing!r}; write "
@@ -120,8 +128,41 @@ class SklearnTrainable:
         from ray import tune
 
         self.check()
-        x, y = self.load_data()
+        x, y, _, _ = self.split()
         return tune.with_parameters(_cross_validate, wrapper=self, x=x, y=y)
+
+    @property
+    def has_test(self) -> bool:
+        """Whether a held-out test split is configured (`test_size`)."""
+        return self.test_size is not None
+
+    def split(self) -> tuple[Any, Any, Any, Any]:
+        """`(X_search, y_search, X_test, y_test)`; the test part is None without `test_size`."""
+        x, y = self.load_data()
+        if self.test_size is None:
+            return x, y, None, None
+        from sklearn.base import is_classifier
+        from sklearn.model_selection import train_test_split
+
+        final = self.build({})
+        final = final.steps[-1][1] if hasattr(final, "steps") else final
+        stratify = y if is_classifier(final) else None
+        x_search, x_test, y_search, y_test = train_test_split(
+            x, y, test_size=self.test_size, random_state=0, stratify=stratify
+        )
+        return x_search, y_search, x_test, y_test
+
+    def held_out_metric(self, metric: str) -> str:
+        """The score name in `evaluate`'s result: `score` (for `cv_score_mean`)."""
+        return "score"
+
+    def evaluate(self, config: dict[str, Any], *, seed: int, cpus: int = 1) -> dict[str, float]:
+        """Retrains `config` with `seed`; returns `val_score` (cross-validated on the search
+        rows) and `test_score` (refitted on them, scored on the held-out rows); see
+        `tunefleet.trainables.held_out.evaluate_sklearn`."""
+        from tunefleet.trainables.held_out import evaluate_sklearn
+
+        return evaluate_sklearn(self, config, seed=seed, cpus=cpus)
 
     def check(self, config_keys: Iterable[str] = ()) -> None:
         """Imports the estimator and transformers and checks `scoring`, `fixed_params` and

@@ -816,7 +816,7 @@ def test_run_refuses_a_name_that_is_not_a_folder_name(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["spec.yaml"]
 
 
-# ------------------------------------------- known gaps in trainables/resolve.py (xfail)
+# ------------------------------ trainables that exit, lack __name__ or raise on lookup
 
 RESOLVE_MODULES = {
     "tf_fuzz_exits": "import sys\nsys.exit(3)\n",
@@ -831,22 +831,28 @@ RESOLVE_MODULES = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="trainables/resolve.py: import_object catches Exception, not SystemExit, and "
-    "check_trainable reads obj.__name__, which partials and callable objects lack; a module "
-    "__getattr__ raising anything but AttributeError escapes hasattr",
-)
 @pytest.mark.parametrize(
-    "path",
+    ("path", "message"),
     [
-        "tf_fuzz_exits:train",
-        "tf_fuzz_callables:partial_two",
-        "tf_fuzz_callables:instance_two",
-        "tf_fuzz_callables:lazy",
+        ("tf_fuzz_exits:train", r"importing 'tf_fuzz_exits' raised SystemExit: 3; fix"),
+        (
+            "tf_fuzz_callables:partial_two",
+            r"must take exactly one argument .* its signature is partial\(config, other\)",
+        ),
+        (
+            "tf_fuzz_callables:instance_two",
+            r"must take exactly one argument .* its signature is _Call\(config, other\)",
+        ),
+        (
+            "tf_fuzz_callables:lazy",
+            r"reading 'lazy' from 'tf_fuzz_callables' raised RuntimeError: no lazy here",
+        ),
     ],
 )
-def test_trainables_that_resolve_does_not_refuse_cleanly(
-    workdir: Path, user_modules: Path, path: str
+def test_trainables_that_exit_lack_a_name_or_raise_on_lookup_are_refused(
+    workdir: Path, user_modules: Path, path: str, message: str
 ) -> None:
-    _validate(workdir, _with("trainable", path))
+    spec = _write(workdir / "spec.yaml", _with("trainable", path))
+    code, out, err = _cli("validate", str(spec), "--storage", str(workdir / "store"))
+    assert_refused(code, out, err)
+    assert re.search(message, err), err

@@ -75,5 +75,10 @@ def mlp(config: dict[str, Any]) -> nn.Module:
 
 
 mlp_trainable = TorchTrainable(
-    model=mlp, data=data, metrics=("accuracy",), monitor="val_accuracy", monitor_mode="max"
+    model=mlp,
+    data=data,
+    metrics=("accuracy",),
+    monitor="val_accuracy",
+    monitor_mode="max",
+    test=held_out_test,
 )

@@ -1,0 +1,197 @@
+"""How fast `ResultsRecorder` turns results into Parquet, against pyarrow writing directly.
+
+Feeds 10,000 trials x 100 iterations (1,000,000 results, each a dict shaped like the ones
+Ray hands a callback) through the recorder's `on_trial_result`, as a real run does, then
+writes both files with its `flush`. The baseline gives pyarrow the rows the recorder ends up
+writing (`pa.Table.from_pylist` + `pq.write_table`). Each side runs in its own process, so
+that its peak memory (`ru_maxrss`) is its own; the sides alternate `--repeat` times and the
+fastest run of each counts. Both wall and CPU time are measured: on a busy machine the CPU
+time (`time.process_time`, all threads) is the steadier figure, and the ratio uses it.
+
+    python -m tunefleet.experiments.benchmarks.export_speed [--trials N] [--iterations N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+__all__ = ["TARGET_RATIO", "main", "results", "run"]
+
+TARGET_RATIO = 1.5
+_NODE = "f" * 56
+
+
+def results(trial: int, n_iterations: int) -> Iterator[dict[str, Any]]:
+    """The results of one trial, as Ray passes them to `Callback.on_trial_result`."""
+    trial_id = f"bench_{trial:05d}"
+    config = {"x": (trial % 97) / 97, "lr": 10 ** -(1 + trial % 3), "opt": "adam", "epochs": 100}
+    for step in range(1, n_iterations + 1):
+        yield {
+            "score": config["x"] * step / n_iterations,
+            "loss": 1.0 / step,
+            "accuracy": min(1.0, 0.5 + step / (2 * n_iterations)),
+            "node_id": _NODE,  # added by tunefleet.trainables.report
+            "timestamp": 1_700_000_000 + trial + step,
+            "checkpoint_dir_name": None,
+            "done": False,
+            "training_iteration": step,
+            "trial_id": trial_id,
+            "date": "2026-11-23_12-00-00",
+            "time_this_iter_s": 0.01,
+            "time_total_s": 0.01 * step,
+            "pid": 4242,
+            "hostname": "bench",
+            "node_ip": "192.0.2.2",
+            "config": config,
+            "time_since_restore": 0.01 * step,
+            "iterations_since_restore": step,
+            "experiment_tag": f"{trial}_x={config['x']:.4f}",
+        }
+
+
+def _measure_recorder(folder: Path, n_trials: int, n_iterations: int) -> dict[str, Any]:
+    from tunefleet.experiments.results import ResultsRecorder
+
+    recorder = ResultsRecorder(str(folder), metric="score", mode="max", info={"experiment": "b"})
+    trials: list[Any] = []
+    feed = feed_cpu = 0.0
+    for i in range(n_trials):
+        batch = list(results(i, n_iterations))  # built outside the timing
+        trial = SimpleNamespace(
+            trial_id=batch[0]["trial_id"], status="TERMINATED", config=batch[0]["config"]
+        )
+        trials.append(trial)
+        start, cpu = time.perf_counter(), time.process_time()
+        for result in batch:
+            recorder.on_trial_result(0, trials, trial, result)
+        feed += time.perf_counter() - start
+        feed_cpu += time.process_time() - cpu
+    start, cpu = time.perf_counter(), time.process_time()
+    recorder.flush()
+    flush = time.perf_counter() - start
+    flush_cpu = time.process_time() - cpu
+    return {
+        "feed_s": feed,
+        "flush_s": flush,
+        "total_s": feed + flush,
+        "cpu_s": feed_cpu + flush_cpu,
+    }
+
+
+def _measure_pyarrow(folder: Path, n_trials: int, n_iterations: int) -> dict[str, Any]:
+    """pyarrow writes the rows the recorder wrote (read back from its file, untimed)."""
+    rows = pq.read_table(folder / "iterations.parquet").to_pylist()
+    trial_rows = pq.read_table(folder / "trials.parquet").to_pylist()
+    out = folder / "direct"
+    out.mkdir(exist_ok=True)
+    start, cpu = time.perf_counter(), time.process_time()
+    pq.write_table(pa.Table.from_pylist(trial_rows), out / "trials.parquet")
+    pq.write_table(pa.Table.from_pylist(rows), out / "iterations.parquet")
+    total = time.perf_counter() - start
+    return {"total_s": total, "cpu_s": time.process_time() - cpu, "rows": len(rows)}
+
+
+def _child(side: str, folder: str, n_trials: int, n_iterations: int) -> None:
+    measure = _measure_recorder if side == "recorder" else _measure_pyarrow
+    figures = measure(Path(folder), n_trials, n_iterations)
+    figures["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(figures))
+
+
+def _in_subprocess(side: str, folder: Path, n_trials: int, n_iterations: int) -> dict[str, Any]:
+    code = (
+        "import sys; from tunefleet.experiments.benchmarks.export_speed import _child; "
+        f"_child({side!r}, {str(folder)!r}, {n_trials}, {n_iterations})"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True
+    ).stdout
+    figures: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return figures
+
+
+def run(trials: int = 10_000, iterations: int = 100, repeat: int = 1) -> dict[str, Any]:
+    """Runs both sides, each in a fresh process, and returns the figures.
+
+    Args:
+        trials: Number of trials.
+        iterations: Results per trial.
+        repeat: Runs of each side (alternating); the fastest of each counts.
+
+    Returns:
+        `rows`; `recorder_s` (wall time of feeding every result plus the final write),
+        `recorder_cpu_s`, `recorder_feed_s`, `recorder_flush_s`, `per_result_us` (wall
+        time of one `on_trial_result`, bulk conversions included), `pyarrow_s`,
+        `pyarrow_cpu_s`, `ratio` (`recorder_cpu_s / pyarrow_cpu_s`), `wall_ratio`,
+        `target_ratio`, and the peak resident memory of each process, `recorder_peak_mib`
+        and `pyarrow_peak_mib`.
+    """
+    recs, directs = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        for _ in range(max(1, repeat)):
+            recs.append(_in_subprocess("recorder", folder, trials, iterations))
+            directs.append(_in_subprocess("pyarrow", folder, trials, iterations))
+    rec = min(recs, key=lambda f: float(f["cpu_s"]))
+    direct = min(directs, key=lambda f: float(f["cpu_s"]))
+    rows = int(direct["rows"])
+    return {
+        "rows": rows,
+        "recorder_s": rec["total_s"],
+        "recorder_cpu_s": rec["cpu_s"],
+        "recorder_feed_s": rec["feed_s"],
+        "recorder_flush_s": rec["flush_s"],
+        "per_result_us": rec["feed_s"] / max(rows, 1) * 1e6,
+        "pyarrow_s": direct["total_s"],
+        "pyarrow_cpu_s": direct["cpu_s"],
+        "ratio": rec["cpu_s"] / direct["cpu_s"],
+        "wall_ratio": rec["total_s"] / direct["total_s"],
+        "target_ratio": TARGET_RATIO,
+        "recorder_peak_mib": max(f["peak_rss_mib"] for f in recs),
+        "pyarrow_peak_mib": max(f["peak_rss_mib"] for f in directs),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Prints the figures; returns 0, or 1 when the ratio misses the target."""
+    parser = argparse.ArgumentParser(prog="python -m tunefleet.experiments.benchmarks.export_speed")
+    parser.add_argument("--trials", type=int, default=10_000)
+    parser.add_argument("--iterations", type=int, default=100)
+    parser.add_argument("--repeat", type=int, default=3, help="the fastest run of each counts")
+    args = parser.parse_args(argv)
+    f = run(args.trials, args.iterations, args.repeat)
+    print(f"{args.trials:,} trials x {args.iterations} iterations ({f['rows']:,} rows):")
+    print(
+        f"  ResultsRecorder (on_trial_result x {f['rows']:,} + flush): {f['recorder_s']:.2f} s "
+        f"wall, {f['recorder_cpu_s']:.2f} s CPU (feed {f['recorder_feed_s']:.2f} s = "
+        f"{f['per_result_us']:.1f} us/result, flush {f['recorder_flush_s']:.2f} s); "
+        f"peak memory {f['recorder_peak_mib']:.0f} MiB"
+    )
+    print(
+        f"  pyarrow (Table.from_pylist + pq.write_table): {f['pyarrow_s']:.2f} s wall, "
+        f"{f['pyarrow_cpu_s']:.2f} s CPU; peak memory {f['pyarrow_peak_mib']:.0f} MiB "
+        "(it holds the rows as dicts)"
+    )
+    verdict = "within" if f["ratio"] <= TARGET_RATIO else "OVER"
+    print(
+        f"  ratio {f['ratio']:.2f}x CPU, {f['wall_ratio']:.2f}x wall "
+        f"({verdict} the {TARGET_RATIO}x target, on CPU time)"
+    )
+    return 0 if f["ratio"] <= TARGET_RATIO else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""The benchmark cases run end to end at toy sizes and report well-formed figures.
+
+Timings themselves are not asserted (they depend on the machine); the figures' shape and the
+work done are.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tunefleet.experiments.benchmarks import __main__ as bench
+from tunefleet.experiments.benchmarks import overhead, scale, time_to_target
+
+
+def test_overhead_runs_every_case_and_compares_them(ray_instance: None) -> None:
+    rows = overhead.overhead(trials=3, results=2, repeats=1)
+    assert [r["case"] for r in rows] == [
+        "tunefleet",
+        "Ray Tune, defaults",
+        "Ray Tune, reuse_actors=True",
+    ]
+    assert all(r["ms_per_trial"] > 0 and len(r["runs_s"]) == 1 for r in rows)
+    assert min(r["vs_best_plain_ray"] for r in rows[1:]) == pytest.approx(1.0)
+    assert "| tunefleet |" in overhead.markdown_overhead(rows)
+
+
+def test_scheduling_efficiency_is_ideal_over_actual(ray_instance: None) -> None:
+    (row,) = overhead.scheduling(trials=4, work_s=0.1, cpus=2, repeats=1)
+    assert row["ideal_s"] == pytest.approx(0.2)
+    assert row["efficiency"] == pytest.approx(row["ideal_s"] / row["median_s"])
+    assert 0 < row["efficiency"] <= 1
+
+
+def test_scale_counts_every_trial_and_samples_memory(ray_instance: None) -> None:
+    figures = scale.run(trials=12, cpus=2)
+    assert figures["rows_in_trials_parquet"] == 12
+    assert figures["statuses"] == {"TERMINATED": 12}
+    assert figures["memory_samples"] and figures["driver_peak_rss_mib"] > 0
+    assert "| 12 | 12 |" in scale.markdown(figures)
+
+
+def test_time_to_target_times_a_whole_process_until_the_target() -> None:
+    # A target every trained epoch passes: the first epoch's record ends the measurement.
+    result = time_to_target.measure("optuna", trials=2, seed=0, target=0.0, timeout_s=120)
+    assert result["seconds"] is not None and 0 < result["seconds"] < 120
+    assert result["epochs_seen"] >= 1
+
+
+def test_plain_loop_learns_digits() -> None:
+    config = {
+        "lr": 3e-3,
+        "batch_size": 64,
+        "hidden": 64,
+        "dropout": 0.0,
+        "weight_decay": 1e-5,
+        "optimizer": "adam",
+    }
+    accuracies = list(time_to_target.epochs(config))
+    assert len(accuracies) == time_to_target.EPOCHS
+    assert accuracies[-1] > 0.9
+
+
+def test_unknown_case_is_refused(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    with pytest.raises(SystemExit) as exc:
+        bench.main(["overheads", "--json", str(tmp_path / "f.json")])
+    assert exc.value.code == 2
+    assert "unknown case 'overheads'" in capsys.readouterr().err
+
+
+def test_command_writes_markdown_and_json(
+    ray_instance: None, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    out = tmp_path / "figures.json"
+    argv = ["scheduling", "--repeats", "1", "--sched-trials", "4", "--sched-work-s", "0.1"]
+    assert bench.main([*argv, "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "## scheduling" in printed and "| tunefleet |" in printed
+    figures = json.loads(out.read_text())
+    assert figures["machine"]["cpus"] and figures["scheduling"][0]["trials"] == 4
