@@ -197,6 +197,31 @@ class Experiment:
         out.index = pd.RangeIndex(1, len(out) + 1, name="rank")
         return out
 
+    def configs(self) -> pd.DataFrame:
+        """The trials grouped by their searched config, best mean first: with
+        `search.repeat: N`, each config ran N times with different seeds, and this is the
+        aggregate the searcher saw (Ray's `Repeater` hands it the mean).
+
+        Returns:
+            One row per config: its `config/<param>` values, then `trials`, and the `mean`
+            and `std` over its trials of `best/<metric>` (std is NaN for a single trial).
+
+        Raises:
+            AnalysisError: If the spec searched no parameter.
+        """
+        keys = [f"config/{n}" for n in self.searched]
+        ranked = self._ranked()
+        keys = [k for k in keys if k in ranked.columns]
+        if not keys:
+            raise AnalysisError(f"{self.name} searched no parameter; there is nothing to group.")
+        stats = ranked.groupby(keys, dropna=False, sort=False)[self.best_column].agg(
+            ["count", "mean", "std"]
+        )
+        stats = stats.rename(columns={"count": "trials"}).reset_index()
+        return stats.sort_values("mean", ascending=self.mode == "min", kind="stable").reset_index(
+            drop=True
+        )
+
     def learning_curves(self, metric: str | None = None) -> pd.DataFrame:
         """One column per trial (in trial order), indexed by `training_iteration`.
 

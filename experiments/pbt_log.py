@@ -15,7 +15,7 @@ from typing import Any
 
 from tunefleet.experiments.tables import flatten
 
-__all__ = ["PBT_LOG", "read_exploits"]
+__all__ = ["PBT_LOG", "changes", "read_exploits"]
 
 PBT_LOG = "pbt_global.txt"
 
@@ -35,7 +35,7 @@ def read_exploits(
     rows = []
     for line in path.read_text().splitlines():
         try:
-            target, cloned, target_iter, cloned_iter, _, new_config = json.loads(line)
+            target, cloned, target_iter, cloned_iter, old_config, new_config = json.loads(line)
         except (ValueError, TypeError):
             continue  # a line cut short by a crash
         row: dict[str, Any] = {
@@ -44,6 +44,22 @@ def read_exploits(
             "cloned_from": tag_to_id.get(cloned, cloned),
             "cloned_iteration": int(cloned_iter),
         }
+        row["changed"] = changes(old_config, new_config)
         row.update({f"config/{k}": v for k, v in flatten(new_config).items()})
         rows.append(row)
     return rows
+
+
+def changes(cloned: Mapping[str, Any], new: Mapping[str, Any]) -> str:
+    """What the exploit changed in the copied config: `lr: 0.01 -> 0.012, ...` (sorted by
+    name; empty when it kept the copied trial's config as it was)."""
+    before, after = flatten(cloned), flatten(new)
+    return ", ".join(
+        f"{k}: {_show(before.get(k))} -> {_show(v)}"
+        for k, v in sorted(after.items())
+        if before.get(k) != v
+    )
+
+
+def _show(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

@@ -153,7 +153,26 @@ def make_plan(spec: ExperimentSpec, raw: dict[str, Any]) -> Plan:
             "TorchTrainable a `test=` function or SklearnTrainable a `test_size=`, or remove "
             "`final:`."
         )
-    return Plan(spec=with_seed(spec, obj), raw=raw, trainable=obj)
+    return Plan(spec=with_checkpoints(with_seed(spec, obj), obj), raw=raw, trainable=obj)
+
+
+# Schedulers that continue trials from checkpoints: PBT/PB2 exploits, HyperBand's pauses.
+RESTORING_SCHEDULERS = ("hyperband",)
+
+
+def with_checkpoints(spec: ExperimentSpec, trainable: Any) -> ExperimentSpec:
+    """The spec with `checkpoint_every: 1` in its space when its scheduler continues trials
+    from checkpoints and a tunefleet wrapper would otherwise save them only every few seconds
+    (a PBT exploit or a resumed pause would go back to an older state). Left alone when the
+    spec or the wrapper's `defaults` set the key."""
+    key = getattr(trainable, "checkpoint_key", None)
+    restoring = spec.search.population_based or spec.scheduler.name in RESTORING_SCHEDULERS
+    if key is None or not restoring:
+        return spec
+    if key in spec.space.params or key in getattr(trainable, "defaults", {}):
+        return spec
+    params = {**spec.space.params, key: Const(1)}
+    return spec.model_copy(update={"space": Space(params)})
 
 
 def with_seed(spec: ExperimentSpec, trainable: Any) -> ExperimentSpec:

@@ -132,6 +132,7 @@ class ResultsRecorder(Callback):
         self._errors: dict[str, str] = {}
         self._invalid: dict[str, str] = {}  # trial id -> why its target metric is unusable
         self._saved_status: dict[str, str] = {}  # trial statuses at Ray's last state save
+        self._started: set[str] = set()  # trials that ran in this run
         self._interrupted: dict[str, str] = {}  # statuses before an interrupt stopped trials
         self._dirty = False
         self._ray_saved = False
@@ -166,6 +167,7 @@ class ResultsRecorder(Callback):
 
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self._tags.setdefault(trial.experiment_tag, trial.trial_id)
+        self._started.add(trial.trial_id)
         self._trials = trials
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
@@ -226,6 +228,18 @@ class ResultsRecorder(Callback):
     def _status(self, trial: Any) -> str:
         return self._interrupted.get(trial.trial_id) or str(trial.status)
 
+    def _ran(self) -> list[Any]:
+        """This run's trials, less those Ray created but never started and then marked
+        TERMINATED when the search ended early (`time_budget_s`, a budget stopper): they
+        are not trials of the experiment (an interrupted run keeps them, as PENDING)."""
+        return [
+            t
+            for t in self._trials
+            if t.trial_id in self._started
+            or (t.last_result or {}).get("training_iteration")
+            or self._status(t) != "TERMINATED"
+        ]
+
     # Reading back --------------------------------------------------------------------
 
     @property
@@ -242,7 +256,7 @@ class ResultsRecorder(Callback):
         counts: dict[str, int] = {}
         current = {t.trial_id for t in self._trials}
         earlier = [row["status"] for tid, row in self._earlier.items() if tid not in current]
-        for status in [*earlier, *(self._status(t) for t in self._trials)]:
+        for status in [*earlier, *(self._status(t) for t in self._ran())]:
             counts[status] = counts.get(status, 0) + 1
         return counts
 
@@ -302,7 +316,7 @@ class ResultsRecorder(Callback):
         best_col = f"best/{self.target.metric}"
         current = {trial.trial_id for trial in self._trials}
         rows = [row for tid, row in self._earlier.items() if tid not in current]
-        for trial in self._trials:
+        for trial in self._ran():
             record = self._records.get(trial.trial_id, _TrialRecord())
             row: dict[str, Any] = {"trial_id": trial.trial_id, "status": self._status(trial)}
             row.update({f"config/{k}": v for k, v in flatten(trial.config).items()})

@@ -17,13 +17,19 @@ The spec then names `mymodule:digits`. The datasets travel once through Ray's ob
 `lr_schedule` [none] (`step`, `exponential`, `cosine`, `cosine_warm_restarts`),
 `lr_step_size` [10], `lr_gamma` [0.1 for step, 0.95 for exponential], `lr_restart_epochs` [10],
 `warmup_epochs` [0], `grad_clip` [none], `patience` [none: no early stopping],
-`checkpoint_every` [1], `seed` [0]. Every epoch reports `train_loss`, `val_loss`, `val_<metric>`
-for each metric, `lr` and `epoch` (and, first after a restore, `restored_from`: the trial whose
-checkpoint it continued from), with a checkpoint of the model, optimizer, schedule, epoch, early-
-stopping state and RNG state, so a restored trial continues exactly where it stopped. A trial
-restored from another's checkpoint (a PBT exploit) keeps its own config: `lr`, `weight_decay`
-and `momentum` are set from it again, and the schedule goes on from the checkpoint's epoch with
-the new base `lr`.
+`checkpoint_every` [none: time-based], `checkpoint_every_s` [10], `seed` [0]. Every epoch
+reports `train_loss`, `val_loss`, `val_<metric>` for each metric, `lr` and `epoch` (and, first
+after a restore, `restored_from`: the trial whose checkpoint it continued from). A checkpoint
+holds the model, optimizer, schedule, epoch, early-stopping state and RNG state, so a restored
+trial continues exactly where it stopped. It is saved every `checkpoint_every` epochs when
+that is set (0: never), otherwise at the first epoch that ends `checkpoint_every_s` seconds
+after the previous save, and always at the last epoch and at an early stop: saving a small
+model every epoch can cost as much as the epoch itself, and a failed trial loses at most
+`checkpoint_every_s` seconds of training. Schedulers that restore trials from checkpoints
+(PBT, PB2, HyperBand's pauses) get `checkpoint_every: 1` from tunefleet unless the spec sets
+it. A trial restored from another's checkpoint (a PBT exploit) keeps its own config: `lr`,
+`weight_decay` and `momentum` are set from it again, and the schedule goes on from the
+checkpoint's epoch with the new base `lr`.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from __future__ import annotations
 import math
 import random
 import tempfile
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,7 +100,8 @@ class TorchTrainable:
     defaults: Mapping[str, Any] = field(default_factory=dict)
     test: Callable[[], Dataset[Any]] | None = None
 
-    supports_checkpoints = True  # every epoch (or `checkpoint_every`) saves the full state
+    supports_checkpoints = True  # saves the full state (see `checkpoint_every`)
+    checkpoint_key = "checkpoint_every"  # set to 1 for schedulers that restore checkpoints
     # Keys that decide the kind of optimizer / schedule state a checkpoint holds: PBT must not
     # change them in a running trial (`tunefleet.search.compat.check_mutations`).
     structural_keys = ("optimizer", "lr_schedule")
@@ -161,7 +169,8 @@ class _Settings:
     warmup_epochs: int
     grad_clip: float | None
     patience: int | None
-    checkpoint_every: int
+    checkpoint_every: int | None
+    checkpoint_every_s: float
     seed: int
 
     @classmethod
@@ -182,7 +191,8 @@ class _Settings:
             warmup_epochs=int(get("warmup_epochs", 0)),
             grad_clip=_optional(config, "grad_clip", float),
             patience=_optional(config, "patience", int),
-            checkpoint_every=int(get("checkpoint_every", 1)),
+            checkpoint_every=_optional(config, "checkpoint_every", int),
+            checkpoint_every_s=float(get("checkpoint_every_s", 10.0)),
             # `repeat` evaluates a config several times: Ray's Repeater numbers the copies.
             seed=int(get("seed", 0)) + int(get("__trial_index__", 0)),
         )
@@ -373,6 +383,7 @@ def _train(
     sign = 1.0 if wrapper.monitor_mode == "min" else -1.0
     best, bad_epochs, start_epoch = math.inf, 0, 0
     restored_from: str | None = None
+    saved_at = time.monotonic()
 
     checkpoint = get_checkpoint()
     if checkpoint is not None:
@@ -415,8 +426,12 @@ def _train(
             bad_epochs += 1
         last = epoch == s.epochs - 1
         early_stop = s.patience is not None and bad_epochs >= s.patience
-        save = s.checkpoint_every > 0 and ((epoch + 1) % s.checkpoint_every == 0 or last)
+        if s.checkpoint_every is None:
+            save = last or time.monotonic() - saved_at >= s.checkpoint_every_s
+        else:
+            save = s.checkpoint_every > 0 and ((epoch + 1) % s.checkpoint_every == 0 or last)
         if save or early_stop:
+            saved_at = time.monotonic()
             with tempfile.TemporaryDirectory() as directory:
                 state = {
                     "model": model.state_dict(),

@@ -15,6 +15,7 @@ the cost of running trials, not of starting Ray:
 from __future__ import annotations
 
 import os
+import resource
 import statistics
 import tempfile
 import time
@@ -129,11 +130,26 @@ def overhead(*, trials: int = 100, results: int = 5, repeats: int = 3) -> list[d
 def scheduling(
     *, trials: int = 64, work_s: float = 0.5, cpus: int = 2, repeats: int = 3
 ) -> list[dict[str, Any]]:
-    """Ideal time / actual time for `trials` fixed-work trials through tunefleet."""
+    """Ideal time / actual time for `trials` fixed-work trials, through tunefleet and, as
+    the reference for what Ray itself allows, a plain Ray Tune script with worker reuse.
+    Also the driver process's CPU time per trial (it shares the CPUs with the trials)."""
     constants = {"work_s": work_s}
-    cases = {
-        "tunefleet": lambda root, name: _tunefleet(
-            root, name, f"{__name__}:busy", trials, constants
+    cpu: dict[str, list[float]] = {}
+
+    def timed(case: str, run: Callable[[], float]) -> float:
+        before = _cpu_s()
+        elapsed = run()
+        cpu.setdefault(case, []).append(_cpu_s() - before)
+        return elapsed
+
+    cases: dict[str, Callable[[str, str], float]] = {
+        "tunefleet": lambda root, name: timed(
+            "tunefleet",
+            lambda: _tunefleet(root, name, f"{__name__}:busy", trials, constants),
+        ),
+        "Ray Tune, reuse_actors=True": lambda root, name: timed(
+            "Ray Tune, reuse_actors=True",
+            lambda: _plain_ray(root, name, busy, trials, constants, reuse=True),
         ),
     }
     ideal = trials * work_s / cpus
@@ -150,9 +166,15 @@ def scheduling(
                 "runs_s": seconds,
                 "median_s": actual,
                 "efficiency": ideal / actual,
+                "driver_cpu_ms_per_trial": 1000 * statistics.median(cpu[case]) / trials,
             }
         )
     return rows
+
+
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _interleaved(
@@ -187,10 +209,14 @@ def markdown_overhead(rows: list[dict[str, Any]]) -> str:
 
 def markdown_scheduling(rows: list[dict[str, Any]]) -> str:
     """The scheduling-efficiency figures as a markdown table."""
-    lines = ["| case | ideal s | actual s (median) | efficiency |", "| --- | --- | --- | --- |"]
+    lines = [
+        "| case | ideal s | actual s (median) | efficiency | driver CPU ms per trial |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for r in rows:
         lines.append(
-            f"| {r['case']} | {r['ideal_s']:.1f} | {r['median_s']:.1f} | {r['efficiency']:.2f} |"
+            f"| {r['case']} | {r['ideal_s']:.1f} | {r['median_s']:.1f} | {r['efficiency']:.2f} "
+            f"| {r['driver_cpu_ms_per_trial']:.0f} |"
         )
     r0 = rows[0]
     lines.append(

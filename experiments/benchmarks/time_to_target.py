@@ -271,8 +271,8 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 def run(
     *,
     cases: tuple[str, ...] = CASES,
-    trials: int = 200,
-    target: float = 0.985,
+    trials: int = 150,
+    target: float = 0.98,
     repeats: int = 3,
     timeout_s: float = 300.0,
 ) -> list[dict[str, Any]]:

@@ -514,6 +514,7 @@ space:
   lr: {loguniform: [1.0e-3, 1.0e-2]}
   hidden: 32
   epochs: 40
+  checkpoint_every: 1
 search: {num_samples: 4, seed: 0}
 resources: {cpu: 1}
 failure: {max_failures: 3}

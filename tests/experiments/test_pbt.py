@@ -27,6 +27,15 @@ def test_pbt_trials_continue_from_the_checkpoints_they_copy(tmp_path: Path) -> N
     assert not exploits.duplicated(["trial_id", "training_iteration"]).any()
     assert set(exploits["cloned_from"]) <= set(trials["trial_id"])
     assert (exploits["trial_id"] != exploits["cloned_from"]).all()
+    # Each exploit says what it changed in the copied config: only searched keys, each
+    # "name: old -> new" with the new value the row's config holds.
+    assert exploits["changed"].str.len().gt(0).any()
+    for _, row in exploits.iterrows():
+        for change in filter(None, row["changed"].split(", ")):
+            name, _, values = change.partition(": ")
+            assert name in {"lr", "weight_decay"}, row["changed"]
+            new = float(values.split(" -> ")[1])
+            assert new == pytest.approx(row[f"config/{name}"], rel=1e-3)
     for exploit in exploits.itertuples(index=False):
         # The exploiting trial's next result continued from the cloned trial's checkpoint
         # (the checkpoint names its writer), with the new, perturbed config.

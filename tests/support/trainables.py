@@ -97,3 +97,17 @@ def slow_counter(config: dict[str, Any]) -> None:
         with tempfile.TemporaryDirectory() as directory:
             Path(directory, "step").write_text(str(step))
             report(metrics, checkpoint=directory)
+
+
+def logs_config(config: dict[str, Any]) -> None:
+    """Appends the config it received to the file `config["log"]` (one JSON line, in the
+    order trials start), sleeps `config["sleep_s"]`, then reports `score = -(x - 0.3)^2`
+    plus the trial's seed (`seed + __trial_index__`, as the wrappers derive it)."""
+    import json
+    import time
+
+    with open(config["log"], "a", encoding="utf-8") as f:
+        f.write(json.dumps(config, sort_keys=True) + "\n")
+    time.sleep(float(config.get("sleep_s", 0.0)))
+    seed = int(config.get("seed", 0)) + int(config.get("__trial_index__", 0))
+    report({"score": -((float(config["x"]) - 0.3) ** 2), "trial_seed": seed})

@@ -87,3 +87,49 @@ def test_restoring_with_the_same_config_changes_nothing(schedule: dict[str, Any]
 
     _, ref_opt, ref_sched = _build(config)
     assert resumed == _epochs(ref_opt, ref_sched, EPOCHS)[3:]  # exactly, not approximately
+
+
+def test_checkpoints_follow_the_clock_unless_a_scheduler_restores_them() -> None:
+    """Without `checkpoint_every`, a run of quick epochs saves once (at its last epoch);
+    PBT and HyperBand, which continue trials from checkpoints, get one every epoch."""
+    from tunefleet.experiments.loading import validate_spec
+    from tunefleet.experiments.plan import make_plan
+
+    def plan(**extra: Any) -> Any:
+        raw = {
+            "name": "ck",
+            "trainable": "tunefleet.trainables.examples.digits:mlp_trainable",
+            "metric": "val_accuracy",
+            "mode": "max",
+            "space": {"lr": {"loguniform": [1e-3, 1e-2]}, "epochs": 4},
+            **extra,
+        }
+        return make_plan(validate_spec(raw), raw)
+
+    def constant(p: Any) -> Any:
+        param = p.spec.space.params.get("checkpoint_every")
+        return None if param is None else param.value
+
+    assert constant(plan()) is None
+    assert constant(plan(scheduler={"name": "asha", "max_t": 4})) is None
+    assert constant(plan(scheduler={"name": "hyperband", "max_t": 4})) == 1
+    assert constant(plan(search={"algorithm": "pbt", "num_samples": 2})) == 1
+    explicit = plan(
+        search={"algorithm": "pbt", "num_samples": 2},
+        space={"lr": {"loguniform": [1e-3, 1e-2]}, "epochs": 4, "checkpoint_every": 2},
+    )
+    assert constant(explicit) == 2
+
+
+def test_quick_epochs_save_one_checkpoint_by_default(ray_instance: None, tmp_path) -> None:
+    from tunefleet.experiments.cli import main
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "name: ck\ntrainable: tunefleet.trainables.examples.digits:mlp_trainable\n"
+        "metric: val_accuracy\nmode: max\nspace: {hidden: 32, epochs: 4}\n"
+        "search: {num_samples: 1}\nstop: {training_iteration: 4}\n"
+    )
+    assert main(["run", str(spec), "--storage", str(tmp_path / "results")]) == 0
+    (trial,) = (tmp_path / "results" / "ck").glob("trial_*")
+    assert len(list(trial.glob("checkpoint_*"))) == 1  # the last epoch's, not one per epoch

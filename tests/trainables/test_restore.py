@@ -33,6 +33,7 @@ space:
   batch_size: 64
   epochs: 6
   seed: 3
+  checkpoint_every: 1
 search: {{algorithm: grid}}
 failure: {{max_failures: 1}}
 """
