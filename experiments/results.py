@@ -236,7 +236,7 @@ class ResultsRecorder(Callback):
             t
             for t in self._trials
             if t.trial_id in self._started
-            or (t.last_result or {}).get("training_iteration")
+            or (getattr(t, "last_result", None) or {}).get("training_iteration")
             or self._status(t) != "TERMINATED"
         ]
 

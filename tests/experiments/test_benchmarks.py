@@ -51,6 +51,16 @@ def test_time_to_target_times_a_whole_process_until_the_target() -> None:
     assert result["epochs_seen"] >= 1
 
 
+def test_export_speed_feeds_every_result_and_compares_with_pyarrow() -> None:
+    from tunefleet.experiments.benchmarks import export_speed
+
+    figures = export_speed.run(trials=20, iterations=5)
+    assert figures["rows"] == 100
+    assert figures["recorder_s"] > 0 and figures["pyarrow_s"] > 0
+    assert figures["ratio"] > 0 and figures["recorder_peak_mib"] > 0
+    assert "| tunefleet ResultsRecorder" in bench._export_markdown(figures)
+
+
 def test_plain_loop_learns_digits() -> None:
     config = {
         "lr": 3e-3,
