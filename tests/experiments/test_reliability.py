@@ -17,7 +17,7 @@ import pytest
 from pydantic import ValidationError
 from ray.tune.search.optuna import OptunaSearch
 
-from tests.experiments.test_resume import REPO, SLOW, TUNEFLEET, _env
+from tests.experiments.test_resume import REPO, SLOW, TUNEFLEET, _env, resume_to_completion
 from tunefleet.experiments.cli import main
 from tunefleet.experiments.runner import RunError, storage_root
 from tunefleet.search import AshaSettings, MedianSettings, PBTSettings, SearchSettings
@@ -205,21 +205,7 @@ def test_ctrl_c_stops_cleanly_and_resume_finishes(tmp_path: Path) -> None:
     assert (interrupted["status"] != "TERMINATED").any()  # not reported as finished
     assert set(interrupted["status"]) <= {"TERMINATED", "RUNNING", "PENDING", "PAUSED"}
 
-    proc = subprocess.run(
-        [TUNEFLEET, "resume", str(exp)],
-        cwd=REPO,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr
-    trials = pd.read_parquet(exp / "trials.parquet")
-    iterations = pd.read_parquet(exp / "iterations.parquet")
-    assert len(trials) == 6 and trials["trial_id"].is_unique
-    assert (trials["status"] == "TERMINATED").all() and (trials["iterations"] == 8).all()
-    assert not iterations.duplicated(["trial_id", "training_iteration"]).any()
-    assert len(iterations) == 6 * 8
+    resume_to_completion(exp)
 
 
 def test_storage_uri_with_credentials_is_refused(write_spec, capsys) -> None:

@@ -35,6 +35,27 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
 
 
+def resume_to_completion(exp: Path) -> pd.DataFrame:
+    """`tunefleet resume` the 6-trial x 8-iteration SLOW experiment; checks it finished with
+    every trial once and every iteration once, and returns its iterations."""
+    proc = subprocess.run(
+        [TUNEFLEET, "resume", str(exp)],
+        cwd=REPO,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    trials = pd.read_parquet(exp / "trials.parquet")
+    iterations = pd.read_parquet(exp / "iterations.parquet")
+    assert len(trials) == 6 and trials["trial_id"].is_unique
+    assert (trials["status"] == "TERMINATED").all() and (trials["iterations"] == 8).all()
+    assert not iterations.duplicated(["trial_id", "training_iteration"]).any()
+    assert len(iterations) == 6 * 8
+    return iterations
+
+
 def test_resume_after_kill_9_finishes_every_trial_once(tmp_path: Path) -> None:
     spec = tmp_path / "slow.yaml"
     spec.write_text(SLOW)
@@ -68,21 +89,7 @@ def test_resume_after_kill_9_finishes_every_trial_once(tmp_path: Path) -> None:
         or before.groupby("trial_id").size().min() < 8
     )
 
-    proc = subprocess.run(
-        [TUNEFLEET, "resume", str(exp)],
-        cwd=REPO,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr
-    trials = pd.read_parquet(exp / "trials.parquet")
-    iterations = pd.read_parquet(exp / "iterations.parquet")
-    assert len(trials) == 6 and trials["trial_id"].is_unique
-    assert (trials["status"] == "TERMINATED").all() and (trials["iterations"] == 8).all()
-    assert not iterations.duplicated(["trial_id", "training_iteration"]).any()
-    assert len(iterations) == 6 * 8
+    iterations = resume_to_completion(exp)
     # Finished trials were not run again: all their results predate the kill.
     done = iterations[iterations["trial_id"].isin(finished_before)]
     assert (done["timestamp"] <= killed_at).all()
