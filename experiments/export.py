@@ -123,6 +123,8 @@ def export_experiment(
             last_only += 1
             history = [trial.last_result] if trial.last_result else []
         for result in history:
+            if result.get("trial_id") != trial.trial_id:  # as Ray's controller does
+                result = {**result, "trial_id": trial.trial_id}
             recorder.on_trial_result(0, trials, trial, result)
         if from_state:
             best = _ray_best(trial, str(metric), str(mode))

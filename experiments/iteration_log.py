@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -38,16 +39,22 @@ class IterationLog:
         self.mode = mode
         self.population_based = population_based
         self._tables: list[pa.Table] = []
-        self._pending: list[Mapping[str, Any]] = []
-        self._ids: list[str] = []
+        # Results not yet compacted, in arrival order; each carries its `trial_id` (Ray's
+        # controller puts it in every result before the callbacks see it).
+        self.incoming: list[Mapping[str, Any]] = []
         self._last_iteration: dict[str, Any] = {}
         self._repeated = False
 
     def add(self, trial_id: str, result: Mapping[str, Any]) -> bool:
-        """Records a result as Ray passed it; True when it is time to `compact`."""
-        self._pending.append(result)
-        self._ids.append(trial_id)
-        return len(self._pending) >= COMPACT_EVERY
+        """Records a result as Ray passed it; True when it is time to `compact`.
+
+        Ray puts the trial's id in every result (`trial_id`); a result without it gets a
+        copy that has it.
+        """
+        if result.get("trial_id") != trial_id:
+            result = {**result, "trial_id": trial_id}
+        self.incoming.append(result)
+        return len(self.incoming) >= COMPACT_EVERY
 
     def compact(self) -> dict[str, dict[str, Any]]:
         """Turns the pending results into Arrow columns.
@@ -57,11 +64,11 @@ class IterationLog:
             `node_ip`, and under `_best` its best finite value of the target metric among
             these results (None if none).
         """
-        if not self._pending:
+        if not self.incoming:
             return {}
-        pending, ids = self._pending, self._ids
-        self._pending, self._ids = [], []
-        table = _to_table(pending, ids, self.population_based)
+        pending = self.incoming
+        self.incoming = []
+        table = _to_table(pending, self.population_based)
         self._tables.append(table)
         stats = _trial_stats(table, self.metric, self.mode).to_pydict()
         summaries: dict[str, dict[str, Any]] = {}
@@ -142,9 +149,9 @@ class IterationLog:
 _ARROW_TYPES = {bool: pa.bool_(), int: pa.int64(), float: pa.float64(), str: pa.string()}
 
 
-def _to_table(results: list[Mapping[str, Any]], ids: list[str], population_based: bool) -> pa.Table:
+def _to_table(results: list[Mapping[str, Any]], population_based: bool) -> pa.Table:
     metrics = [k for k in _keys(results) if k not in _NOT_METRICS and k != "node_ip"]
-    wanted = [*FIXED[1:], *metrics]
+    wanted = [*FIXED, *metrics]
     # Fast path: pyarrow converts the plain values of all results at once, with the types
     # of the first result's values; any value that does not fit sends the whole batch down
     # the per-column path below, which gives the same columns.
@@ -157,7 +164,7 @@ def _to_table(results: list[Mapping[str, Any]], ids: list[str], population_based
             converted = dict(zip(typed, struct.flatten(), strict=True))
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError, ValueError):
             converted = {}
-    columns: dict[str, pa.Array] = {"trial_id": pa.array(ids, pa.string())}
+    columns: dict[str, pa.Array] = {}
     for name in wanted:
         if name in converted:
             columns.setdefault(name, converted[name])
@@ -265,7 +272,7 @@ def _concat(tables: list[pa.Table]) -> pa.Table:
 def _keep_last(table: pa.Table) -> pa.Table:
     """Keeps the last row of each (trial_id, training_iteration), in row order."""
     indexed = table.select(["trial_id", "training_iteration"]).append_column(
-        "_row", pa.array(range(table.num_rows), pa.int64())
+        "_row", pa.array(np.arange(table.num_rows, dtype=np.int64))
     )
     last = indexed.group_by(["trial_id", "training_iteration"], use_threads=False).aggregate(
         [("_row", "max")]
@@ -278,7 +285,7 @@ def _trial_stats(table: pa.Table, metric: str, mode: str) -> pa.Table:
     """Per trial: its last row, the range and count of its iterations, its best value."""
     columns = {
         "trial_id": table["trial_id"],
-        "_row": pa.array(range(table.num_rows), pa.int64()),
+        "_row": pa.array(np.arange(table.num_rows, dtype=np.int64)),
     }
     aggregations: list[tuple[str, str]] = [("_row", "max")]
     steps = table["training_iteration"]
@@ -291,7 +298,7 @@ def _trial_stats(table: pa.Table, metric: str, mode: str) -> pa.Table:
             values = pc.if_else(pc.is_finite(values), values, pa.scalar(None, values.type))
         columns["_best"] = values
         aggregations.append(("_best", "max" if mode == "max" else "min"))
-    stats = pa.table(columns).group_by("trial_id").aggregate(aggregations)
+    stats = pa.table(columns).group_by("trial_id", use_threads=False).aggregate(aggregations)
     if "_best_max" in stats.column_names or "_best_min" in stats.column_names:
         name = "_best_max" if mode == "max" else "_best_min"
         stats = stats.rename_columns(["_best" if c == name else c for c in stats.column_names])

@@ -21,7 +21,7 @@ from typing import Any
 import pyarrow as pa
 from ray.tune import Callback
 
-from tunefleet.experiments.iteration_log import IterationLog
+from tunefleet.experiments.iteration_log import COMPACT_EVERY, IterationLog
 from tunefleet.experiments.pareto import mark_pareto
 from tunefleet.experiments.pbt_log import read_exploits
 from tunefleet.experiments.tables import (
@@ -159,11 +159,18 @@ class ResultsRecorder(Callback):
     def on_trial_result(
         self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
     ) -> None:
-        # Two appends here; the results become Arrow columns in bulk (`_catch_up`).
-        if self._log.add(trial.trial_id, result):
+        # One append here (Ray's controller has put the trial's id in the result); the
+        # results become Arrow columns in bulk (`_catch_up`).
+        incoming = self._log.incoming
+        incoming.append(result)
+        if len(incoming) >= COMPACT_EVERY:
             self._catch_up()
         self._trials = trials
         self._dirty = True
+
+    def pending_results(self) -> int:
+        """Results received and not yet converted to Arrow columns."""
+        return len(self._log.incoming)
 
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self._tags.setdefault(trial.experiment_tag, trial.trial_id)

@@ -56,8 +56,9 @@ def test_export_speed_feeds_every_result_and_compares_with_pyarrow() -> None:
 
     figures = export_speed.run(trials=20, iterations=5)
     assert figures["rows"] == 100
-    assert figures["recorder_s"] > 0 and figures["pyarrow_s"] > 0
-    assert figures["ratio"] > 0 and figures["recorder_peak_mib"] > 0
+    assert figures["recorder_s"] > 0 and figures["pyarrow_s"] > 0 and figures["rows_s"] > 0
+    assert figures["ratio"] == pytest.approx(figures["recorder_cpu_s"] / figures["pyarrow_cpu_s"])
+    assert figures["rows_ratio"] > 0 and figures["recorder_peak_mib"] > 0
     assert "| tunefleet ResultsRecorder" in bench._export_markdown(figures)
 
 
