@@ -127,10 +127,12 @@ def build_scheduler(settings: AnyScheduler, *, stop: dict[str, Any]) -> Any:
     """
     from ray.tune import schedulers
 
+    from tunefleet.search import fifo  # Ray's schedulers, without the rescans of finished trials
+
     if isinstance(settings, FifoSettings):
-        return schedulers.FIFOScheduler()
+        return fifo.FifoScheduler()
     if isinstance(settings, AshaSettings):
-        return schedulers.ASHAScheduler(
+        return fifo.AshaScheduler(
             time_attr=settings.time_attr,
             max_t=resolved_max_t(settings, stop) or 100,
             grace_period=settings.grace_period,
@@ -143,7 +145,7 @@ def build_scheduler(settings: AnyScheduler, *, stop: dict[str, Any]) -> Any:
             max_t=resolved_max_t(settings, stop) or 81,
             reduction_factor=settings.reduction_factor,
         )
-    return schedulers.MedianStoppingRule(
+    return fifo.MedianStopping(
         time_attr=settings.time_attr,
         grace_period=settings.grace_period,
         min_samples_required=settings.min_samples_required,
