@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
-from tunefleet.cluster.connect import ClusterError, RayConnection, connect
+from tunefleet.cluster.connect import (
+    ClusterError,
+    RayConnection,
+    connect,
+    discard_early_start,
+    start_early,
+)
 
-__all__ = ["ClusterError", "RayConnection", "connect"]
+__all__ = ["ClusterError", "RayConnection", "connect", "discard_early_start", "start_early"]

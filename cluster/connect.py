@@ -7,11 +7,15 @@ earlier `ray start`), so tunefleet asks for `address="local"` unless told otherw
 from __future__ import annotations
 
 import logging
+import signal
+import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["ClusterError", "RayConnection", "connect"]
+__all__ = ["ClusterError", "RayConnection", "connect", "discard_early_start", "start_early"]
 
 
 class ClusterError(RuntimeError):
@@ -55,19 +59,16 @@ def connect(
     """
     import ray
 
-    if ray.is_initialized():
+    early = _take_early_start() if address is None else None
+    if ray.is_initialized() and early is None:
         yield _describe("existing", started_here=False)
         return
     level = logging.INFO if verbose else logging.ERROR
     try:
-        if address is None:
-            ray.init(
-                address="local",
-                include_dashboard=False,
-                num_cpus=num_cpus,
-                log_to_driver=verbose,
-                logging_level=level,
-            )
+        if early is not None:
+            early.result()
+        elif address is None:
+            _init_local(verbose, num_cpus)
         else:
             ray.init(address=address, log_to_driver=verbose, logging_level=level)
     except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -77,6 +78,111 @@ def connect(
         yield _describe(address or "local", started_here=True)
     finally:
         ray.shutdown()
+        if early is not None:
+            early.release()
+
+
+def _init_local(verbose: bool, num_cpus: int | None) -> None:
+    import ray
+
+    ray.init(
+        address="local",
+        include_dashboard=False,
+        num_cpus=num_cpus,
+        log_to_driver=verbose,
+        logging_level=logging.INFO if verbose else logging.ERROR,
+    )
+
+
+class _EarlyStart(threading.Thread):
+    """`ray.init` of an embedded local Ray, in the background.
+
+    The thread stays alive until Ray is shut down: Ray's processes are started with a
+    parent-death signal, which Linux sends when the *thread* that started them ends.
+    """
+
+    def __init__(self, verbose: bool, num_cpus: int | None) -> None:
+        super().__init__(name="tunefleet-ray-start", daemon=True)
+        self.verbose = verbose
+        self.num_cpus = num_cpus
+        self.error: BaseException | None = None
+        self._ready = threading.Event()
+        self._released = threading.Event()
+
+    def run(self) -> None:
+        try:
+            _init_local(self.verbose, self.num_cpus)
+        except BaseException as exc:  # handed to the main thread by `result`
+            self.error = exc
+        self._ready.set()
+        self._released.wait()
+
+    def result(self) -> None:
+        """Waits for Ray to be up; raises what `ray.init` raised."""
+        self._ready.wait()
+        if self.error is not None:
+            self.release()
+            raise self.error
+        # Ray sets this handler only when started from the main thread: SIGTERM then
+        # exits through Python, and so shuts Ray down.
+        main = threading.current_thread() is threading.main_thread()
+        if main and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, _exit_on_signal)
+
+    def release(self) -> None:
+        """Lets the thread end (after `ray.shutdown`)."""
+        self._released.set()
+        self.join()
+
+
+def _exit_on_signal(signum: int, frame: Any) -> None:
+    sys.exit(signum)
+
+
+class _NotMainThreadWarning(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("SIGTERM handler is not set")
+
+
+_early: _EarlyStart | None = None
+
+
+def start_early(*, verbose: bool = False, num_cpus: int | None = None) -> None:
+    """Starts an embedded local Ray in a background thread, so that it comes up while the
+    driver imports the trainable and builds the search (Ray takes seconds to start);
+    the next `connect()` for a local instance waits for it and uses it. Does nothing when
+    Ray is already initialized. Call `discard_early_start` when the run may end before
+    `connect` (an error), so that the instance is not left running.
+    """
+    global _early
+    import ray
+
+    if _early is not None or ray.is_initialized():
+        return
+    logging.getLogger("ray._private.worker").addFilter(_NotMainThreadWarning())
+    _early = _EarlyStart(verbose, num_cpus)
+    _early.start()
+
+
+def _take_early_start() -> _EarlyStart | None:
+    global _early
+    early, _early = _early, None
+    return early
+
+
+def discard_early_start() -> None:
+    """Shuts down a Ray that `start_early` started and no `connect` used."""
+    early = _take_early_start()
+    if early is None:
+        return
+    import ray
+
+    try:
+        early.result()
+    except BaseException:  # it never came up: nothing to shut down
+        return
+    ray.shutdown()
+    early.release()
 
 
 def _describe(address: str, *, started_here: bool) -> RayConnection:

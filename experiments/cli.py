@@ -24,7 +24,7 @@ import traceback
 from collections.abc import Sequence
 from importlib import metadata as importlib_metadata
 
-from tunefleet.cluster import ClusterError
+from tunefleet.cluster import ClusterError, discard_early_start, start_early
 from tunefleet.experiments.advice import advise
 from tunefleet.experiments.final import FinalError
 from tunefleet.experiments.loading import SpecError, load_spec
@@ -205,6 +205,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except Exception as exc:
         return _unexpected(exc, args.verbose)
+    finally:
+        discard_early_start()  # a Ray started early that the run never used
     if isinstance(outcome, int):
         return outcome
     plan, summary = outcome
@@ -238,6 +240,8 @@ def _run_or_validate(args: argparse.Namespace) -> int | tuple[Plan, RunSummary]:
             "and '-', starting with a letter or digit."
         )
     spec, raw = load_spec(args.spec, overrides)
+    if args.command == "run" and getattr(args, "address", None) is None:
+        start_early(verbose=args.verbose)  # Ray starts while the trainable is imported
     plan = make_plan(spec, raw)
     for line in advise(plan.spec, plan.trainable):  # once, before Ray starts
         print(f"warning: {line}", file=sys.stderr)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tunefleet.cluster import connect
+from tunefleet.experiments.lean_trials import LeanFinishedTrials
 from tunefleet.experiments.plan import Plan
 from tunefleet.experiments.progress import ProgressPrinter
 from tunefleet.experiments.results import ResultsRecorder
@@ -306,7 +307,8 @@ def _callbacks(
     from tunefleet.experiments.tracking import tracking_callbacks
 
     tracking = tracking_callbacks(spec.tracking, experiment=spec.name)
-    return recorder, [recorder, *tracking] if options.verbose else [recorder, progress, *tracking]
+    shown = [] if options.verbose else [progress]
+    return recorder, [recorder, *shown, *tracking, LeanFinishedTrials()]
 
 
 def _fit(
