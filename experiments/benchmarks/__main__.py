@@ -125,7 +125,7 @@ def _run_case(case: str, args: argparse.Namespace, figures: dict[str, Any]) -> s
     if case == "export":
         from tunefleet.experiments.benchmarks import export_speed
 
-        figures[case] = export_speed.run()
+        figures[case] = export_speed.run(repeat=args.repeats)
         return _export_markdown(figures[case])
     if case == "soak":
         from tunefleet.experiments.benchmarks import soak
