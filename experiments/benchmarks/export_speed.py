@@ -31,7 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -74,30 +74,47 @@ def results(trial: int, n_iterations: int) -> Iterator[dict[str, Any]]:
         }
 
 
-def _measure_recorder(folder: Path, n_trials: int, n_iterations: int) -> dict[str, Any]:
-    from tunefleet.experiments.results import ResultsRecorder
-
-    recorder = ResultsRecorder(str(folder), metric="score", mode="max", info={"experiment": "b"})
+def _feed(
+    callback: Any,
+    n_trials: int,
+    n_iterations: int,
+    after_trial: Callable[[list[dict[str, Any]]], None] | None = None,
+) -> tuple[float, float]:
+    """Hands every result to `callback.on_trial_result` as Ray does, a trial at a time;
+    returns the wall and CPU seconds spent in it (building the results is not timed, nor
+    is `after_trial`, called with each trial's results)."""
     trials: list[Any] = []
-    feed = feed_cpu = 0.0
-    held: list[dict[str, Any]] = []
+    wall = cpu_total = 0.0
     for i in range(n_trials):
-        batch = list(results(i, n_iterations))  # built outside the timing
+        batch = list(results(i, n_iterations))
         trial = SimpleNamespace(
             trial_id=batch[0]["trial_id"], status="TERMINATED", config=batch[0]["config"]
         )
         trials.append(trial)
         start, cpu = time.perf_counter(), time.process_time()
         for result in batch:
-            recorder.on_trial_result(0, trials, trial, result)
-        feed += time.perf_counter() - start
-        feed_cpu += time.process_time() - cpu
+            callback.on_trial_result(0, trials, trial, result)
+        wall += time.perf_counter() - start
+        cpu_total += time.process_time() - cpu
+        if after_trial is not None:
+            after_trial(batch)
+    return wall, cpu_total
+
+
+def _measure_recorder(folder: Path, n_trials: int, n_iterations: int) -> dict[str, Any]:
+    from tunefleet.experiments.results import ResultsRecorder
+
+    recorder = ResultsRecorder(str(folder), metric="score", mode="max", info={"experiment": "b"})
+    held: list[dict[str, Any]] = []
+
+    def free_converted(batch: list[dict[str, Any]]) -> None:
         # The input dicts are freed outside the timing, as the baseline's are: freeing
         # Ray's result dicts is Ray's cost, which the recorder only delays until it has
         # converted them. `held` keeps the results the recorder still holds.
         held.extend(batch)
-        del batch
         del held[: len(held) - recorder.pending_results()]
+
+    feed, feed_cpu = _feed(recorder, n_trials, n_iterations, free_converted)
     start, cpu = time.perf_counter(), time.process_time()
     recorder.flush()
     flush = time.perf_counter() - start
@@ -130,17 +147,7 @@ def _measure_pyarrow(folder: Path, n_trials: int, n_iterations: int) -> dict[str
     out = folder / "direct"
     out.mkdir(exist_ok=True)
     keep = _KeepResults()
-    trials: list[Any] = []
-    feed_cpu = feed = 0.0
-    for i in range(n_trials):
-        batch = list(results(i, n_iterations))  # built outside the timing
-        trial = SimpleNamespace(trial_id=batch[0]["trial_id"])
-        trials.append(trial)
-        start, cpu = time.perf_counter(), time.process_time()
-        for result in batch:
-            keep.on_trial_result(0, trials, trial, result)
-        feed += time.perf_counter() - start
-        feed_cpu += time.process_time() - cpu
+    feed, feed_cpu = _feed(keep, n_trials, n_iterations)
     start, cpu = time.perf_counter(), time.process_time()
     table = pa.Table.from_pylist(keep.results, schema=schema)
     table = table.append_column("experiment", pa.repeat(pa.scalar("b", pa.string()), len(table)))
