@@ -34,7 +34,7 @@ from tunefleet.experiments.results import ITERATIONS_FILE, TRIALS_FILE, flatten
 from tunefleet.experiments.runner import RunError, RunOptions, RunSummary, experiment_dir, run_plan
 from tunefleet.experiments.spec import NAME_PATTERN
 from tunefleet.search import SpaceError
-from tunefleet.trainables.resolve import TrainableError
+from tunefleet.trainables.resolve import TrainableError, module_exists
 
 __all__ = ["main"]
 
@@ -240,7 +240,8 @@ def _run_or_validate(args: argparse.Namespace) -> int | tuple[Plan, RunSummary]:
             "and '-', starting with a letter or digit."
         )
     spec, raw = load_spec(args.spec, overrides)
-    if args.command == "run" and getattr(args, "address", None) is None:
+    embedded = args.command == "run" and getattr(args, "address", None) is None
+    if embedded and module_exists(spec.trainable):  # not for a mistyped path: it fails fast
         start_early(verbose=args.verbose)  # Ray starts while the trainable is imported
     plan = make_plan(spec, raw)
     for line in advise(plan.spec, plan.trainable):  # once, before Ray starts

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import importlib.util
 import inspect
 import re
 from typing import Any, Protocol, runtime_checkable
@@ -15,6 +16,7 @@ __all__ = [
     "can_checkpoint",
     "check_trainable",
     "import_object",
+    "module_exists",
 ]
 
 IMPORT_PATH_PATTERN = r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$"
@@ -31,6 +33,17 @@ class TuneAdaptable(Protocol):
     def to_tune(self) -> Any:
         """Returns a Ray Tune trainable; called once, on the driver."""
         ...
+
+
+def module_exists(path: str) -> bool:
+    """Whether the module of `package.module:object` can be found, without running it
+    (its parent packages are imported); False for a path that is not an import path."""
+    if not re.match(IMPORT_PATH_PATTERN, path):
+        return False
+    try:
+        return importlib.util.find_spec(path.partition(":")[0]) is not None
+    except (Exception, SystemExit):  # a parent package that fails to import
+        return False
 
 
 def import_object(path: str, *, key: str = "trainable") -> Any:

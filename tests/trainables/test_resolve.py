@@ -9,7 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from tunefleet.trainables.resolve import TrainableError, check_trainable, import_object
+from tunefleet.trainables.resolve import (
+    TrainableError,
+    check_trainable,
+    import_object,
+    module_exists,
+)
 
 MODULES = {
     "tf_resolve_exits": "import sys\nsys.exit('bye')\n",
@@ -65,3 +70,17 @@ def test_callables_without_a_name_get_the_one_argument_message(obj: object, show
     ):
         check_trainable(obj, "m:f")
     assert check_trainable(functools.partial(_two, other=1), "m:f") is not None
+
+
+def test_module_exists_finds_modules_without_running_them(tmp_path: Path) -> None:
+    (tmp_path / "loud_module.py").write_text("raise SystemExit('imported')\n")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        assert module_exists("loud_module:train")  # found, not run
+        assert "loud_module" not in sys.modules
+    finally:
+        sys.path.remove(str(tmp_path))
+    assert module_exists("tests.support.trainables:linear")
+    assert not module_exists("tests.support.nothing:linear")
+    assert not module_exists("no_such_package.module:train")
+    assert not module_exists("not an import path")
