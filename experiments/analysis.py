@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tunefleet.experiments.iteration_log import FIXED
 from tunefleet.experiments.results import EXPLOITS_FILE, ITERATIONS_FILE, TRIALS_FILE
 from tunefleet.experiments.tables import read_metadata
 from tunefleet.search import Choice, Const, Float, Int, Param, Space, SpaceError, parse_space
@@ -31,17 +32,7 @@ from tunefleet.search import Choice, Const, Float, Int, Param, Space, SpaceError
 __all__ = ["AnalysisError", "Experiment", "load", "load_all"]
 
 # Columns of iterations.parquet that are not metrics.
-_ITERATION_FIELDS = frozenset(
-    {
-        "experiment",
-        "trial_id",
-        "training_iteration",
-        "time_this_iter_s",
-        "time_total_s",
-        "timestamp",
-        "node_id",
-    }
-)
+_ITERATION_FIELDS = frozenset({"experiment", *FIXED})
 _PRIMITIVE = (str, int, float, bool, type(None))
 
 

@@ -46,7 +46,6 @@ def evaluate_torch(
         `epochs` (how many ran).
     """
     import torch
-    from torch import nn
 
     from tunefleet.trainables.pytorch import (
         _Batches,
@@ -55,6 +54,7 @@ def evaluate_torch(
         _make_schedule,
         _seed_everything,
         _Settings,
+        _train_step,
     )
 
     if wrapper.test is None:
@@ -77,12 +77,7 @@ def evaluate_torch(
     for _ in range(s.epochs):
         model.train()
         for inputs, target in train_batches(shuffle=True):
-            optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model(inputs), target)
-            loss.backward()
-            if s.grad_clip is not None:
-                nn.utils.clip_grad_norm_(model.parameters(), s.grad_clip)
-            optimizer.step()
+            _train_step(model, optimizer, loss_fn, inputs, target, s.grad_clip)
         schedule.step()
         epochs += 1
         if s.patience is None:

@@ -301,6 +301,24 @@ def _set_rng_state(state: dict[str, Any], generator: torch.Generator) -> None:
     generator.set_state(state["shuffle"])
 
 
+def _train_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    inputs: torch.Tensor,
+    target: torch.Tensor,
+    grad_clip: float | None,
+) -> torch.Tensor:
+    """One optimizer step on one batch (gradients clipped to `grad_clip`); the batch loss."""
+    optimizer.zero_grad(set_to_none=True)
+    loss = loss_fn(model(inputs), target)
+    loss.backward()
+    if grad_clip is not None:
+        nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    return loss
+
+
 def _evaluate(
     model: nn.Module,
     batches: _Batches,
@@ -403,12 +421,7 @@ def _train(
         lr = optimizer.param_groups[0]["lr"]
         for inputs, target in train_batches(shuffle=True):
             inputs, target = inputs.to(device), target.to(device)
-            optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model(inputs), target)
-            loss.backward()
-            if s.grad_clip is not None:
-                nn.utils.clip_grad_norm_(model.parameters(), s.grad_clip)
-            optimizer.step()
+            loss = _train_step(model, optimizer, loss_fn, inputs, target, s.grad_clip)
             total += float(loss) * len(target)
             count += len(target)
         schedule.step()
