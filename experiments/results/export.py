@@ -27,9 +27,9 @@ from typing import Any
 
 from tunefleet.common.logs import quiet_logger
 from tunefleet.experiments.results.files import ITERATIONS_FILE, SPEC_FILE, TRIALS_FILE
-from tunefleet.experiments.results.recorder import ResultsRecorder
 from tunefleet.experiments.results.parquet_io import join_path as _join
 from tunefleet.experiments.results.parquet_io import path_exists as _exists
+from tunefleet.experiments.results.recorder import ResultsRecorder
 
 __all__ = ["ExportError", "ExportSummary", "describe", "export_experiment"]
 
