@@ -11,9 +11,9 @@
     tunefleet cluster submit SPEC --address http://HEAD:8265 --storage URI
     tunefleet cluster up|down|attach CLUSTER.yaml
 
-Exit codes: 0 done; 1 the experiment ran but every trial failed, or an unexpected error;
-2 the spec or the command line is wrong (one line on stderr, Ray never started);
-130 interrupted.
+Exit codes: 0 done; 1 the experiment ran but every trial failed, Ray could not be started or
+the cluster reached or joined (one line on stderr), or an unexpected error; 2 the spec or the
+command line is wrong (one line on stderr, Ray never started); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -27,7 +27,13 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from importlib import metadata as importlib_metadata
 
-from tunefleet.cluster import ClusterError, discard_early_start, start_early
+from tunefleet.cluster import (
+    ClusterError,
+    ClusterUnavailable,
+    check_address,
+    discard_early_start,
+    start_early,
+)
 from tunefleet.experiments.analysis.dashboard import DashboardError
 from tunefleet.experiments.results.files import ITERATIONS_FILE, TRIALS_FILE
 from tunefleet.experiments.results.recorder import flatten
@@ -224,9 +230,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command in ("show", "report", "export", "cluster", "dashboard"):
         return _tool(args)
     try:
+        if getattr(args, "address", None) is not None:
+            check_address(args.address)  # milliseconds, before seconds go into the trainable
         if args.command == "evaluate":
             return _evaluate(args)
         outcome = _resume(args) if args.command == "resume" else _run_or_validate(args)
+    except ClusterUnavailable as exc:  # a runtime failure, not a wrong command line
+        _error(exc)
+        return EXIT_FAILED
     except USER_ERRORS as exc:
         _error(exc)
         return EXIT_USAGE
