@@ -123,6 +123,15 @@ def test_a_good_spec_validates_with_defaults() -> None:
             {"search": {"points_to_evaluate": [{"y": 1}]}},
             r"^search\.points_to_evaluate\[0\]\.y: not a parameter of space\.$",
         ),
+        # an unknown key named like the section's own kind is still named
+        (
+            {"scheduler": {"name": "asha", "max_t": 3, "asha": 1}},
+            r"^scheduler\.asha: unknown key; allowed keys: brackets, grace_period, max_t,",
+        ),
+        (
+            {"search": {"algorithm": "optuna", "sampler": {"name": "tpe", "tpe": 1}}},
+            r"^search\.sampler\.tpe: unknown key; allowed keys: constant_liar,",
+        ),
     ],
 )
 def test_bad_specs_fail_with_one_line(patch: dict[str, Any], message: str) -> None:
