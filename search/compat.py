@@ -73,24 +73,20 @@ def _check_normal(search: SearchSettings, space: Space) -> None:
         "grid": "grid tries fixed values",
         "pb2": "pb2 models parameters between bounds",
     }.get(algorithm)
-    can = "use algorithm random, hyperopt or pbt"
+    can = "use algorithm random, hyperopt or pbt, which sample it"
     if algorithm == "random" and space.conditional:
-        reason, can = (
-            f"random search over a conditional space runs on {on_optuna}",
-            ("use algorithm hyperopt"),
-        )
+        reason = f"random search over a conditional space runs on {on_optuna}"
+        can = "use algorithm hyperopt, which samples it"
     elif algorithm == "random" and search.repeat > 1:
-        reason, can = (
-            f"random search with search.repeat runs on {on_optuna}",
-            ("use algorithm hyperopt, or remove repeat"),
-        )
+        reason = f"random search with search.repeat runs on {on_optuna}"
+        can = "use algorithm hyperopt (which samples it), or remove repeat"
     if reason is None:
         return
     low, high = param.interval()
     bounded = "loguniform" if param.log else "uniform"
     raise SearchConfigError(
-        f"{key}: a {param.keyword} distribution has no bounds, but {reason}; {can} (they "
-        f"sample it), or give bounds, e.g. `{bounded}: [{low:.4g}, {high:.4g}]` (its 95% range)."
+        f"{key}: a {param.keyword} distribution has no bounds, but {reason}; {can}, or give "
+        f"bounds, e.g. `{bounded}: [{low:.4g}, {high:.4g}]` (its 95% range)."
     )
 
 

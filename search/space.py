@@ -371,7 +371,7 @@ def _parse_group(
 
 def _looks_like_distribution(key: Any, value: Any) -> bool:
     """A key of a group named like a distribution, holding its arguments."""
-    return key in DISTRIBUTIONS and key != "const" and isinstance(value, (list, Mapping))
+    return key in DISTRIBUTIONS and key != "const" and isinstance(value, list)
 
 
 def _parse_param(keyword: str, args: Any, path: str) -> Param:

@@ -196,7 +196,7 @@ def test_hyperopt_samples_a_lognormal_under_a_conditional_choice() -> None:
             {"algorithm": "optuna"},
             {"x": {"normal": [0.5, 0.1]}},
             r"^space\.x: a normal distribution has no bounds, but Optuna's samplers draw only "
-            r"from bounded ranges; use algorithm random, hyperopt or pbt \(they sample it\), or "
+            r"from bounded ranges; use algorithm random, hyperopt or pbt, which sample it, or "
             r"give bounds, e\.g\. `uniform: \[0\.304, 0\.696\]` \(its 95% range\)\.$",
         ),
         (
@@ -221,14 +221,15 @@ def test_hyperopt_samples_a_lognormal_under_a_conditional_choice() -> None:
             {"algorithm": "random", "repeat": 2},
             {"x": {"normal": [0.5, 0.1]}},
             r"^space\.x: .* but random search with search\.repeat runs on Optuna's random "
-            r"sampler, which draws only from bounded ranges; use algorithm hyperopt, or remove "
-            r"repeat",
+            r"sampler, which draws only from bounded ranges; use algorithm hyperopt \(which "
+            r"samples it\), or remove repeat",
         ),
         (
             {"algorithm": "random"},
             {"opt": {"choice": {"a": {"lr": {"lognormal": [-5, 1]}}, "b": {}}}},
             r"^space\.opt\.choice\.a\.lr: .* but random search over a conditional space runs "
-            r"on Optuna's random sampler, .*; use algorithm hyperopt \(they sample it\)",
+            r"on Optuna's random sampler, .*; use algorithm hyperopt, which samples it, or give "
+            r"bounds",
         ),
     ],
 )
