@@ -37,6 +37,7 @@ from tunefleet.cluster import (
 from tunefleet.experiments.analysis.dashboard import DashboardError
 from tunefleet.experiments.results.files import ITERATIONS_FILE, TRIALS_FILE
 from tunefleet.experiments.results.recorder import flatten
+from tunefleet.experiments.results.trust import trust_notice
 from tunefleet.experiments.run.final_evaluation import FinalError
 from tunefleet.experiments.run.progress import format_value
 from tunefleet.experiments.run.runner import (
@@ -118,8 +119,7 @@ def _parser() -> argparse.ArgumentParser:
         help="finish an interrupted experiment, or add trials to a finished one",
         description="Finish an interrupted experiment (finished trials are kept, unfinished "
         "ones continue from their checkpoints), or --extend a finished one with N more trials "
-        "whose searcher knows every earlier result. Ray's saved state is unpickled: resume "
-        "only folders you trust.",
+        f"whose searcher knows every earlier result. {trust_notice('resume')}",
     )
     resume.add_argument("experiment", help="the experiment folder, <storage>/<name>")
     resume.add_argument("--extend", type=int, metavar="N", help="run N more trials")
@@ -160,7 +160,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Rebuild the Parquet files of an experiment folder (local or a URI such "
         "as s3://...) from Ray's experiment state and per-trial result.json: a plain Ray Tune "
         "run, or a tunefleet run whose files were lost (then iterations.parquet holds each "
-        "trial's last result only).",
+        f"trial's last result only). {trust_notice('export')}",
     )  # fmt: skip
     export.add_argument("experiment", help="the experiment folder Ray wrote, <storage>/<name>")
     export.add_argument("--metric", help="target metric (default: the folder's spec.yaml)")
@@ -393,7 +393,11 @@ def _export(args: argparse.Namespace) -> int:
 
     try:
         summary = export_experiment(
-            args.experiment, metric=args.metric, mode=args.mode, overwrite=args.overwrite
+            args.experiment,
+            metric=args.metric,
+            mode=args.mode,
+            overwrite=args.overwrite,
+            warn=lambda line: print(line, file=sys.stderr),
         )
     except ExportError as exc:
         _error(exc)

@@ -1,8 +1,9 @@
 """Builds the Ray Tune search algorithm and scheduler a spec asks for.
 
 Every piece is Ray Tune's, Optuna's or Hyperopt's own (`BasicVariantGenerator`,
-`HyperOptSearch`, `OptunaSearch` around Optuna's samplers, `Repeater`,
-`PopulationBasedTraining`, `PB2`); this module only chooses, configures and seeds them.
+`HyperOptSearch` (taught log-normal parameters), `OptunaSearch` around Optuna's samplers,
+`Repeater`, `PopulationBasedTraining`, `PB2`); this module only chooses, configures and
+seeds them.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from tunefleet.search.schedulers import AnyScheduler, build_scheduler
 from tunefleet.search.settings import SearchSettings
-from tunefleet.search.space import Choice, Const, Float, Int, Space
+from tunefleet.search.space import Choice, Const, Float, Int, Normal, Space
 from tunefleet.search.tune_space import nest, to_tune_domain, to_tune_param_space
 from tunefleet.search.typed_choices import DecodeChoices, encode_point, encoded_choices
 from tunefleet.search.wrapping import FiniteTarget
@@ -75,6 +76,17 @@ def build_search(
             scheduler=_population_scheduler(search, space),
             param_space=to_tune_param_space(space),
         )
+    if not space.searched and search.repeat > 1:
+        # One config of constants, repeated with other seeds: no backend to sample with.
+        from ray.tune.search import Repeater
+
+        from tunefleet.search.wrapping import NoSearch
+
+        return TuneSearch(
+            search_alg=Repeater(NoSearch(), repeat=search.repeat, set_index=True),
+            scheduler=build_scheduler(scheduler, stop=stop),
+            param_space=to_tune_param_space(space),
+        )
     # Ray's variant generator samples choice values as they are; the model-based
     # backends get indices for values they would not return intact (lists, dicts).
     choices = encoded_choices(space) if _backend(search) != "variants" else {}
@@ -128,12 +140,12 @@ def build_searcher(
             random_state=settings.seed,
         )
     if algorithm == "hyperopt":
-        from ray.tune.search.hyperopt import HyperOptSearch
+        from tunefleet.search.hyperopt_search import LogNormalHyperOptSearch
 
         kwargs: dict[str, Any] = {}
         if settings.n_initial_points is not None:
             kwargs["n_initial_points"] = settings.n_initial_points
-        searcher: Any = HyperOptSearch(
+        searcher: Any = LogNormalHyperOptSearch(
             points_to_evaluate=points, random_state_seed=settings.seed, **kwargs
         )
     elif algorithm in ("optuna", "optuna-random"):
@@ -171,15 +183,15 @@ def _conditional_searcher(
 
     searcher: Any
     if settings.algorithm == "hyperopt":
-        from ray.tune.search.hyperopt import HyperOptSearch
+        from tunefleet.search.hyperopt_search import LogNormalHyperOptSearch
 
         kwargs: dict[str, Any] = {}
         if settings.n_initial_points is not None:
             kwargs["n_initial_points"] = settings.n_initial_points
-        searcher = HyperOptSearch(
+        searcher = LogNormalHyperOptSearch(
             space=hyperopt_space(space),
-            metric=metric,  # type: ignore[arg-type]
-            mode=mode,  # type: ignore[arg-type]
+            metric=metric,
+            mode=mode,
             random_state_seed=settings.seed,
             **kwargs,
         )
@@ -248,10 +260,11 @@ class ClipToSpace:
 
     Ray's PBT multiplies numeric values by 0.8 or 1.2, which can leave the declared range
     (a dropout of 0.6, a learning rate above the log-uniform bound) and break integer or
-    quantized types; this clips and re-quantizes them.
+    quantized types; this clips and re-quantizes them (normal parameters have no range:
+    they are only re-quantized).
     """
 
-    def __init__(self, params: dict[str, Float | Int]) -> None:
+    def __init__(self, params: dict[str, Float | Int | Normal]) -> None:
         self.params = params
 
     def __call__(self, config: dict[str, Any]) -> dict[str, Any]:
@@ -265,7 +278,9 @@ class ClipToSpace:
         return config
 
 
-def _clip(param: Float | Int, value: float) -> float | int:
+def _clip(param: Float | Int | Normal, value: float) -> float | int:
+    if isinstance(param, Normal):
+        return float(value if param.q is None else round(value / param.q) * param.q)
     value = min(max(value, param.low), param.high)
     if param.q is not None:
         value = round(value / param.q) * param.q
@@ -280,13 +295,14 @@ def _population_scheduler(search: SearchSettings, space: Space) -> Any:
     from ray.tune.schedulers.pb2 import PB2
 
     options = search.pbt_settings
-    numeric = {k: p for k, p in space.searched.items() if isinstance(p, (Float, Int))}
+    numeric = {k: p for k, p in space.searched.items() if isinstance(p, (Float, Int, Normal))}
     if search.algorithm == "pb2":
+        bounded = {k: p for k, p in numeric.items() if isinstance(p, (Float, Int))}
         return PB2(
             time_attr=options.time_attr,
             perturbation_interval=options.perturbation_interval,
             # Nested like the config: Ray refuses `/` in a bound's name.
-            hyperparam_bounds=nest({k: [p.low, p.high] for k, p in numeric.items()}),
+            hyperparam_bounds=nest({k: [p.low, p.high] for k, p in bounded.items()}),
             quantile_fraction=options.quantile_fraction,
             custom_explore_fn=ClipToSpace(numeric),
             synch=options.synch,

@@ -3,7 +3,9 @@ line on stderr that names the problem; never a traceback, never a started Ray.
 
 Each property starts from a valid spec and breaks it in one way (one family of breakage per
 strategy), writes it to a file and runs `tunefleet validate` (and `tunefleet run` for a
-sample) through `main()` in this process.
+sample) through `main()` in this process. Each strategy draws a case: the broken input and
+the keys (or file and line) the message may name to point at what is wrong; the message
+must name one of them.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from tunefleet.search import (
     PBTSettings,
     SearchSettings,
 )
+from tunefleet.search.space import DISTRIBUTIONS
 from tunefleet.trainables.resolve import IMPORT_PATH_PATTERN
 
 FUZZ = settings(
@@ -90,6 +93,21 @@ def assert_refused(code: int, out: str, err: str) -> None:
     assert len(err.strip()) > len("tunefleet: error: "), err
 
 
+Keys = tuple[str, ...]
+Case = tuple[Any, Keys]  # the spec (mapping, text or bytes) and the keys one of which is named
+
+
+def _shown(text: str) -> str:
+    """A key as the one-line message writes it (unprintable characters escaped)."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def assert_names(err: str, keys: Keys) -> None:
+    """The message names one of `keys` (a spec key such as `search.num_samples`, an
+    option such as `--set search.x`, or the file and line)."""
+    assert any(_shown(k) in err for k in keys), f"names none of {keys}: {err!r}"
+
+
 def _dump(raw: Any) -> str:
     return yaml.safe_dump(raw, sort_keys=False, allow_unicode=True)
 
@@ -102,9 +120,12 @@ def _write(path: Path, content: Any) -> Path:
     return path
 
 
-def _validate(workdir: Path, content: Any, *extra: str) -> None:
+def _validate(workdir: Path, case: Case, *extra: str) -> None:
+    content, keys = case
     spec = _write(workdir / "spec.yaml", content)
-    assert_refused(*_cli("validate", str(spec), "--storage", str(workdir / "store"), *extra))
+    code, out, err = _cli("validate", str(spec), "--storage", str(workdir / "store"), *extra)
+    assert_refused(code, out, err)
+    assert_names(err, keys)
 
 
 def _with(path: str, value: Any, base: dict[str, Any] = VALID) -> dict[str, Any]:
@@ -221,15 +242,18 @@ SCHEDULER_VALUES: dict[str, st.SearchStrategy[Any]] = {
     "scheduler.brackets": st.one_of(non_int, st.integers(max_value=0)),
     "scheduler.time_attr": _not_one_of(("training_iteration", "time_total_s")),
 }
-wrong_types = st.one_of(
-    *(st.builds(_with, st.just(k), v) for k, v in WRONG_VALUES.items()),
-    *(st.builds(_with, st.just(k), v, st.just(SCHEDULED)) for k, v in SCHEDULER_VALUES.items()),
+wrong_types: st.SearchStrategy[Case] = st.one_of(
+    *(v.map(lambda value, k=k: (_with(k, value), (k,))) for k, v in WRONG_VALUES.items()),
+    *(
+        v.map(lambda value, k=k: (_with(k, value, SCHEDULED), (k,)))
+        for k, v in SCHEDULER_VALUES.items()
+    ),
 )
 
 # Family: required keys missing.
 REQUIRED = [name for name, field in ExperimentSpec.model_fields.items() if field.is_required()]
-missing_keys = st.sets(st.sampled_from(REQUIRED), min_size=1).map(
-    lambda gone: {k: v for k, v in VALID.items() if k not in gone}
+missing_keys: st.SearchStrategy[Case] = st.sets(st.sampled_from(REQUIRED), min_size=1).map(
+    lambda gone: ({k: v for k, v in VALID.items() if k not in gone}, tuple(sorted(gone)))
 )
 
 # Family: keys the spec does not know, at the top or inside a section.
@@ -246,7 +270,7 @@ any_key = st.text(st.characters(codec="utf-8"), min_size=1, max_size=12)  # no l
 
 
 @st.composite
-def unknown_keys(draw: st.DrawFn) -> dict[str, Any]:
+def unknown_keys(draw: st.DrawFn) -> Case:
     section = draw(st.sampled_from(sorted(SECTIONS)))
     key = draw(st.one_of(words, any_key).filter(lambda k: k not in SECTIONS[section]))
     value = draw(scalars)
@@ -260,7 +284,7 @@ def unknown_keys(draw: st.DrawFn) -> dict[str, Any]:
     for part in section.split(".") if section else []:
         node = node.setdefault(part, {})
     node[key] = value  # the key as it is, dots and all
-    return raw
+    return raw, (f"{section}.{key}" if section else key,)
 
 
 # Family: bad ranges and malformed distributions in the space.
@@ -273,7 +297,7 @@ def _param(keyword: str, args: Any) -> dict[str, Any]:
     return _with("space.x", {keyword: args})
 
 
-bad_ranges = st.one_of(
+space_ranges = st.one_of(
     # low >= high
     st.builds(
         lambda k, a, b: _param(k, [max(a, b), min(a, b)]), st.sampled_from(FLOATS), finite, finite
@@ -332,28 +356,36 @@ bad_ranges = st.one_of(
         lambda bounds: _param("uniform", bounds),
         st.sampled_from([{"low": 0}, {"high": 1}, {"low": 0, "high": 1, "step": 1}, {}]),
     ),
+)
+
+bad_ranges: st.SearchStrategy[Case] = st.one_of(
+    space_ranges.map(lambda raw: (raw, ("space.x",))),
     # an early-stopping scheduler with a grace period past its budget
     st.builds(
-        lambda t, extra: _with(
-            "scheduler", {"name": "asha", "max_t": t, "grace_period": t + extra}
+        lambda t, extra: (
+            _with("scheduler", {"name": "asha", "max_t": t, "grace_period": t + extra}),
+            ("scheduler.grace_period",),
         ),
         st.integers(1, 50),
         st.integers(1, 50),
     ),
     st.builds(
-        lambda stop: _with(
-            "stop.training_iteration",
-            stop,
-            {**VALID, "scheduler": {"name": "asha", "grace_period": 3}},
+        lambda stop: (
+            _with(
+                "stop.training_iteration",
+                stop,
+                {**VALID, "scheduler": {"name": "asha", "grace_period": 3}},
+            ),
+            ("stop.training_iteration",),
         ),
         st.floats(0, 2.99),
     ),
 )
 
 # Family: `choice` and `grid` without values, and names a space cannot hold.
-empty_choices = st.one_of(
+empty_choices: st.SearchStrategy[Case] = st.one_of(
     st.builds(
-        _param,
+        lambda keyword, values: (_param(keyword, values), ("space.x",)),
         st.sampled_from(["choice", "grid"]),
         st.one_of(
             st.just([]),
@@ -363,12 +395,21 @@ empty_choices = st.one_of(
             st.dictionaries(words, st.integers(), min_size=1, max_size=2),
         ),
     ),
-    st.just(_with("space.x", {})),
+    st.just((_with("space.x", {}), ("space.x",))),
     st.builds(
-        lambda name: _with("space", {**VALID["space"], name: {"uniform": [0, 1]}}),
+        lambda name: (
+            _with("space", {**VALID["space"], name: {"uniform": [0, 1]}}),
+            (f"space.{name}",),
+        ),
         st.text(string.ascii_letters + "./", min_size=1, max_size=6).filter(
             lambda s: "." in s or "/" in s
         ),
+    ),
+    # a one-key mapping holding a list, named like no distribution: never a constant
+    st.builds(
+        lambda name, values: (_param(name, values), ("space.x",)),
+        words.filter(lambda w: w not in DISTRIBUTIONS),
+        st.lists(scalars, max_size=3),
     ),
 )
 
@@ -390,72 +431,158 @@ GRID_SPACE = {"x": {"grid": [0.1, 0.2]}}
 PBT_SPACE = {"rate": {"uniform": [0.0, 1.0]}, "start": 0}
 PBT = "tests.support.trainables:Counter"
 
+
 # Family: searcher, sampler, scheduler and space that do not go together.
-bad_combinations = st.one_of(
-    st.builds(
-        lambda alg, sch: _patch(
-            trainable=PBT, space=PBT_SPACE, search={"algorithm": alg}, scheduler=sch
-        ),
-        st.sampled_from(["pbt", "pb2"]),
-        EARLY,
-    ),
-    st.builds(
-        lambda alg: _patch(space=GRID_SPACE, search={"algorithm": alg}),
-        st.sampled_from([a for a in SEARCHERS if a not in ("random", "grid")]),
-    ),
-    st.just(_patch(search={"algorithm": "grid"})),
-    st.just(_patch(space={**GRID_SPACE, "y": {"uniform": [0, 1]}}, search={"algorithm": "grid"})),
-    st.builds(
-        lambda n: _patch(space=GRID_SPACE, search={"algorithm": "grid", "repeat": n}),
-        st.integers(2, 9),
-    ),
-    st.builds(
-        lambda alg, sampler: _patch(search={"algorithm": alg, "sampler": sampler}),
-        st.sampled_from([a for a in SEARCHERS if a != "optuna"]),
-        st.sampled_from(OPTUNA_SAMPLERS),
-    ),
-    st.builds(
-        lambda search: _patch(search={**search, "n_initial_points": 3}),
-        st.sampled_from(
-            [{"algorithm": a} for a in ("random", "pbt", "pb2")]
-            + [{"algorithm": "optuna", "sampler": s} for s in ("nsga2", "qmc", "random")]
+def _keyed(keys: Keys | str, strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[Case]:
+    """Pairs each spec `strategy` draws with the keys its message may name."""
+    return strategy.map(lambda raw: (raw, (keys,) if isinstance(keys, str) else keys))
+
+
+bad_combinations: st.SearchStrategy[Case] = st.one_of(
+    _keyed(
+        "scheduler.name",
+        st.builds(
+            lambda alg, sch: _patch(
+                trainable=PBT, space=PBT_SPACE, search={"algorithm": alg}, scheduler=sch
+            ),
+            st.sampled_from(["pbt", "pb2"]),
+            EARLY,
         ),
     ),
-    st.builds(
-        lambda alg: _patch(search={"algorithm": alg, "pbt": {"perturbation_interval": 2}}),
-        st.sampled_from([a for a in SEARCHERS if a not in ("pbt", "pb2")]),
+    _keyed(
+        "space.x",
+        st.builds(
+            lambda alg: _patch(space=GRID_SPACE, search={"algorithm": alg}),
+            st.sampled_from([a for a in SEARCHERS if a not in ("random", "grid")]),
+        ),
+    ),
+    _keyed("search.algorithm", st.just(_patch(search={"algorithm": "grid"}))),
+    _keyed(
+        "space.y",
+        st.just(
+            _patch(space={**GRID_SPACE, "y": {"uniform": [0, 1]}}, search={"algorithm": "grid"})
+        ),
+    ),
+    _keyed(
+        "search.repeat",
+        st.builds(
+            lambda n: _patch(space=GRID_SPACE, search={"algorithm": "grid", "repeat": n}),
+            st.integers(2, 9),
+        ),
+    ),
+    _keyed(
+        "search.sampler",
+        st.builds(
+            lambda alg, sampler: _patch(search={"algorithm": alg, "sampler": sampler}),
+            st.sampled_from([a for a in SEARCHERS if a != "optuna"]),
+            st.sampled_from(OPTUNA_SAMPLERS),
+        ),
+    ),
+    _keyed(
+        "search.n_initial_points",
+        st.builds(
+            lambda search: _patch(search={**search, "n_initial_points": 3}),
+            st.sampled_from(
+                [{"algorithm": a} for a in ("random", "pbt", "pb2")]
+                + [{"algorithm": "optuna", "sampler": s} for s in ("nsga2", "qmc", "random")]
+            ),
+        ),
+    ),
+    _keyed(
+        "search.pbt",
+        st.builds(
+            lambda alg: _patch(search={"algorithm": alg, "pbt": {"perturbation_interval": 2}}),
+            st.sampled_from([a for a in SEARCHERS if a not in ("pbt", "pb2")]),
+        ),
     ),
     st.builds(
-        lambda alg, extra: _patch(
-            trainable=PBT, space=PBT_SPACE, search={"algorithm": alg, **extra}
+        lambda alg, extra: (
+            _patch(trainable=PBT, space=PBT_SPACE, search={"algorithm": alg, **extra}),
+            tuple(f"search.{k}" for k in extra),
         ),
         st.sampled_from(["pbt", "pb2"]),
         st.sampled_from([{"points_to_evaluate": [{"rate": 0.5}]}, {"repeat": 2}]),
     ),
-    st.builds(
-        lambda param: _patch(
-            trainable=PBT, space={**PBT_SPACE, "p": param}, search={"algorithm": "pb2"}
+    _keyed(
+        "space.p",
+        st.builds(
+            lambda param: _patch(
+                trainable=PBT, space={**PBT_SPACE, "p": param}, search={"algorithm": "pb2"}
+            ),
+            st.sampled_from(
+                [
+                    {"choice": [1, 2]},
+                    {"loguniform": [0.001, 1]},
+                    {"lograndint": [1, 64]},
+                    {"normal": [0.5, 0.1]},
+                ]
+            ),
         ),
-        st.sampled_from([{"choice": [1, 2]}, {"loguniform": [0.001, 1]}, {"lograndint": [1, 64]}]),
     ),
-    st.just(_patch(search={"algorithm": "pbt"})),  # `linear` never saves a checkpoint
-    st.just(
-        _patch(
-            space={"x": {"choice": [1, 2]}, "y": {"uniform": [0, 1]}},
-            search={"algorithm": "optuna", "sampler": "cmaes"},
-        )
+    _keyed("trainable", st.just(_patch(search={"algorithm": "pbt"}))),  # `linear` never saves
+    _keyed(
+        "space.x",
+        st.just(
+            _patch(
+                space={"x": {"choice": [1, 2]}, "y": {"uniform": [0, 1]}},
+                search={"algorithm": "optuna", "sampler": "cmaes"},
+            )
+        ),
     ),
-    st.just(_patch(search={"algorithm": "optuna", "sampler": "cmaes"})),
+    _keyed("search.sampler", st.just(_patch(search={"algorithm": "optuna", "sampler": "cmaes"}))),
+    _keyed(
+        "scheduler.max_t",
+        st.builds(
+            lambda name: _patch(scheduler={"name": name}, stop={}),
+            st.sampled_from(["asha", "hyperband"]),
+        ),
+    ),
+    _keyed(
+        "search.repeat",
+        st.builds(
+            lambda sch, n: _patch(scheduler=sch, search={"repeat": n}), EARLY, st.integers(2, 5)
+        ),
+    ),
     st.builds(
-        lambda name: _patch(scheduler={"name": name}, stop={}),
-        st.sampled_from(["asha", "hyperband"]),
-    ),
-    st.builds(lambda sch, n: _patch(scheduler=sch, search={"repeat": n}), EARLY, st.integers(2, 5)),
-    st.builds(
-        lambda key: _patch(search={"points_to_evaluate": [{key: 1}]}),
+        lambda key: (
+            _patch(search={"points_to_evaluate": [{key: 1}]}),
+            (f"search.points_to_evaluate[0].{key}",),
+        ),
         words.filter(lambda w: w not in VALID["space"]),
     ),
-    st.builds(lambda n: _patch(failure={"fail_fast": True, "max_failures": n}), st.integers(1, 9)),
+    _keyed(
+        "failure.fail_fast",
+        st.builds(
+            lambda n: _patch(failure={"fail_fast": True, "max_failures": n}), st.integers(1, 9)
+        ),
+    ),
+    # normal priors with a searcher that needs bounds
+    _keyed(
+        "space.x",
+        st.builds(
+            lambda keyword, search: _patch(space={"x": {keyword: [0.5, 0.1]}}, search=search),
+            st.sampled_from(["normal", "lognormal"]),
+            st.one_of(
+                st.sampled_from(OPTUNA_SAMPLERS).map(
+                    lambda s: {"algorithm": "optuna", "sampler": s}
+                ),
+                st.just({"algorithm": "random", "repeat": 2}),
+            ),
+        ),
+    ),
+    # constants only, with more than one trial or a searcher that samples
+    _keyed(
+        "space",
+        st.builds(
+            lambda search: _patch(space={"steps": 2}, search=search),
+            st.one_of(
+                st.integers(2, 100).map(lambda n: {"num_samples": n}),
+                st.sampled_from(
+                    [{"algorithm": "hyperopt"}, {"algorithm": "optuna", "num_samples": 1}]
+                ),
+            ),
+        ),
+    ),
 )
 
 # Family: a trainable that does not import, is not there, or cannot be called as one.
@@ -533,31 +660,45 @@ BAD_YAML = [
     "!!int abc", "!!float x", "!!bool maybe", "!!timestamp soon", "2020-13-45", "!!map x", "!!int",
     "---\n---", "? [a]\n: 1", "[" * 200 + "]" * 200,
 ]  # fmt: skip
-bad_overrides = st.one_of(
+
+
+def _override(keys: Keys | str, strategy: st.SearchStrategy[str]) -> st.SearchStrategy[Case]:
+    """Pairs each `--set` text with the keys its message may name."""
+    return strategy.map(lambda text: (text, (keys,) if isinstance(keys, str) else keys))
+
+
+bad_overrides: st.SearchStrategy[Case] = st.one_of(
     # no `=`
-    st.text(max_size=20).filter(lambda s: "=" not in s),
+    _override("--set ", st.text(max_size=20).filter(lambda s: "=" not in s)),
     # an empty key or an empty part of one
-    st.builds(
-        lambda key, value: f"{key}={value}",
-        st.sampled_from(["", " ", ".", "a.", ".a", "a..b", "search.", " . "]),
-        st.integers(),
+    _override(
+        "--set ",
+        st.builds(
+            lambda key, value: f"{key}={value}",
+            st.sampled_from(["", " ", ".", "a.", ".a", "a..b", "search.", " . "]),
+            st.integers(),
+        ),
     ),
-    # a key the spec does not know
+    # a key the spec does not know (named as --set writes it, or as the spec's key)
     st.builds(
-        lambda key, value: f"{key}={value}",
+        lambda key, value: (f"{key}={value}", ("--set ", key.strip().split(".")[0])),
         st.one_of(words, any_key.filter(lambda k: "=" not in k)).filter(
             lambda k: k.strip() and k.strip().split(".")[0] not in TOP
         ),
         st.integers(),
     ),
     st.builds(
-        lambda section, key: f"{section}.{key}=1",
+        lambda section, key: (
+            f"{section}.{key}=1",
+            # A scheduler without `name:` is told to name one.
+            (f"{section}.{key}", "scheduler: needs `name:`"),
+        ),
         st.sampled_from(["search", "resources", "failure", "results", "scheduler"]),
         words.filter(lambda w: w not in SECTIONS["search"] + SECTIONS["resources"] + ["name"]),
     ),
     # a path through a value that is not a mapping
     st.builds(
-        lambda path, key: f"{path}.{key}=1",
+        lambda path, key: (f"{path}.{key}=1", (f"--set {path}.{key}: '{path}' is",)),
         st.sampled_from(
             ["name", "mode", "trainable", "space.x.uniform", "search.num_samples", "space.steps"]
         ),
@@ -565,15 +706,21 @@ bad_overrides = st.one_of(
     ),
     # a value that is not YAML
     st.builds(
-        lambda key, value: f"{key}={value}",
+        lambda key, value: (f"{key}={value}", (f"--set {key}: ",)),
         st.sampled_from(["search.num_samples", "name", "space.x", "stop"]),
         st.sampled_from(BAD_YAML),
     ),
     # a value of the wrong type
-    st.builds(lambda value: f"search.num_samples={value}", words),
-    st.builds(lambda value: f"mode={value}", words.filter(lambda w: w not in ("min", "max"))),
-    st.builds(lambda value: f"space={value}", st.integers()),
-    st.builds(lambda value: f"space.x.uniform=[1, {value}]", st.integers(max_value=1)),
+    _override("search.num_samples: ", words.map(lambda value: f"search.num_samples={value}")),
+    _override(
+        "mode: ",
+        words.filter(lambda w: w not in ("min", "max")).map(lambda value: f"mode={value}"),
+    ),
+    _override("space: ", st.integers().map(lambda value: f"space={value}")),
+    _override(
+        "space.x.uniform: ",
+        st.integers(max_value=1).map(lambda value: f"space.x.uniform=[1, {value}]"),
+    ),
 )
 good_overrides = st.lists(
     st.sampled_from(["search.seed=1", "description=fuzzed", "resources.gpu=0"]),
@@ -592,107 +739,124 @@ def test_the_valid_starting_points_are_valid(workdir: Path) -> None:
 
 
 @FUZZ
-@given(raw=wrong_types)
-def test_wrong_types_and_values(workdir: Path, raw: dict[str, Any]) -> None:
-    _validate(workdir, raw)
+@given(case=wrong_types)
+def test_wrong_types_and_values(workdir: Path, case: Case) -> None:
+    _validate(workdir, case)
 
 
 @FUZZ
-@given(raw=missing_keys)
-def test_missing_required_keys(workdir: Path, raw: dict[str, Any]) -> None:
-    _validate(workdir, raw)
+@given(case=missing_keys)
+def test_missing_required_keys(workdir: Path, case: Case) -> None:
+    _validate(workdir, case)
 
 
 @FUZZ
-@given(raw=unknown_keys())
-def test_unknown_keys(workdir: Path, raw: dict[str, Any]) -> None:
-    _validate(workdir, raw)
+@given(case=unknown_keys())
+def test_unknown_keys(workdir: Path, case: Case) -> None:
+    _validate(workdir, case)
 
 
 @FUZZ
-@given(raw=bad_ranges)
-def test_bad_ranges(workdir: Path, raw: dict[str, Any]) -> None:
-    _validate(workdir, raw)
+@given(case=bad_ranges)
+def test_bad_ranges(workdir: Path, case: Case) -> None:
+    _validate(workdir, case)
 
 
 @FUZZ
-@given(raw=empty_choices)
-def test_empty_choices_and_bad_parameter_names(workdir: Path, raw: dict[str, Any]) -> None:
-    _validate(workdir, raw)
+@given(case=empty_choices)
+def test_empty_choices_and_bad_parameter_names(workdir: Path, case: Case) -> None:
+    _validate(workdir, case)
 
 
 @FUZZ
-@given(raw=bad_combinations)
-def test_searcher_scheduler_and_space_that_do_not_go_together(
-    workdir: Path, raw: dict[str, Any]
-) -> None:
-    _validate(workdir, raw)
+@given(case=bad_combinations)
+def test_searcher_scheduler_and_space_that_do_not_go_together(workdir: Path, case: Case) -> None:
+    _validate(workdir, case)
 
 
 @FUZZ
 @given(path=trainable_paths)
 def test_trainables_that_cannot_run(workdir: Path, user_modules: Path, path: str) -> None:
-    _validate(workdir, _with("trainable", path))
+    _validate(workdir, (_with("trainable", path), ("trainable",)))
 
 
 @FUZZ
 @given(bad=bad_overrides, before=good_overrides, after=good_overrides)
-def test_malformed_overrides(workdir: Path, bad: str, before: list[str], after: list[str]) -> None:
-    _validate(workdir, VALID, *(f"--set={item}" for item in [*before, bad, *after]))
+def test_malformed_overrides(workdir: Path, bad: Case, before: list[str], after: list[str]) -> None:
+    text, keys = bad
+    _validate(workdir, (VALID, keys), *(f"--set={item}" for item in [*before, text, *after]))
 
 
-@FUZZ
-@given(
-    content=st.one_of(
-        # not UTF-8: stray bytes after a valid spec, or a file of random bytes
-        st.binary(min_size=1, max_size=16).map(lambda b: _dump(VALID).encode() + b"\xff" + b),
-        st.binary(min_size=1, max_size=64).filter(lambda b: not _is_utf8(b)),
-        # YAML that is not a mapping
-        st.lists(scalars, max_size=4).map(_dump),
-        scalars.map(_dump),
-        st.sampled_from(["", "\n", "# nothing\n", "---\n", "~\n", "null\n", "[]\n", "''\n"]),
-        # a key written twice
-        st.sampled_from(sorted(VALID)).map(lambda k: _dump(VALID) + _dump({k: VALID[k]})),
+def _twice(key: str) -> Case:
+    """VALID with `key` written again after it: the message names the key and its line."""
+    line = len(_dump(VALID).splitlines()) + 1
+    return _dump(VALID) + _dump({key: VALID[key]}), (
+        f"spec.yaml:{line}: not valid YAML (duplicate key '{key}')",
     )
-)
-def test_files_that_are_not_a_spec(workdir: Path, content: bytes | str) -> None:
-    _validate(workdir, content)
 
 
 @FUZZ
 @given(
     case=st.one_of(
+        _keyed(
+            "spec.yaml: ",
+            st.one_of(
+                # not UTF-8: stray bytes after a valid spec, or a file of random bytes
+                st.binary(min_size=1, max_size=16).map(
+                    lambda b: _dump(VALID).encode() + b"\xff" + b
+                ),
+                st.binary(min_size=1, max_size=64).filter(lambda b: not _is_utf8(b)),
+                # YAML that is not a mapping
+                st.lists(scalars, max_size=4).map(_dump),
+                scalars.map(_dump),
+                st.sampled_from(
+                    ["", "\n", "# nothing\n", "---\n", "~\n", "null\n", "[]\n", "''\n"]
+                ),
+            ),
+        ),
+        # a key written twice
+        st.sampled_from(sorted(VALID)).map(_twice),
+    )
+)
+def test_files_that_are_not_a_spec(workdir: Path, case: Case) -> None:
+    _validate(workdir, case)
+
+
+@FUZZ
+@given(
+    run=st.one_of(
         st.tuples(wrong_types, st.just(())),
         st.tuples(missing_keys, st.just(())),
         st.tuples(unknown_keys(), st.just(())),
         st.tuples(bad_combinations, st.just(())),
-        st.tuples(trainable_paths.map(lambda p: _with("trainable", p)), st.just(())),
-        st.tuples(st.just(VALID), bad_overrides.map(lambda o: (f"--set={o}",))),
         st.tuples(
-            st.just(VALID),
-            st.text(max_size=12)
-            .filter(lambda s: not re.fullmatch(NAME_PATTERN, s))
-            .map(lambda n: (f"--name={n}",)),
+            trainable_paths.map(lambda p: (_with("trainable", p), ("trainable",))), st.just(())
         ),
+        bad_overrides.map(lambda o: ((VALID, o[1]), (f"--set={o[0]}",))),
+        st.text(max_size=12)
+        .filter(lambda s: not re.fullmatch(NAME_PATTERN, s))
+        .map(lambda n: ((VALID, ("--name: ",)), (f"--name={n}",))),
     )
 )
 def test_run_refuses_before_ray_starts(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     user_modules: Path,
-    case: tuple[dict[str, Any], tuple[str, ...]],
+    run: tuple[Case, tuple[str, ...]],
 ) -> None:
     import ray
 
     ray_was_up = ray.is_initialized()  # the session's Ray may be up already
     import ray
 
-    raw, extra = case
+    (raw, keys), extra = run
     started: list[Any] = []
     monkeypatch.setattr(cli, "run_plan", lambda plan, options: started.append(plan))
     monkeypatch.chdir(tmp_path)
     spec = _write(tmp_path / "spec.yaml", raw)
-    assert_refused(*_cli("run", str(spec), "--storage", str(tmp_path / "store"), *extra))
+    code, out, err = _cli("run", str(spec), "--storage", str(tmp_path / "store"), *extra)
+    assert_refused(code, out, err)
+    assert_names(err, keys)
     assert not started, "run_plan was called: Ray would have started"
     assert ray.is_initialized() == ray_was_up
     assert sorted(p.name for p in tmp_path.iterdir()) == ["spec.yaml"]  # no results, no store
