@@ -139,11 +139,6 @@ def _exit_on_signal(signum: int, frame: Any) -> None:
     sys.exit(signum)
 
 
-class _NotMainThreadWarning(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("SIGTERM handler is not set")
-
-
 _early: _EarlyStart | None = None
 
 
@@ -157,9 +152,12 @@ def start_early(*, verbose: bool = False, num_cpus: int | None = None) -> None:
     global _early
     import ray
 
+    # Ray is imported on first use here, so importing this module stays cheap.
+    from tunefleet.common.ray_compat import quiet_sigterm_warning
+
     if _early is not None or ray.is_initialized():
         return
-    logging.getLogger("ray._private.worker").addFilter(_NotMainThreadWarning())
+    quiet_sigterm_warning()  # Ray warns that this thread is not the main one
     _early = _EarlyStart(verbose, num_cpus)
     _early.start()
 

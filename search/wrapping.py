@@ -24,12 +24,20 @@ class DelegatingSearcher(Searcher):
         self.searcher = searcher
         super().__init__(metric=searcher.metric, mode=searcher.mode)
 
+    @property
+    def metric(self) -> Any:
+        """The wrapped searcher's metric (set by Ray through `set_search_properties`)."""
+        return self.searcher.metric
+
+    @property
+    def mode(self) -> Any:
+        """The wrapped searcher's mode."""
+        return self.searcher.mode
+
     def set_search_properties(
         self, metric: str | None, mode: str | None, config: dict[str, Any], **spec: Any
     ) -> bool:
-        ok = self.searcher.set_search_properties(metric, mode, config, **spec)
-        self._metric, self._mode = self.searcher.metric, self.searcher.mode
-        return ok
+        return self.searcher.set_search_properties(metric, mode, config, **spec)
 
     def set_max_concurrency(self, max_concurrent: int) -> bool:
         return self.searcher.set_max_concurrency(max_concurrent)

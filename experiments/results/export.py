@@ -19,17 +19,17 @@ Where the results come from, per trial:
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tunefleet.common.logs import quiet_logger
+from tunefleet.common.ray_compat import best_value_seen
 from tunefleet.experiments.results.files import ITERATIONS_FILE, SPEC_FILE, TRIALS_FILE
-from tunefleet.experiments.results.recorder import ResultsRecorder
 from tunefleet.experiments.results.parquet_io import join_path as _join
 from tunefleet.experiments.results.parquet_io import path_exists as _exists
+from tunefleet.experiments.results.recorder import ResultsRecorder
 
 __all__ = ["ExportError", "ExportSummary", "describe", "export_experiment"]
 
@@ -94,7 +94,8 @@ def export_experiment(
             "experiment state."
         )
     trials = _ray_trials(exp_dir)
-    histories = {trial.trial_id: _history(trial) for trial in trials}
+    filesystem, _ = _filesystem(exp_dir)
+    histories = {trial.trial_id: _history(trial, filesystem) for trial in trials}
     results = [
         r
         for t in trials
@@ -127,7 +128,7 @@ def export_experiment(
                 result = {**result, "trial_id": trial.trial_id}
             recorder.on_trial_result(0, trials, trial, result)
         if from_state:
-            best = _ray_best(trial, str(metric), str(mode))
+            best = best_value_seen(trial, str(metric), str(mode))
             if best is not None:
                 recorder.note_best(trial.trial_id, best)
         if str(trial.status) == "ERROR":
@@ -206,13 +207,15 @@ def _ray_trials(exp_dir: str) -> list[Any]:
     return sorted(analysis.trials, key=lambda t: str(t.trial_id))
 
 
-def _history(trial: Any) -> list[dict[str, Any]] | None:
-    """Every result in the trial's `result.json`, or None when there is none."""
-    storage = trial.storage
-    fs_path = f"{storage.trial_fs_path}/{_RESULT_FILE}"
+def _history(trial: Any, filesystem: Any) -> list[dict[str, Any]] | None:
+    """Every result in the trial's `result.json`, or None when there is none.
+
+    `trial.path` is the trial's folder on the experiment's filesystem (`ExperimentAnalysis`
+    points it at the folder it read, wherever the experiment was first written).
+    """
     from pyarrow import fs as pafs
 
-    filesystem = storage.storage_filesystem
+    fs_path = f"{trial.path}/{_RESULT_FILE}"
     if filesystem.get_file_info(fs_path).type != pafs.FileType.File:
         return None
     with filesystem.open_input_stream(fs_path) as f:
@@ -223,15 +226,6 @@ def _history(trial: Any) -> list[dict[str, Any]] | None:
 def _start(result: Mapping[str, Any]) -> float:
     timestamp = float(result.get("timestamp") or 0.0)
     return timestamp - float(result.get("time_total_s") or 0.0)
-
-
-def _ray_best(trial: Any, metric: str, mode: str) -> float | None:
-    """The best value of `metric` over the trial's history, as Ray's metric analysis kept it."""
-    analysis = getattr(trial.run_metadata, "metric_analysis", {}) or {}
-    value = (analysis.get(metric) or {}).get(mode)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
 
 
 def describe(summary: ExportSummary) -> str:

@@ -12,7 +12,8 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from ray.tune.result import AUTO_RESULT_KEYS
+
+from tunefleet.common.ray_compat import RAY_RESULT_FIELDS
 
 __all__ = [
     "METADATA_KEY",
@@ -34,13 +35,7 @@ __all__ = [
 METADATA_KEY = b"tunefleet"
 
 # Result fields Ray adds itself.
-RAY_FIELDS = frozenset(AUTO_RESULT_KEYS) | {
-    "done",
-    "trial_id",
-    "experiment_tag",
-    "should_checkpoint",
-    "__duplicate__",
-}
+RAY_FIELDS = RAY_RESULT_FIELDS
 
 
 def versions() -> dict[str, str]:

@@ -21,10 +21,10 @@ from typing import Any
 import pyarrow as pa
 from ray.tune import Callback
 
+from tunefleet.common.ray_compat import pbt_log_path
 from tunefleet.experiments.results.files import EXPLOITS_FILE, ITERATIONS_FILE, TRIALS_FILE
 from tunefleet.experiments.results.iteration_log import COMPACT_EVERY, IterationLog
 from tunefleet.experiments.results.pareto import mark_pareto
-from tunefleet.experiments.results.pbt_log import read_exploits
 from tunefleet.experiments.results.parquet_io import (
     METADATA_KEY,
     build_table,
@@ -40,6 +40,7 @@ from tunefleet.experiments.results.parquet_io import (
 )
 from tunefleet.experiments.results.parquet_io import join_path as _join
 from tunefleet.experiments.results.parquet_io import path_exists as _exists
+from tunefleet.experiments.results.pbt_log import read_exploits
 from tunefleet.search.wrapping import target_problem
 
 __all__ = [
@@ -50,7 +51,6 @@ __all__ = [
     "read_metadata",
     "write_parquet_atomic",
 ]
-
 
 
 @dataclass
@@ -446,9 +446,7 @@ class ResultsRecorder(Callback):
 
     def exploits_table(self) -> pa.Table:
         """PBT: one row per exploit (which trial copied which, into what config)."""
-        rows = (
-            read_exploits(self._trials[0].local_experiment_path, self._tags) if self._trials else []
-        )
+        rows = read_exploits(pbt_log_path(self._trials[0]), self._tags) if self._trials else []
         fixed = ["trial_id", "training_iteration", "cloned_from", "cloned_iteration"]
         return build_table(rows, fixed)
 

@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from tunefleet.cluster import connect
+from tunefleet.common.ray_compat import restored_run_config
 from tunefleet.experiments.results.files import SPEC_FILE, TRIALS_FILE
 from tunefleet.experiments.results.recorder import read_rows
 from tunefleet.experiments.run.runner import (
@@ -99,10 +100,9 @@ def _restore(plan: Plan, exp_dir: str, options: RunOptions) -> tuple[Any, Any]:
     recorder, callbacks = _callbacks(plan, exp_dir, options, total)
     # Ray restores the callbacks pickled at the start; use fresh ones (which pick up the
     # Parquet files written so far) so that this process can read what they record.
-    local = tuner._local_tuner  # Ray offers no public way to replace restored callbacks
-    if local is None:
+    run_config = restored_run_config(tuner)
+    if run_config is None:
         raise RunError("resume runs the driver in this process; Ray Client is not supported.")
-    run_config = local.get_run_config()
     run_config.callbacks = callbacks
     run_config.verbose = 2 if options.verbose else 0
     return tuner, recorder
