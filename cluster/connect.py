@@ -57,6 +57,7 @@ def connect(
     connection is used as it is and left open. Ray puts the driver's working directory on
     its workers' import path, so a user's module next to the spec imports there too.
     """
+    # Ray loads on first use (about a second), not when this module is imported.
     import ray
 
     early = _take_early_start() if address is None else None
@@ -83,6 +84,7 @@ def connect(
 
 
 def _init_local(verbose: bool, num_cpus: int | None) -> None:
+    # Ray loads on first use (about a second), not when this module is imported.
     import ray
 
     ray.init(
@@ -150,9 +152,10 @@ def start_early(*, verbose: bool = False, num_cpus: int | None = None) -> None:
     `connect` (an error), so that the instance is not left running.
     """
     global _early
+    # Ray loads on first use (about a second), not when this module is imported; so does
+    # the Ray boundary, which imports Ray.
     import ray
 
-    # Ray is imported on first use here, so importing this module stays cheap.
     from tunefleet.common.ray_compat import quiet_sigterm_warning
 
     if _early is not None or ray.is_initialized():
@@ -173,6 +176,7 @@ def discard_early_start() -> None:
     early = _take_early_start()
     if early is None:
         return
+    # Ray loads on first use (about a second), not when this module is imported.
     import ray
 
     try:
@@ -184,6 +188,7 @@ def discard_early_start() -> None:
 
 
 def _describe(address: str, *, started_here: bool) -> RayConnection:
+    # Ray loads on first use (about a second), not when this module is imported.
     import ray
 
     resources = ray.cluster_resources()

@@ -224,6 +224,7 @@ def _client(address: str) -> Any:
             "submitting jobs needs Ray's job client, which is not installed here "
             "(aiohttp is missing): pip install 'ray[default]>=2.60,<2.61'."
         ) from None
+    # Ray's job client: the optional `ray[default]`, checked just above.
     from ray.job_submission import JobSubmissionClient
 
     return _call(address, lambda: JobSubmissionClient(address))
@@ -231,6 +232,7 @@ def _client(address: str) -> Any:
 
 def _call(address: str, fn: Any) -> Any:
     """Runs one request to the job server, turning Ray's errors into one line."""
+    # Loaded with Ray's job client (`ray[default]`).
     import requests
     from ray.exceptions import AuthenticationError
 

@@ -24,11 +24,18 @@ import traceback
 from collections.abc import Sequence
 from importlib import metadata as importlib_metadata
 
-from tunefleet.cluster import ClusterError, discard_early_start, start_early
+from tunefleet.cluster import ClusterError, discard_early_start, launcher, start_early
+from tunefleet.cluster.jobs import submit
+from tunefleet.experiments.analysis.baseline_and_final import baseline_text, final_text
+from tunefleet.experiments.analysis.experiment import AnalysisError, load
+from tunefleet.experiments.analysis.report import write_report
+from tunefleet.experiments.analysis.show import leaderboard_text
+from tunefleet.experiments.results.export import ExportError, describe, export_experiment
 from tunefleet.experiments.results.files import ITERATIONS_FILE, TRIALS_FILE
 from tunefleet.experiments.results.recorder import flatten
-from tunefleet.experiments.run.final_evaluation import FinalError
+from tunefleet.experiments.run.final_evaluation import FinalError, evaluate_dir
 from tunefleet.experiments.run.progress import format_value
+from tunefleet.experiments.run.resume import resume_experiment
 from tunefleet.experiments.run.runner import (
     RunError,
     RunOptions,
@@ -219,13 +226,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     plan, summary = outcome
     print(_summary_text(plan, summary))
     if plan.spec.baseline is not None:
-        from tunefleet.experiments.analysis.baseline_and_final import baseline_text
-
         exp, metric, mode = summary.experiment_dir, plan.spec.target_metric, plan.spec.target_mode
         print(baseline_text(exp, metric=metric, mode=mode, best=summary.best_value) or "")
     if plan.spec.final is not None:
-        from tunefleet.experiments.analysis.baseline_and_final import final_text
-
         print(final_text(summary.experiment_dir) or "final evaluation: not run.")
     if summary.unfinished:
         print(
@@ -268,8 +271,6 @@ def _run_or_validate(args: argparse.Namespace) -> int | tuple[Plan, RunSummary]:
 
 
 def _resume(args: argparse.Namespace) -> tuple[Plan, RunSummary]:
-    from tunefleet.experiments.run.resume import resume_experiment
-
     if args.extend is not None and args.extend < 1:
         raise RunError("--extend: give a positive number of trials.")
     options = RunOptions(address=args.address, verbose=args.verbose)
@@ -277,9 +278,6 @@ def _resume(args: argparse.Namespace) -> tuple[Plan, RunSummary]:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from tunefleet.experiments.analysis.baseline_and_final import final_text
-    from tunefleet.experiments.run.final_evaluation import evaluate_dir
-
     evaluate_dir(args.experiment, top=args.top, seeds=args.seeds, address=args.address,
                  verbose=args.verbose)  # fmt: skip
     print(final_text(args.experiment) or "")
@@ -288,32 +286,21 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _tool(args: argparse.Namespace) -> int:
     """`show`, `report` and `cluster ...`: commands that run no experiment here."""
-    from tunefleet.experiments.analysis.experiment import AnalysisError
-
     try:
         if args.command == "show":
-            from tunefleet.experiments.analysis.experiment import load
-            from tunefleet.experiments.analysis.show import leaderboard_text
-
             if args.top < 1:
                 raise AnalysisError("--top: give a positive number of trials.")
             print(leaderboard_text(load(args.experiment), k=args.top))
-            from tunefleet.experiments.analysis.baseline_and_final import final_text
-
             final = final_text(args.experiment)
             if final is not None:
                 print(final)
             return EXIT_OK
         if args.command == "report":
-            from tunefleet.experiments.analysis.report import write_report
-
             print(f"report: {write_report(args.experiment, args.out)}")
             return EXIT_OK
         if args.command == "export":
             return _export(args)
         if args.action == "submit":
-            from tunefleet.cluster.jobs import submit
-
             status = submit(
                 args.spec,
                 address=args.address,
@@ -325,8 +312,6 @@ def _tool(args: argparse.Namespace) -> int:
                 overwrite=args.overwrite,
             )
             return EXIT_FAILED if status in ("FAILED", "STOPPED") else EXIT_OK
-        from tunefleet.cluster import launcher
-
         code: int = getattr(launcher, args.action)(args.config)
         return code
     except (AnalysisError, ClusterError, ImportError) as exc:
@@ -337,8 +322,6 @@ def _tool(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from tunefleet.experiments.results.export import ExportError, describe, export_experiment
-
     try:
         summary = export_experiment(
             args.experiment, metric=args.metric, mode=args.mode, overwrite=args.overwrite

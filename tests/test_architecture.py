@@ -1,10 +1,12 @@
-"""The architecture rules, read from the source: Ray's private state is touched only in
-`tunefleet.common.ray_compat`."""
+"""The architecture rules, read from the source: no import cycles (imports inside functions
+included), the layers of `experiments/`, function-level imports only where a comment says
+why, and Ray's private state touched only in `tunefleet.common.ray_compat`."""
 
 from __future__ import annotations
 
 import ast
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -16,6 +18,285 @@ RAY_BOUNDARY = REPO / "common" / "ray_compat.py"
 def _sources() -> Iterator[Path]:
     for folder in SOURCE_FOLDERS:
         yield from sorted((REPO / folder).rglob("*.py"))
+
+
+# The import graph of tunefleet's own modules ----------------------------------------------
+
+#: The repository folder of each installed package.
+PACKAGES = {
+    "common": "tunefleet.common",
+    "search": "tunefleet.search",
+    "trainables": "tunefleet.trainables",
+    "experiments": "tunefleet.experiments",
+    "cluster": "tunefleet.cluster",
+}
+#: Cycles another change of issue 15 removes (trainables' held-out retraining and its
+#: wrappers). When it lands, this test fails until the entry is deleted.
+CYCLES_BEING_REMOVED = [
+    frozenset(
+        {
+            "tunefleet.trainables.held_out",
+            "tunefleet.trainables.pytorch",
+            "tunefleet.trainables.sklearn",
+        }
+    )
+]
+
+
+@dataclass(frozen=True)
+class Edge:
+    """One import of a tunefleet module by another."""
+
+    source: str
+    target: str
+    where: str  # file:line
+    in_function: bool
+
+
+def _module_names() -> dict[str, Path]:
+    modules = {}
+    for folder, package in PACKAGES.items():
+        for path in sorted((REPO / folder).rglob("*.py")):
+            parts = list(path.relative_to(REPO / folder).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts.pop()
+            modules[".".join([package, *parts])] = path
+    return modules
+
+
+def _function_level(tree: ast.AST) -> set[int]:
+    """ids of the import statements inside a function (or a method)."""
+    inside = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            inside |= {id(n) for n in ast.walk(node) if isinstance(n, ast.Import | ast.ImportFrom)}
+    return inside
+
+
+def import_graph() -> list[Edge]:
+    """Every import of a tunefleet module by a tunefleet module, at module or function level.
+
+    `from P import name` imports the module P.name when there is one, else P.
+    """
+    modules = _module_names()
+    edges = []
+    for module, path in modules.items():
+        tree = ast.parse(path.read_text())
+        inside = _function_level(tree)
+        package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+        for node in ast.walk(tree):
+            targets: list[str] = []
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join(anchor + ([base] if base else []))
+                targets = [
+                    f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base
+                    for a in node.names
+                ]
+            else:
+                continue
+            where = f"{path.relative_to(REPO)}:{node.lineno}"
+            for target in dict.fromkeys(targets):
+                if target in modules and target != module:
+                    edges.append(Edge(module, target, where, id(node) in inside))
+    return edges
+
+
+def _cycles(edges: list[Edge]) -> list[tuple[frozenset[str], list[Edge]]]:
+    """Each strongly connected group of modules (Tarjan), with one cycle through it."""
+    graph: dict[str, list[Edge]] = {}
+    for edge in edges:
+        graph.setdefault(edge.source, []).append(edge)
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    groups: list[set[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for edge in graph.get(node, []):
+            if edge.target not in index:
+                visit(edge.target)
+                low[node] = min(low[node], low[edge.target])
+            elif edge.target in stack:
+                low[node] = min(low[node], index[edge.target])
+        if low[node] == index[node]:
+            group = set()
+            while True:
+                member = stack.pop()
+                group.add(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                groups.append(group)
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return [(frozenset(group), _one_cycle(group, graph)) for group in groups]
+
+
+def _one_cycle(group: set[str], graph: dict[str, list[Edge]]) -> list[Edge]:
+    start = min(group)
+    paths: dict[str, list[Edge]] = {start: []}
+    frontier = [start]
+    while frontier:  # breadth first: the shortest way back to `start`
+        node = frontier.pop(0)
+        for edge in graph.get(node, []):
+            if edge.target == start:
+                return [*paths[node], edge]
+            if edge.target in group and edge.target not in paths:
+                paths[edge.target] = [*paths[node], edge]
+                frontier.append(edge.target)
+    raise AssertionError(f"no cycle in {group}")
+
+
+def _describe(cycle: list[Edge]) -> str:
+    steps = [
+        f"{e.source} -> {e.target} ({e.where}{', in a function' if e.in_function else ''})"
+        for e in cycle
+    ]
+    return " ; ".join(steps)
+
+
+def test_no_import_cycles_not_even_through_imports_inside_functions() -> None:
+    found = _cycles(import_graph())
+    cycles = [cycle for group, cycle in found if group not in CYCLES_BEING_REMOVED]
+    assert not cycles, "import cycles (put the shared need in a third module both import):\n" + (
+        "\n".join(_describe(c) for c in cycles)
+    )
+    gone = set(CYCLES_BEING_REMOVED) - {group for group, _ in found}
+    assert not gone, f"these cycles are gone: delete them from CYCLES_BEING_REMOVED: {gone}"
+
+
+def test_the_cycle_finder_names_a_cycle_hidden_in_a_function() -> None:
+    edges = [
+        Edge("tunefleet.a", "tunefleet.b", "a.py:3", False),
+        Edge("tunefleet.b", "tunefleet.c", "b.py:9", True),
+        Edge("tunefleet.c", "tunefleet.a", "c.py:2", False),
+        Edge("tunefleet.c", "tunefleet.d", "c.py:3", False),
+    ]
+    ((group, cycle),) = _cycles(edges)
+    assert group == {"tunefleet.a", "tunefleet.b", "tunefleet.c"}
+    assert _describe(cycle) == (
+        "tunefleet.a -> tunefleet.b (a.py:3) ; tunefleet.b -> tunefleet.c (b.py:9, in a "
+        "function) ; tunefleet.c -> tunefleet.a (c.py:2)"
+    )
+    assert _cycles(edges[1:]) == []
+
+
+#: In `experiments/`, what each layer must not import (the CLI sits on top of all four).
+EXPERIMENTS_LAYERS = {
+    "tunefleet.experiments.spec": ("run", "results", "analysis", "cli"),
+    "tunefleet.experiments.results": ("run", "analysis", "cli"),
+    "tunefleet.experiments.analysis": ("run", "cli"),
+    "tunefleet.experiments.run": ("cli",),
+}
+
+
+def _in(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+def test_experiments_layers_import_only_downwards() -> None:
+    wrong = []
+    for edge in import_graph():
+        for layer, forbidden in EXPERIMENTS_LAYERS.items():
+            if _in(edge.source, layer):
+                wrong += [
+                    f"{edge.where}: {edge.source} imports {edge.target}"
+                    for name in forbidden
+                    if _in(edge.target, f"tunefleet.experiments.{name}")
+                ]
+    assert not wrong, "experiments/ layers import upwards:\n" + "\n".join(wrong)
+
+
+def test_only_the_cli_imports_analysis_and_run_together() -> None:
+    imports: dict[str, set[str]] = {}
+    for edge in import_graph():
+        imports.setdefault(edge.source, set()).add(edge.target)
+    both = {
+        module
+        for module, targets in imports.items()
+        if any(_in(t, "tunefleet.experiments.analysis") for t in targets)
+        and any(_in(t, "tunefleet.experiments.run") for t in targets)
+    }
+    assert both <= {"tunefleet.experiments.cli"}, sorted(both)
+    assert "tunefleet.experiments.cli" in both  # the check sees the CLI's imports
+
+
+def test_common_imports_no_other_tunefleet_package() -> None:
+    wrong = [
+        f"{e.where}: {e.target}"
+        for e in import_graph()
+        if _in(e.source, "tunefleet.common") and not _in(e.target, "tunefleet.common")
+    ]
+    assert not wrong, wrong
+
+
+# Imports inside functions ------------------------------------------------------------------
+
+#: Folders whose function-level imports are checked. trainables/ is being reworked by
+#: another change of issue 15 (its held-out retraining); add it when that lands.
+COMMENTED_IMPORT_FOLDERS = ("common", "search", "experiments", "cluster")
+
+
+def uncommented_function_imports(source: str) -> list[int]:
+    """Lines of imports inside functions with no comment saying why: on the line itself, or
+    on the line above the block of imports it belongs to."""
+    lines = source.splitlines()
+    tree = ast.parse(source)
+    inside = _function_level(tree)
+    bare = []
+    for node in ast.walk(tree):
+        if id(node) not in inside:
+            continue
+        assert isinstance(node, ast.Import | ast.ImportFrom)
+        if "#" in lines[node.lineno - 1]:
+            continue
+        above = node.lineno - 2
+        while above >= 0 and (
+            not lines[above].strip() or lines[above].strip().startswith(("import ", "from "))
+        ):
+            above -= 1
+        if above < 0 or not lines[above].strip().startswith("#"):
+            bare.append(node.lineno)
+    return sorted(bare)
+
+
+def test_imports_inside_functions_say_why() -> None:
+    bare = {
+        str(path.relative_to(REPO)): lines
+        for folder in COMMENTED_IMPORT_FOLDERS
+        for path in sorted((REPO / folder).rglob("*.py"))
+        if (lines := uncommented_function_imports(path.read_text()))
+    }
+    assert not bare, (
+        "imports inside functions are only for optional or heavy dependencies, each with a "
+        f"short comment saying so (otherwise import at the top): {bare}"
+    )
+
+
+def test_the_comment_check_finds_a_bare_import() -> None:
+    source = (
+        "def f():\n"
+        "    # Optuna loads only for an Optuna search.\n"
+        "    import optuna\n"
+        "\n"
+        "    from tunefleet.x import y\n"
+        "    return optuna, y\n"
+        "\n"
+        "def g():\n"
+        "    x = 1\n"
+        "    import json\n"
+        "    import torch  # heavy\n"
+    )
+    assert uncommented_function_imports(source) == [10]
 
 
 # Ray's private state -----------------------------------------------------------------------

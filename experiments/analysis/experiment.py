@@ -28,6 +28,7 @@ from tunefleet.experiments.results.files import EXPLOITS_FILE, ITERATIONS_FILE, 
 from tunefleet.experiments.results.iteration_log import FIXED
 from tunefleet.experiments.results.parquet_io import read_metadata
 from tunefleet.search import Choice, Const, Float, Int, Param, Space, SpaceError, parse_space
+from tunefleet.search.tune_space import to_tune_param_space
 
 __all__ = ["AnalysisError", "Experiment", "load", "load_all"]
 
@@ -377,6 +378,7 @@ def load_all(root: str | Path) -> pd.DataFrame:
 def _fanova(
     rows: pd.DataFrame, params: Mapping[str, Param], column: str, mode: str, seed: int
 ) -> pd.Series:
+    # Optuna loads only for importance (about half a second).
     import optuna
 
     distributions = _distributions(params)
@@ -411,9 +413,8 @@ def _fanova(
 
 def _distributions(params: Mapping[str, Param]) -> dict[str, Any]:
     """The Optuna distributions Ray's `OptunaSearch` builds for these parameters."""
+    # Ray's Optuna searcher loads Optuna: only when distributions are asked for.
     from ray.tune.search.optuna import OptunaSearch
-
-    from tunefleet.search.tune_space import to_tune_param_space
 
     sampled: dict[str, Param] = {
         n: Choice(p.values) if isinstance(p, Choice) and p.grid else p for n, p in params.items()

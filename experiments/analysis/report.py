@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from tunefleet.experiments.analysis.experiment import AnalysisError, Experiment, load
+from tunefleet.experiments.analysis.outcome import outcome_table
 from tunefleet.experiments.analysis.show import summary_line
 from tunefleet.search import Choice, Float, Int
 
@@ -115,6 +116,7 @@ def _best(exp: Experiment) -> Figure:
 
 
 def _curves(exp: Experiment) -> Figure:
+    # matplotlib: the optional `tunefleet[report]`, loaded when a report is written.
     from matplotlib.collections import LineCollection
 
     curves = exp.learning_curves()
@@ -161,6 +163,7 @@ def _kind(trial: pd.Series, longest: int) -> str:
 
 
 def _parallel(exp: Experiment) -> Figure | None:
+    # matplotlib: the optional `tunefleet[report]`, loaded when a report is written.
     from matplotlib import colormaps
     from matplotlib.cm import ScalarMappable
     from matplotlib.collections import LineCollection
@@ -299,7 +302,7 @@ def _lineage(exp: Experiment) -> Figure | None:
 
 def _require_matplotlib() -> None:
     try:
-        import matplotlib  # noqa: F401
+        import matplotlib  # noqa: F401  (optional: tunefleet[report]; is it installed?)
     except ImportError as exc:
         raise ImportError(
             "tunefleet report needs matplotlib; install it with `pip install matplotlib`."
@@ -307,6 +310,7 @@ def _require_matplotlib() -> None:
 
 
 def _figure(width: float, height: float, *, ncols: int = 1) -> Figure:
+    # matplotlib: the optional `tunefleet[report]`, loaded when a report is written.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -387,8 +391,6 @@ def _html(
 
 def _outcome_html(exp: Experiment) -> list[str]:
     """Baseline, best validation and test scores side by side (`outcome_table`)."""
-    from tunefleet.experiments.analysis.outcome import outcome_table
-
     table = outcome_table(exp)
     if table is None:
         return []

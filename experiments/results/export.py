@@ -24,12 +24,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pyarrow import fs as pafs
+
 from tunefleet.common.logs import quiet_logger
 from tunefleet.common.ray_compat import best_value_seen
 from tunefleet.experiments.results.files import ITERATIONS_FILE, SPEC_FILE, TRIALS_FILE
 from tunefleet.experiments.results.parquet_io import join_path as _join
 from tunefleet.experiments.results.parquet_io import path_exists as _exists
 from tunefleet.experiments.results.recorder import ResultsRecorder
+from tunefleet.experiments.spec.loading import SpecError, parse_yaml
 
 __all__ = ["ExportError", "ExportSummary", "describe", "export_experiment"]
 
@@ -157,8 +160,6 @@ def _normalize(path: str) -> str:
 
 
 def _filesystem(path: str) -> tuple[Any, str]:
-    from pyarrow import fs as pafs
-
     if "://" in path:
         filesystem, fs_path = pafs.FileSystem.from_uri(path)
         return filesystem, fs_path
@@ -167,8 +168,6 @@ def _filesystem(path: str) -> tuple[Any, str]:
 
 def _read_text(path: str) -> str | None:
     """A small file's text through pyarrow's filesystems, or None if it is not there."""
-    from pyarrow import fs as pafs
-
     filesystem, fs_path = _filesystem(path)
     if filesystem.get_file_info(fs_path).type != pafs.FileType.File:
         return None
@@ -177,8 +176,6 @@ def _read_text(path: str) -> str | None:
 
 
 def _read_spec(exp_dir: str) -> dict[str, Any]:
-    from tunefleet.experiments.spec.loading import SpecError, parse_yaml
-
     text = _read_text(_join(exp_dir, SPEC_FILE))
     if text is None:
         return {}
@@ -190,6 +187,7 @@ def _read_spec(exp_dir: str) -> dict[str, Any]:
 
 
 def _ray_trials(exp_dir: str) -> list[Any]:
+    # Ray loads on first use (about a second), not when this module is imported.
     from ray.tune import ExperimentAnalysis
 
     # Ray warns for every trial without result.json (the usual case for tunefleet runs);
@@ -213,8 +211,6 @@ def _history(trial: Any, filesystem: Any) -> list[dict[str, Any]] | None:
     `trial.path` is the trial's folder on the experiment's filesystem (`ExperimentAnalysis`
     points it at the folder it read, wherever the experiment was first written).
     """
-    from pyarrow import fs as pafs
-
     fs_path = f"{trial.path}/{_RESULT_FILE}"
     if filesystem.get_file_info(fs_path).type != pafs.FileType.File:
         return None
