@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from tunefleet.cluster.connect import (
     ClusterError,
+    ClusterInputError,
     RayConnection,
     connect,
     discard_early_start,
     start_early,
 )
 
-__all__ = ["ClusterError", "RayConnection", "connect", "discard_early_start", "start_early"]
+__all__ = [
+    "ClusterError",
+    "ClusterInputError",
+    "RayConnection",
+    "connect",
+    "discard_early_start",
+    "start_early",
+]

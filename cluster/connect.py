@@ -15,11 +15,30 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ClusterError", "RayConnection", "connect", "discard_early_start", "start_early"]
+from tunefleet.common.errors import TunefleetError
+
+__all__ = [
+    "ClusterError",
+    "ClusterInputError",
+    "RayConnection",
+    "connect",
+    "discard_early_start",
+    "start_early",
+]
 
 
-class ClusterError(RuntimeError):
-    """Ray could not be reached or started; the message says what to check."""
+class ClusterError(TunefleetError, RuntimeError):
+    """Ray or the cluster could not be reached, started or used; the message says what to
+    check (exit code 1: the command was right, carrying it out failed)."""
+
+    exit_code = 1
+
+
+class ClusterInputError(ClusterError):
+    """A cluster command that cannot run as given: a missing file, a wrong address or
+    option, a package the command needs (exit code 2)."""
+
+    exit_code = 2
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tunefleet.common.errors import TunefleetError
 from tunefleet.common.logs import quiet_logger
 from tunefleet.experiments.results.files import EXPLOITS_FILE, ITERATIONS_FILE, TRIALS_FILE
 from tunefleet.experiments.results.iteration_log import FIXED
@@ -37,7 +38,7 @@ _ITERATION_FIELDS = frozenset({"experiment", *FIXED})
 _PRIMITIVE = (str, int, float, bool, type(None))
 
 
-class AnalysisError(ValueError):
+class AnalysisError(TunefleetError, ValueError):
     """Results that cannot be read or cannot answer the question; the message says why."""
 
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from tunefleet.common.errors import MissingDependencyError
 from tunefleet.experiments.analysis.experiment import AnalysisError, Experiment, load
 from tunefleet.experiments.analysis.outcome import outcome_table
 from tunefleet.experiments.analysis.show import summary_line
@@ -304,8 +305,9 @@ def _require_matplotlib() -> None:
     try:
         import matplotlib  # noqa: F401  (optional: tunefleet[report]; is it installed?)
     except ImportError as exc:
-        raise ImportError(
-            "tunefleet report needs matplotlib; install it with `pip install matplotlib`."
+        raise MissingDependencyError(
+            "tunefleet report needs matplotlib; install it with `pip install matplotlib` "
+            "(or pip install 'tunefleet[report]')."
         ) from exc
 
 

@@ -26,6 +26,7 @@ from typing import Any
 
 from pyarrow import fs as pafs
 
+from tunefleet.common.errors import TunefleetError
 from tunefleet.common.logs import quiet_logger
 from tunefleet.common.ray_compat import best_value_seen
 from tunefleet.experiments.results.files import ITERATIONS_FILE, SPEC_FILE, TRIALS_FILE
@@ -39,7 +40,7 @@ __all__ = ["ExportError", "ExportSummary", "describe", "export_experiment"]
 _RESULT_FILE = "result.json"
 
 
-class ExportError(ValueError):
+class ExportError(TunefleetError, ValueError):
     """The folder cannot be exported as asked; the message says why and what to do."""
 
 

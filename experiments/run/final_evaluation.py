@@ -28,6 +28,7 @@ import pyarrow as pa
 import ray
 
 from tunefleet.cluster import connect
+from tunefleet.common.errors import TunefleetError
 from tunefleet.experiments.results.files import FINAL_FILE, SPEC_FILE, TRIALS_FILE, read_baseline
 from tunefleet.experiments.results.parquet_io import write_parquet_atomic
 from tunefleet.experiments.spec.loading import load_spec
@@ -37,7 +38,7 @@ from tunefleet.experiments.spec.plan import Plan, make_plan
 __all__ = ["FINAL_FILE", "FinalError", "check_final", "evaluate_dir", "run_final"]
 
 
-class FinalError(ValueError):
+class FinalError(TunefleetError, ValueError):
     """The final evaluation cannot run as asked; the message says why and what to do."""
 
 

@@ -13,6 +13,7 @@ from ray import tune
 from ray.tune.search import Searcher
 
 from tunefleet.cluster import connect
+from tunefleet.common.errors import TunefleetError
 from tunefleet.experiments.results.files import SPEC_FILE
 from tunefleet.experiments.results.parquet_io import write_text_atomic
 from tunefleet.experiments.results.recorder import ResultsRecorder
@@ -41,7 +42,7 @@ __all__ = [
 ]
 
 
-class RunError(ValueError):
+class RunError(TunefleetError, ValueError):
     """The run cannot start as asked (e.g. its results folder is taken)."""
 
 
