@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tunefleet.cluster.connect import (
     ClusterError,
+    ClusterInputError,
     ClusterUnavailable,
     RayConnection,
     connect,
@@ -14,6 +15,7 @@ from tunefleet.cluster.join import check_address
 
 __all__ = [
     "ClusterError",
+    "ClusterInputError",
     "ClusterUnavailable",
     "RayConnection",
     "check_address",

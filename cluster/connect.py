@@ -15,11 +15,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from tunefleet.cluster.errors import ClusterError, ClusterUnavailable
+from tunefleet.cluster.errors import ClusterError, ClusterInputError, ClusterUnavailable
 from tunefleet.cluster.join import join
 
 __all__ = [
     "ClusterError",
+    "ClusterInputError",
     "ClusterUnavailable",
     "RayConnection",
     "connect",
@@ -68,6 +69,7 @@ def connect(
         ClusterUnavailable: If Ray cannot be started, or the cluster reached or joined
             (within seconds: see `tunefleet.cluster.join`).
     """
+    # Ray loads on first use (about a second), not when this module is imported.
     import ray
 
     early = _take_early_start() if address is None else None
@@ -94,6 +96,7 @@ def connect(
 
 
 def _init_local(verbose: bool, num_cpus: int | None) -> None:
+    # Ray loads on first use (about a second), not when this module is imported.
     import ray
 
     ray.init(
@@ -150,11 +153,6 @@ def _exit_on_signal(signum: int, frame: Any) -> None:
     sys.exit(signum)
 
 
-class _NotMainThreadWarning(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("SIGTERM handler is not set")
-
-
 _early: _EarlyStart | None = None
 
 
@@ -166,11 +164,15 @@ def start_early(*, verbose: bool = False, num_cpus: int | None = None) -> None:
     `connect` (an error), so that the instance is not left running.
     """
     global _early
+    # Ray loads on first use (about a second), not when this module is imported; so does
+    # the Ray boundary, which imports Ray.
     import ray
+
+    from tunefleet.common.ray_compat import quiet_sigterm_warning
 
     if _early is not None or ray.is_initialized():
         return
-    logging.getLogger("ray._private.worker").addFilter(_NotMainThreadWarning())
+    quiet_sigterm_warning()  # Ray warns that this thread is not the main one
     _early = _EarlyStart(verbose, num_cpus)
     _early.start()
 
@@ -186,6 +188,7 @@ def discard_early_start() -> None:
     early = _take_early_start()
     if early is None:
         return
+    # Ray loads on first use (about a second), not when this module is imported.
     import ray
 
     try:
@@ -197,6 +200,7 @@ def discard_early_start() -> None:
 
 
 def _describe(address: str, *, started_here: bool) -> RayConnection:
+    # Ray loads on first use (about a second), not when this module is imported.
     import ray
 
     resources = ray.cluster_resources()

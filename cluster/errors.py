@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
-__all__ = ["ClusterError", "ClusterUnavailable"]
+from tunefleet.common.errors import TunefleetError
+
+__all__ = ["ClusterError", "ClusterInputError", "ClusterUnavailable"]
 
 
-class ClusterError(RuntimeError):
-    """Ray could not be reached or started; the message says what to check."""
+class ClusterError(TunefleetError, RuntimeError):
+    """Ray or the cluster could not be reached, started or used; the message says what to
+    check (exit code 1: the command was right, carrying it out failed)."""
+
+    exit_code = 1
+
+
+class ClusterInputError(ClusterError):
+    """A cluster command that cannot run as given: a missing file, a wrong address or
+    option, a package the command needs (exit code 2)."""
+
+    exit_code = 2
 
 
 class ClusterUnavailable(ClusterError):

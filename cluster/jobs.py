@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from tunefleet.cluster.connect import ClusterError
+from tunefleet.cluster.connect import ClusterError, ClusterInputError
 
 __all__ = ["DEFAULT_EXCLUDES", "JobRequest", "job_request", "submit"]
 
@@ -91,20 +91,20 @@ def job_request(
     """
     root = Path(working_dir).expanduser().resolve()
     if not root.is_dir():
-        raise ClusterError(f"working_dir: {working_dir} is not a folder.")
+        raise ClusterInputError(f"working_dir: {working_dir} is not a folder.")
     spec = Path(spec_path).expanduser()
     spec = (spec if spec.is_absolute() else Path.cwd() / spec).resolve()
     if not spec.is_file():
-        raise ClusterError(f"{spec_path}: no such file.")
+        raise ClusterInputError(f"{spec_path}: no such file.")
     try:
         relative = spec.relative_to(root)
     except ValueError:
-        raise ClusterError(
+        raise ClusterInputError(
             f"{spec_path} is outside the working directory {root}; the job sees only that "
             "folder: move the spec into it or choose another working_dir."
         ) from None
     if "://" not in storage and not storage.startswith(("/", "~")):
-        raise ClusterError(
+        raise ClusterInputError(
             f"storage: {storage!r} is relative, but the job runs in a temporary copy of the "
             "working directory; give a URI (s3://, gs://, abfs://) or an absolute path that "
             "every node sees."
@@ -206,24 +206,25 @@ def submit(
 def _client(address: str) -> Any:
     """Ray's `JobSubmissionClient` for `address`, with one-line errors."""
     if not address.startswith(("http://", "https://")):
-        raise ClusterError(
+        raise ClusterInputError(
             f"address: {address!r} is not the dashboard's HTTP address; jobs go to "
             "http://HEAD:8265 (HOST:6379 is the address for `tunefleet run --address`)."
         )
     for variable in _ADDRESS_VARIABLES:
         value = os.environ.get(variable)
         if value and value.rstrip("/") != address.rstrip("/"):
-            raise ClusterError(
+            raise ClusterInputError(
                 f"{variable}={value} is set and Ray would use it instead of {address}; unset "
                 "it or make the two match."
             )
     try:
         import aiohttp  # noqa: F401  (Ray's job client needs it, and says so less clearly)
     except ImportError:
-        raise ClusterError(
+        raise ClusterInputError(
             "submitting jobs needs Ray's job client, which is not installed here "
             "(aiohttp is missing): pip install 'ray[default]>=2.60,<2.61'."
         ) from None
+    # Ray's job client: the optional `ray[default]`, checked just above.
     from ray.job_submission import JobSubmissionClient
 
     return _call(address, lambda: JobSubmissionClient(address))
@@ -231,6 +232,7 @@ def _client(address: str) -> Any:
 
 def _call(address: str, fn: Any) -> Any:
     """Runs one request to the job server, turning Ray's errors into one line."""
+    # Loaded with Ray's job client (`ray[default]`).
     import requests
     from ray.exceptions import AuthenticationError
 
@@ -254,7 +256,7 @@ def _call(address: str, fn: Any) -> Any:
         ) from exc
     except ValueError as exc:  # e.g. the working directory is over Ray's upload limit
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ClusterError(f"could not prepare the job: {first}") from exc
+        raise ClusterInputError(f"could not prepare the job: {first}") from exc
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ClusterError(f"the Ray job server at {address} refused: {first}") from exc

@@ -165,6 +165,7 @@ def join(address: str, *, verbose: bool = False) -> None:
         ClusterUnavailable: If the cluster cannot be reached or refuses to be joined; the one
             line says what to check.
     """
+    # Ray loads (about a second) only when a cluster is joined.
     import ray
     from ray.exceptions import RayError
 
@@ -280,7 +281,7 @@ def _write_all(fd: int, data: bytes) -> None:
 
 def _failure(exc: BaseException, where: str, target: Endpoint | None) -> str:
     """One line for a failed `ray.init`: what went wrong and what to check."""
-    from ray.exceptions import AuthenticationError
+    from ray.exceptions import AuthenticationError  # Ray is loaded: a join was tried
 
     prefix = f"could not join the Ray cluster at {where}"
     chain = _chain_text(exc)

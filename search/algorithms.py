@@ -12,6 +12,10 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
+from ray.tune.search import Repeater
+from ray.tune.search.basic_variant import BasicVariantGenerator
+
+from tunefleet.search.conditional import ConditionalSearcher, DefineByRun, hyperopt_space
 from tunefleet.search.schedulers import AnyScheduler, build_scheduler
 from tunefleet.search.settings import SearchSettings
 from tunefleet.search.space import Choice, Const, Float, Int, Normal, Space
@@ -67,8 +71,6 @@ def build_search(
             ),
         )
     if search.population_based:
-        from ray.tune.search.basic_variant import BasicVariantGenerator
-
         return TuneSearch(
             search_alg=BasicVariantGenerator(
                 max_concurrent=search.max_concurrent or 0, random_state=search.seed
@@ -130,8 +132,6 @@ def build_searcher(
     points = [encode_point(nest(p), choices) for p in settings.points_to_evaluate] or None
     algorithm = _backend(settings)
     if algorithm == "variants":
-        from ray.tune.search.basic_variant import BasicVariantGenerator
-
         # Ray applies `TuneConfig.max_concurrent_trials` only to a `Searcher` (through a
         # ConcurrencyLimiter); this generator is not one, so it must carry the cap itself.
         return BasicVariantGenerator(
@@ -140,6 +140,7 @@ def build_searcher(
             random_state=settings.seed,
         )
     if algorithm == "hyperopt":
+        # Hyperopt loads only for a Hyperopt search.
         from tunefleet.search.hyperopt_search import LogNormalHyperOptSearch
 
         kwargs: dict[str, Any] = {}
@@ -149,6 +150,7 @@ def build_searcher(
             points_to_evaluate=points, random_state_seed=settings.seed, **kwargs
         )
     elif algorithm in ("optuna", "optuna-random"):
+        # Optuna loads only for an Optuna search (about half a second).
         import optuna
         from ray.tune.search.optuna import OptunaSearch
 
@@ -168,8 +170,6 @@ def build_searcher(
     if choices:
         searcher = DecodeChoices(searcher, choices)
     if settings.repeat > 1:
-        from ray.tune.search import Repeater
-
         searcher = Repeater(searcher, repeat=settings.repeat, set_index=True)
     return searcher
 
@@ -179,10 +179,9 @@ def _conditional_searcher(
 ) -> Any:
     """Hyperopt with nested `hp.choice`, or Optuna define-by-run (random search: Optuna's
     random sampler), built with their own space and wrapped to decode suggestions."""
-    from tunefleet.search.conditional import ConditionalSearcher, DefineByRun, hyperopt_space
-
     searcher: Any
     if settings.algorithm == "hyperopt":
+        # Hyperopt loads only for a Hyperopt search.
         from tunefleet.search.hyperopt_search import LogNormalHyperOptSearch
 
         kwargs: dict[str, Any] = {}
@@ -196,6 +195,7 @@ def _conditional_searcher(
             **kwargs,
         )
     else:
+        # Optuna loads only for an Optuna search (about half a second).
         import optuna
         from ray.tune.search.optuna import OptunaSearch
 
@@ -208,13 +208,12 @@ def _conditional_searcher(
     # NaN, infinite or missing values of the target reach the backend as failed trials.
     searcher = ConditionalSearcher(FiniteTarget(searcher), space)
     if settings.repeat > 1:
-        from ray.tune.search import Repeater
-
         searcher = Repeater(searcher, repeat=settings.repeat, set_index=True)
     return searcher
 
 
 def _optuna_sampler(settings: SearchSettings, *, conditional: bool = False) -> Any:
+    # Optuna loads only for an Optuna search (about half a second).
     import optuna
 
     with warnings.catch_warnings():
@@ -224,6 +223,7 @@ def _optuna_sampler(settings: SearchSettings, *, conditional: bool = False) -> A
 
 
 def _make_optuna_sampler(settings: SearchSettings, *, conditional: bool = False) -> Any:
+    # Optuna loads only for an Optuna search (about half a second).
     import optuna
 
     samplers = optuna.samplers
@@ -291,6 +291,7 @@ def _clip(param: Float | Int | Normal, value: float) -> float | int:
 
 
 def _population_scheduler(search: SearchSettings, space: Space) -> Any:
+    # PB2's module loads scikit-learn: only for a population-based search.
     from ray.tune.schedulers import PopulationBasedTraining
     from ray.tune.schedulers.pb2 import PB2
 

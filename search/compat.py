@@ -13,6 +13,7 @@ import difflib
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
+from tunefleet.common.errors import TunefleetError
 from tunefleet.search.schedulers import (
     AnyScheduler,
     AshaSettings,
@@ -26,7 +27,7 @@ from tunefleet.search.space import Choice, Conditional, Float, Int, Normal, Para
 __all__ = ["SearchConfigError", "check_mutations", "check_objectives", "check_search"]
 
 
-class SearchConfigError(ValueError):
+class SearchConfigError(TunefleetError, ValueError):
     """An invalid combination of searcher, scheduler and space."""
 
 

@@ -53,6 +53,7 @@ class _Node:
 
 
 def _optuna_node(space: Space, prefix: str) -> _Node:
+    # Optuna (through Ray's searcher) loads only for an Optuna search.
     from ray.tune.search.optuna import OptunaSearch
 
     domains, _ = _plain(space)
@@ -87,6 +88,7 @@ class DefineByRun:
 
 
 def _suggest(trial: Any, node: _Node) -> None:
+    # Optuna loads only for an Optuna search.
     from optuna.distributions import FloatDistribution, IntDistribution
 
     for name, dist in node.distributions.items():
@@ -114,6 +116,7 @@ def hyperopt_space(space: Space, prefix: str = "") -> dict[str, Any]:
         space: The parsed space.
         prefix: Internal name of the branch this space belongs to ("" at the top).
     """
+    # Hyperopt loads only for a Hyperopt search.
     from hyperopt import hp
 
     from tunefleet.search.hyperopt_search import convert_search_space

@@ -6,45 +6,26 @@ experiment's whole trial list, finished trials first, on every step of the contr
 falls as the experiment grows (measured: the scan alone took 11 s of a 3,000-trial run's
 128 s). These subclasses make the same choice (the first PENDING trial in creation order,
 else the first PAUSED one) starting after the leading run of TERMINATED trials, which never
-run again in the same run. Everything else is Ray's.
+run again in the same run (`tunefleet.common.ray_compat.SkipFinishedTrials`, which reads
+Ray's private trial controller). Everything else is Ray's.
 """
 
 from __future__ import annotations
 
-from itertools import islice
-from typing import Any
-
-from ray.tune.experiment import Trial
 from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, MedianStoppingRule
+
+from tunefleet.common.ray_compat import SkipFinishedTrials
 
 __all__ = ["AshaScheduler", "FifoScheduler", "MedianStopping"]
 
 
-class _SkipFinished:
-    """`choose_trial_to_run` for schedulers that take the first runnable trial."""
-
-    _finished_prefix = 0  # trials [0, _finished_prefix) were TERMINATED when last looked at
-
-    def choose_trial_to_run(self, tune_controller: Any) -> Trial | None:
-        trials = tune_controller.get_trials()
-        start = self._finished_prefix if self._finished_prefix <= len(trials) else 0
-        while start < len(trials) and trials[start].status == Trial.TERMINATED:
-            start += 1
-        self._finished_prefix = start
-        for wanted in (Trial.PENDING, Trial.PAUSED):
-            for trial in islice(trials, start, None):
-                if trial.status == wanted:
-                    return trial
-        return None
-
-
-class FifoScheduler(_SkipFinished, FIFOScheduler):
+class FifoScheduler(SkipFinishedTrials, FIFOScheduler):
     """Ray's `FIFOScheduler`."""
 
 
-class AshaScheduler(_SkipFinished, AsyncHyperBandScheduler):
+class AshaScheduler(SkipFinishedTrials, AsyncHyperBandScheduler):
     """Ray's `ASHAScheduler` (`AsyncHyperBandScheduler`)."""
 
 
-class MedianStopping(_SkipFinished, MedianStoppingRule):
+class MedianStopping(SkipFinishedTrials, MedianStoppingRule):
     """Ray's `MedianStoppingRule`."""

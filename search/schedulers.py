@@ -125,6 +125,8 @@ def build_scheduler(settings: AnyScheduler, *, stop: dict[str, Any]) -> Any:
         settings: The validated `scheduler:` section.
         stop: The spec's stop criteria, which give `max_t` when it is not set.
     """
+    # Ray (and fifo, which subclasses Ray's schedulers) load only when a scheduler is built:
+    # a spec is checked without Ray.
     from ray.tune import schedulers
 
     from tunefleet.search import fifo  # Ray's schedulers, without the rescans of finished trials

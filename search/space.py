@@ -49,6 +49,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from tunefleet.common.errors import TunefleetError
+
 __all__ = [
     "DISTRIBUTIONS",
     "Choice",
@@ -64,7 +66,7 @@ __all__ = [
 ]
 
 
-class SpaceError(ValueError):
+class SpaceError(TunefleetError, ValueError):
     """A search space that cannot be used; the message names the parameter and the fix."""
 
     def __init__(self, path: str, message: str) -> None:

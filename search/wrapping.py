@@ -26,12 +26,20 @@ class DelegatingSearcher(Searcher):
         self.searcher = searcher
         super().__init__(metric=searcher.metric, mode=searcher.mode)
 
+    @property
+    def metric(self) -> Any:
+        """The wrapped searcher's metric (set by Ray through `set_search_properties`)."""
+        return self.searcher.metric
+
+    @property
+    def mode(self) -> Any:
+        """The wrapped searcher's mode."""
+        return self.searcher.mode
+
     def set_search_properties(
         self, metric: str | None, mode: str | None, config: dict[str, Any], **spec: Any
     ) -> bool:
-        ok = self.searcher.set_search_properties(metric, mode, config, **spec)
-        self._metric, self._mode = self.searcher.metric, self.searcher.mode
-        return ok
+        return self.searcher.set_search_properties(metric, mode, config, **spec)
 
     def set_max_concurrency(self, max_concurrent: int) -> bool:
         return self.searcher.set_max_concurrency(max_concurrent)
@@ -146,10 +154,24 @@ class NoSearch(Searcher):
     to wrap, and Optuna's and Hyperopt's refuse a space with nothing to sample.
     """
 
+    def __init__(self, metric: str | None = None, mode: str | None = None) -> None:
+        super().__init__()
+        self._target: tuple[str | None, str | None] = (metric, mode)
+
+    @property
+    def metric(self) -> Any:
+        """The target metric Ray set (kept here, not in Ray's private fields)."""
+        return self._target[0]
+
+    @property
+    def mode(self) -> Any:
+        """`min` or `max`, as Ray set it."""
+        return self._target[1]
+
     def set_search_properties(
         self, metric: str | None, mode: str | None, config: dict[str, Any], **spec: Any
     ) -> bool:
-        self._metric, self._mode = metric or self._metric, mode or self._mode
+        self._target = (metric or self._target[0], mode or self._target[1])
         return True
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
@@ -171,10 +193,10 @@ class NoSearch(Searcher):
         """Nothing to learn from."""
 
     def get_state(self) -> dict[str, Any]:
-        return {"metric": self._metric, "mode": self._mode}
+        return {"metric": self._target[0], "mode": self._target[1]}
 
     def set_state(self, state: dict[str, Any]) -> None:
-        self._metric, self._mode = state["metric"], state["mode"]
+        self._target = (state["metric"], state["mode"])
 
     def save(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "wb") as f:

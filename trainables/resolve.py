@@ -9,6 +9,8 @@ import inspect
 import re
 from typing import Any, Protocol, runtime_checkable
 
+from tunefleet.common.errors import TunefleetError
+
 __all__ = [
     "IMPORT_PATH_PATTERN",
     "TrainableError",
@@ -22,7 +24,7 @@ __all__ = [
 IMPORT_PATH_PATTERN = r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$"
 
 
-class TrainableError(ValueError):
+class TrainableError(TunefleetError, ValueError):
     """The spec's trainable cannot be imported or is not something Ray Tune can run."""
 
 

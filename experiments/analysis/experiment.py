@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tunefleet.common.errors import TunefleetError
 from tunefleet.common.logs import quiet_logger
 from tunefleet.experiments.results.files import EXPLOITS_FILE, ITERATIONS_FILE, TRIALS_FILE
 from tunefleet.experiments.results.iteration_log import FIXED
@@ -38,6 +39,7 @@ from tunefleet.search import (
     SpaceError,
     parse_space,
 )
+from tunefleet.search.tune_space import to_tune_param_space
 
 __all__ = ["AnalysisError", "Experiment", "load", "load_all"]
 
@@ -46,7 +48,7 @@ _ITERATION_FIELDS = frozenset({"experiment", *FIXED})
 _PRIMITIVE = (str, int, float, bool, type(None))
 
 
-class AnalysisError(ValueError):
+class AnalysisError(TunefleetError, ValueError):
     """Results that cannot be read or cannot answer the question; the message says why."""
 
 
@@ -387,6 +389,7 @@ def load_all(root: str | Path) -> pd.DataFrame:
 def _fanova(
     rows: pd.DataFrame, params: Mapping[str, Param], column: str, mode: str, seed: int
 ) -> pd.Series:
+    # Optuna loads only for importance (about half a second).
     import optuna
 
     distributions = _distributions(params, rows)
@@ -422,9 +425,8 @@ def _fanova(
 def _distributions(params: Mapping[str, Param], rows: pd.DataFrame) -> dict[str, Any]:
     """The Optuna distributions Ray's `OptunaSearch` builds for these parameters; a normal
     parameter, which has no bounds, spans the values the trials drew."""
+    # Ray's Optuna searcher loads Optuna: only when distributions are asked for.
     from ray.tune.search.optuna import OptunaSearch
-
-    from tunefleet.search.tune_space import to_tune_param_space
 
     sampled: dict[str, Param] = {}
     for n, p in params.items():

@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from tunefleet.common.errors import MissingDependencyError
 from tunefleet.experiments.analysis.experiment import AnalysisError, Experiment, load
+from tunefleet.experiments.analysis.outcome import outcome_table
 from tunefleet.experiments.analysis.show import summary_line
 from tunefleet.search import Choice, Float, Int, Normal
 
@@ -115,6 +117,7 @@ def _best(exp: Experiment) -> Figure:
 
 
 def _curves(exp: Experiment) -> Figure:
+    # matplotlib: the optional `tunefleet[report]`, loaded when a report is written.
     from matplotlib.collections import LineCollection
 
     curves = exp.learning_curves()
@@ -161,6 +164,7 @@ def _kind(trial: pd.Series, longest: int) -> str:
 
 
 def _parallel(exp: Experiment) -> Figure | None:
+    # matplotlib: the optional `tunefleet[report]`, loaded when a report is written.
     from matplotlib import colormaps
     from matplotlib.cm import ScalarMappable
     from matplotlib.collections import LineCollection
@@ -300,14 +304,15 @@ def _lineage(exp: Experiment) -> Figure | None:
 
 def _require_matplotlib() -> None:
     try:
-        import matplotlib  # noqa: F401
+        import matplotlib  # noqa: F401  (optional: tunefleet[report]; is it installed?)
     except ImportError as exc:
-        raise ImportError(
+        raise MissingDependencyError(
             "tunefleet report needs matplotlib; install it with `pip install 'tunefleet[report]'`."
         ) from exc
 
 
 def _figure(width: float, height: float, *, ncols: int = 1) -> Figure:
+    # matplotlib: the optional `tunefleet[report]`, loaded when a report is written.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -388,8 +393,6 @@ def _html(
 
 def _outcome_html(exp: Experiment) -> list[str]:
     """Baseline, best validation and test scores side by side (`outcome_table`)."""
-    from tunefleet.experiments.analysis.outcome import outcome_table
-
     table = outcome_table(exp)
     if table is None:
         return []

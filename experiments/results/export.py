@@ -23,25 +23,29 @@ read (`tunefleet.experiments.results.trust`).
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pyarrow import fs as pafs
+
+from tunefleet.common.errors import TunefleetError
 from tunefleet.common.logs import quiet_logger
+from tunefleet.common.ray_compat import best_value_seen
 from tunefleet.experiments.results.files import ITERATIONS_FILE, SPEC_FILE, TRIALS_FILE
 from tunefleet.experiments.results.parquet_io import join_path as _join
 from tunefleet.experiments.results.parquet_io import path_exists as _exists
 from tunefleet.experiments.results.recorder import ResultsRecorder
 from tunefleet.experiments.results.trust import foreign_folder_warning
+from tunefleet.experiments.spec.loading import SpecError, parse_yaml
 
 __all__ = ["ExportError", "ExportSummary", "describe", "export_experiment"]
 
 _RESULT_FILE = "result.json"
 
 
-class ExportError(ValueError):
+class ExportError(TunefleetError, ValueError):
     """The folder cannot be exported as asked; the message says why and what to do."""
 
 
@@ -102,7 +106,8 @@ def export_experiment(
             "experiment state."
         )
     trials = _ray_trials(exp_dir, warn)
-    histories = {trial.trial_id: _history(trial) for trial in trials}
+    filesystem, _ = _filesystem(exp_dir)
+    histories = {trial.trial_id: _history(trial, filesystem) for trial in trials}
     results = [
         r
         for t in trials
@@ -135,7 +140,7 @@ def export_experiment(
                 result = {**result, "trial_id": trial.trial_id}
             recorder.on_trial_result(0, trials, trial, result)
         if from_state:
-            best = _ray_best(trial, str(metric), str(mode))
+            best = best_value_seen(trial, str(metric), str(mode))
             if best is not None:
                 recorder.note_best(trial.trial_id, best)
         if str(trial.status) == "ERROR":
@@ -164,8 +169,6 @@ def _normalize(path: str) -> str:
 
 
 def _filesystem(path: str) -> tuple[Any, str]:
-    from pyarrow import fs as pafs
-
     if "://" in path:
         filesystem, fs_path = pafs.FileSystem.from_uri(path)
         return filesystem, fs_path
@@ -174,8 +177,6 @@ def _filesystem(path: str) -> tuple[Any, str]:
 
 def _read_text(path: str) -> str | None:
     """A small file's text through pyarrow's filesystems, or None if it is not there."""
-    from pyarrow import fs as pafs
-
     filesystem, fs_path = _filesystem(path)
     if filesystem.get_file_info(fs_path).type != pafs.FileType.File:
         return None
@@ -184,8 +185,6 @@ def _read_text(path: str) -> str | None:
 
 
 def _read_spec(exp_dir: str) -> dict[str, Any]:
-    from tunefleet.experiments.spec.loading import SpecError, parse_yaml
-
     text = _read_text(_join(exp_dir, SPEC_FILE))
     if text is None:
         return {}
@@ -197,6 +196,7 @@ def _read_spec(exp_dir: str) -> dict[str, Any]:
 
 
 def _ray_trials(exp_dir: str, warn: Callable[[str], None] | None = None) -> list[Any]:
+    # Ray loads on first use (about a second), not when this module is imported.
     from ray.tune import ExperimentAnalysis, Tuner
 
     # Before the state is unpickled, and only when there is one (otherwise: the error below).
@@ -219,13 +219,13 @@ def _ray_trials(exp_dir: str, warn: Callable[[str], None] | None = None) -> list
     return sorted(analysis.trials, key=lambda t: str(t.trial_id))
 
 
-def _history(trial: Any) -> list[dict[str, Any]] | None:
-    """Every result in the trial's `result.json`, or None when there is none."""
-    storage = trial.storage
-    fs_path = f"{storage.trial_fs_path}/{_RESULT_FILE}"
-    from pyarrow import fs as pafs
+def _history(trial: Any, filesystem: Any) -> list[dict[str, Any]] | None:
+    """Every result in the trial's `result.json`, or None when there is none.
 
-    filesystem = storage.storage_filesystem
+    `trial.path` is the trial's folder on the experiment's filesystem (`ExperimentAnalysis`
+    points it at the folder it read, wherever the experiment was first written).
+    """
+    fs_path = f"{trial.path}/{_RESULT_FILE}"
     if filesystem.get_file_info(fs_path).type != pafs.FileType.File:
         return None
     with filesystem.open_input_stream(fs_path) as f:
@@ -236,15 +236,6 @@ def _history(trial: Any) -> list[dict[str, Any]] | None:
 def _start(result: Mapping[str, Any]) -> float:
     timestamp = float(result.get("timestamp") or 0.0)
     return timestamp - float(result.get("time_total_s") or 0.0)
-
-
-def _ray_best(trial: Any, metric: str, mode: str) -> float | None:
-    """The best value of `metric` over the trial's history, as Ray's metric analysis kept it."""
-    analysis = getattr(trial.run_metadata, "metric_analysis", {}) or {}
-    value = (analysis.get(metric) or {}).get(mode)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
 
 
 def describe(summary: ExportSummary) -> str:

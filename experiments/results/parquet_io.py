@@ -12,7 +12,9 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from ray.tune.result import AUTO_RESULT_KEYS
+from pyarrow import fs as pafs
+
+from tunefleet.common.ray_compat import RAY_RESULT_FIELDS
 
 __all__ = [
     "METADATA_KEY",
@@ -34,13 +36,7 @@ __all__ = [
 METADATA_KEY = b"tunefleet"
 
 # Result fields Ray adds itself.
-RAY_FIELDS = frozenset(AUTO_RESULT_KEYS) | {
-    "done",
-    "trial_id",
-    "experiment_tag",
-    "should_checkpoint",
-    "__duplicate__",
-}
+RAY_FIELDS = RAY_RESULT_FIELDS
 
 
 def versions() -> dict[str, str]:
@@ -98,8 +94,6 @@ def _array(values: list[Any]) -> pa.Array:
 def write_text_atomic(path: str, text: str) -> None:
     """Writes a small text file whole (temporary file, then rename; object stores: one PUT)."""
     if "://" in path and not path.startswith("file://"):
-        from pyarrow import fs as pafs
-
         filesystem, fs_path = pafs.FileSystem.from_uri(path)
         with filesystem.open_output_stream(fs_path) as out:
             out.write(text.encode())
@@ -123,8 +117,6 @@ def write_parquet_atomic(table: pa.Table, path: str, info: Mapping[str, Any]) ->
     meta[METADATA_KEY] = json.dumps(info, default=str).encode()
     table = table.replace_schema_metadata(meta)
     if "://" in path and not path.startswith("file://"):
-        from pyarrow import fs as pafs
-
         filesystem, fs_path = pafs.FileSystem.from_uri(path)
         pq.write_table(table, fs_path, filesystem=filesystem)
         return
@@ -185,8 +177,6 @@ def join_path(base: str, name: str) -> str:
 def path_exists(path: str) -> bool:
     """Whether a local path or a pyarrow filesystem URI exists."""
     if "://" in path and not path.startswith("file://"):
-        from pyarrow import fs as pafs
-
         filesystem, fs_path = pafs.FileSystem.from_uri(path)
         return bool(filesystem.get_file_info(fs_path).type != pafs.FileType.NotFound)
     return os.path.exists(path.removeprefix("file://"))
@@ -200,8 +190,6 @@ def read_rows(path: str) -> list[dict[str, Any]]:
 def read_table(path: str) -> pa.Table:
     """A Parquet file (local path or pyarrow filesystem URI) as an Arrow table."""
     if "://" in path and not path.startswith("file://"):
-        from pyarrow import fs as pafs
-
         filesystem, fs_path = pafs.FileSystem.from_uri(path)
         return pq.read_table(fs_path, filesystem=filesystem)
     return pq.read_table(path.removeprefix("file://"))
@@ -210,8 +198,6 @@ def read_table(path: str) -> pa.Table:
 def read_metadata_any(path: str) -> dict[str, Any]:
     """`read_metadata` for a local path or a pyarrow filesystem URI."""
     if "://" in path and not path.startswith("file://"):
-        from pyarrow import fs as pafs
-
         filesystem, fs_path = pafs.FileSystem.from_uri(path)
         with filesystem.open_input_file(fs_path) as f:
             meta = pq.read_schema(f).metadata or {}

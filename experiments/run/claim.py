@@ -25,10 +25,12 @@ from typing import Any
 
 from ray.tune import Callback
 
+from tunefleet.common.errors import TunefleetError
+
 __all__ = ["ExperimentFolder", "RunError"]
 
 
-class RunError(ValueError):
+class RunError(TunefleetError, ValueError):
     """The run cannot start as asked (e.g. its results folder is taken)."""
 
 

@@ -25,16 +25,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import ray
 
+from tunefleet.cluster import connect
+from tunefleet.common.errors import TunefleetError
 from tunefleet.experiments.results.files import FINAL_FILE, SPEC_FILE, TRIALS_FILE, read_baseline
 from tunefleet.experiments.results.parquet_io import write_parquet_atomic
+from tunefleet.experiments.spec.loading import load_spec
 from tunefleet.experiments.spec.optional_sections import FINAL_SEED_OFFSET, FinalSettings
-from tunefleet.experiments.spec.plan import Plan
+from tunefleet.experiments.spec.plan import Plan, make_plan
 
 __all__ = ["FINAL_FILE", "FinalError", "check_final", "evaluate_dir", "run_final"]
 
 
-class FinalError(ValueError):
+class FinalError(TunefleetError, ValueError):
     """The final evaluation cannot run as asked; the message says why and what to do."""
 
 
@@ -90,8 +94,6 @@ def run_final(plan: Plan, exp_dir: str, settings: FinalSettings | None = None) -
     Raises:
         FinalError: If the trainable has no test split or no trial reported the metric.
     """
-    import ray
-
     check_final(plan)
     spec = plan.spec
     settings = settings or spec.final or FinalSettings()
@@ -185,10 +187,6 @@ def evaluate_dir(
     Returns:
         The path of `final.parquet`.
     """
-    from tunefleet.cluster import connect
-    from tunefleet.experiments.spec.loading import load_spec
-    from tunefleet.experiments.spec.plan import make_plan
-
     spec_path = Path(exp_dir) / SPEC_FILE
     if not spec_path.is_file():
         raise FinalError(

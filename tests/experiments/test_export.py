@@ -161,8 +161,7 @@ def test_export_errors_are_one_line(root: Path, tmp_path: Path, capsys) -> None:
 
 def test_resume_and_export_help_say_the_folder_is_trusted(capsys) -> None:
     for command in ("resume", "export"):
-        with pytest.raises(SystemExit):
-            main([command, "--help"])
+        assert main([command, "--help"]) == 0
         text = " ".join(capsys.readouterr().out.split())
         assert (
             f"Ray's saved experiment state is unpickled, which can run code: {command} only "
