@@ -127,12 +127,13 @@ def build_scheduler(settings: AnyScheduler, *, stop: dict[str, Any]) -> Any:
     """
     from ray.tune import schedulers
 
-    from tunefleet.search import fifo  # Ray's schedulers, without the rescans of finished trials
+    # Ray's schedulers, without the rescans of finished trials (they import Ray: loaded here).
+    from tunefleet.search import trial_order
 
     if isinstance(settings, FifoSettings):
-        return fifo.FifoScheduler()
+        return trial_order.FifoScheduler()
     if isinstance(settings, AshaSettings):
-        return fifo.AshaScheduler(
+        return trial_order.AshaScheduler(
             time_attr=settings.time_attr,
             max_t=resolved_max_t(settings, stop) or 100,
             grace_period=settings.grace_period,
@@ -145,7 +146,7 @@ def build_scheduler(settings: AnyScheduler, *, stop: dict[str, Any]) -> Any:
             max_t=resolved_max_t(settings, stop) or 81,
             reduction_factor=settings.reduction_factor,
         )
-    return fifo.MedianStopping(
+    return trial_order.MedianStopping(
         time_attr=settings.time_attr,
         grace_period=settings.grace_period,
         min_samples_required=settings.min_samples_required,

@@ -103,7 +103,7 @@ class TorchTrainable:
     supports_checkpoints = True  # saves the full state (see `checkpoint_every`)
     checkpoint_key = "checkpoint_every"  # set to 1 for schedulers that restore checkpoints
     # Keys that decide the kind of optimizer / schedule state a checkpoint holds: PBT must not
-    # change them in a running trial (`tunefleet.search.compat.check_mutations`).
+    # change them in a running trial (`tunefleet.search.combinations.check_mutations`).
     structural_keys = ("optimizer", "lr_schedule")
     iterative = True  # one result per epoch: early-stopping schedulers apply
 

@@ -28,7 +28,7 @@ from tunefleet.search import (
     Space,
     parse_space,
 )
-from tunefleet.search.compat import check_objectives, check_search
+from tunefleet.search.combinations import check_objectives, check_search
 from tunefleet.trainables.resolve import IMPORT_PATH_PATTERN
 
 __all__ = ["ExperimentSpec", "FailureSettings", "ResourcesSettings", "ResultsSettings"]

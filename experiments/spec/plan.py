@@ -9,7 +9,7 @@ from typing import Any
 from tunefleet.experiments.spec.experiment import ExperimentSpec
 from tunefleet.experiments.spec.optional_sections import check_tracking
 from tunefleet.search.algorithms import describe_searcher
-from tunefleet.search.compat import SearchConfigError, check_mutations
+from tunefleet.search.combinations import SearchConfigError, check_mutations
 from tunefleet.search.schedulers import describe_scheduler
 from tunefleet.search.space import Const, Space
 from tunefleet.trainables.resolve import (

@@ -9,7 +9,7 @@ import pytest
 from tunefleet.experiments.spec.experiment import ExperimentSpec
 from tunefleet.experiments.spec.plan import make_plan
 from tunefleet.search import FifoSettings, SearchSettings, parse_space
-from tunefleet.search.compat import SearchConfigError, check_mutations, check_search
+from tunefleet.search.combinations import SearchConfigError, check_mutations, check_search
 from tunefleet.trainables import TrainableError
 
 NUMERIC = {"lr": {"loguniform": [1e-4, 1e-1]}, "wd": {"uniform": [0.0, 0.1]}}

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from tunefleet.search import FifoSettings, SearchSettings, parse_space
-from tunefleet.search.compat import SearchConfigError, check_search
+from tunefleet.search.combinations import SearchConfigError, check_search
 from tunefleet.search.schedulers import AshaSettings, HyperbandSettings, MedianSettings
 
 NUMERIC = {"lr": {"loguniform": [1e-4, 1e-1]}, "wd": {"uniform": [0.0, 0.1]}}
