@@ -44,8 +44,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from ray import tune
 
 from tunefleet.trainables.api import report, trial_cpus
+from tunefleet.trainables.contract import Wrapper
 from tunefleet.trainables.resolve import TrainableError, import_object
 
 __all__ = ["DATASETS", "REPEAT_INDEX", "WRAPPER_KEYS", "SklearnTrainable"]
@@ -63,7 +65,7 @@ _SPACE_KEYS = tuple(k for k in WRAPPER_KEYS if k != REPEAT_INDEX)  # those a spe
 
 
 @dataclass(frozen=True, kw_only=True)
-class SklearnTrainable:
+class SklearnTrainable(Wrapper):
     """Tunes a scikit-learn estimator by k-fold cross-validation, one result per trial.
 
     Args:
@@ -98,6 +100,7 @@ class SklearnTrainable:
     test_size: float | None = None
 
     supports_checkpoints = False  # one result per trial, nothing to resume from
+    reads_seed = True  # `seed` sets the estimator's `random_state`
 
     def __post_init__(self) -> None:
         if isinstance(self.data, str):
@@ -125,8 +128,6 @@ class SklearnTrainable:
 
     def to_tune(self) -> Any:
         """Checks the wrapper, loads the data once and returns the Ray Tune trainable."""
-        from ray import tune
-
         self.check()
         x, y, _, _ = self.split()
         return tune.with_parameters(_cross_validate, wrapper=self, x=x, y=y)
@@ -152,17 +153,39 @@ class SklearnTrainable:
         )
         return x_search, y_search, x_test, y_test
 
+    @property
+    def preset_keys(self) -> frozenset[str]:
+        """The keys of `fixed_params`."""
+        return frozenset(self.fixed_params)
+
     def held_out_metric(self, metric: str) -> str:
         """The score name in `evaluate`'s result: `score` (for `cv_score_mean`)."""
         return "score"
 
     def evaluate(self, config: dict[str, Any], *, seed: int, cpus: int = 1) -> dict[str, float]:
-        """Retrains `config` with `seed`; returns `val_score` (cross-validated on the search
-        rows) and `test_score` (refitted on them, scored on the held-out rows); see
-        `tunefleet.trainables.held_out.evaluate_sklearn`."""
-        from tunefleet.trainables.held_out import evaluate_sklearn
+        """Cross-validates `config` with `seed` on the search rows (`val_score`: the mean over
+        the search's folds), refits it on all of them and scores the held-out rows
+        (`test_score`).
 
-        return evaluate_sklearn(self, config, seed=seed, cpus=cpus)
+        Raises:
+            TrainableError: If the wrapper has no `test_size`.
+        """
+        from sklearn.metrics import check_scoring
+        from sklearn.model_selection import cross_val_score
+        from threadpoolctl import threadpool_limits
+
+        if self.test_size is None:
+            raise TrainableError("test_size: not set, so there is no test split to evaluate on.")
+        config = {k: v for k, v in config.items() if k != REPEAT_INDEX}
+        config["random_state" if "random_state" in config else "seed"] = seed
+        x, y, x_test, y_test = self.split()
+        model = self.build(config, cpus=cpus)
+        with threadpool_limits(limits=cpus):
+            folds = self.folds(model)
+            val = cross_val_score(model, x, y, cv=folds, scoring=self.scoring, n_jobs=1)
+            model.fit(x, y)
+            test = check_scoring(model, scoring=self.scoring)(model, x_test, y_test)
+        return {"val_score": float(np.mean(val)), "test_score": float(test)}
 
     def check(self, config_keys: Iterable[str] = ()) -> None:
         """Imports the estimator and transformers and checks `scoring`, `fixed_params` and

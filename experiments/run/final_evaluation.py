@@ -14,7 +14,7 @@ reserving a trial's resources, and writes `final.parquet`, one row per (config, 
   `mode: max`, the reverse for `min`) and `overfit` (`gap > final.gap_threshold`).
 
 The test split reaches only these tasks: the search's trainable is built from the training
-and validation data alone (see `tunefleet.trainables.held_out`).
+and validation data alone (see `tunefleet.trainables.contract`).
 """
 
 from __future__ import annotations
@@ -40,8 +40,7 @@ class FinalError(ValueError):
 
 def check_final(plan: Plan) -> None:
     """Raises `FinalError` unless the trainable has a held-out test split to evaluate on."""
-    obj = plan.trainable
-    if not callable(getattr(obj, "evaluate", None)) or not getattr(obj, "has_test", False):
+    if not plan.trainable.has_test:
         raise FinalError(
             f"final: trainable '{plan.spec.trainable}' has no held-out test split; give "
             "TorchTrainable a `test=` function or SklearnTrainable a `test_size=`, or "

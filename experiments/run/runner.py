@@ -173,8 +173,7 @@ def trial_dirname(trial: Any) -> str:
 def _tune_trainable(plan: Plan) -> Any:
     from ray import tune
 
-    obj = plan.trainable
-    trainable = obj.to_tune() if hasattr(obj, "to_tune") else obj
+    trainable = plan.trainable.to_tune()
     resources = {"cpu": plan.spec.resources.cpu, "gpu": plan.spec.resources.gpu}
     return tune.with_resources(trainable, resources)
 

@@ -25,11 +25,11 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any
 
 from tunefleet.experiments.spec.experiment import ExperimentSpec
 from tunefleet.search.schedulers import FifoSettings
 from tunefleet.search.space import Float, Int
+from tunefleet.trainables.contract import Wrapper
 
 __all__ = ["DECADES", "advise"]
 
@@ -37,12 +37,12 @@ DECADES = 2
 """A positive linear-scale parameter spanning more than this many decades gets a warning."""
 
 
-def advise(spec: ExperimentSpec, trainable: Any = None) -> list[str]:
+def advise(spec: ExperimentSpec, trainable: Wrapper | None = None) -> list[str]:
     """The warnings for a valid spec, one line each (without the `warning:` prefix).
 
     Args:
         spec: The validated spec.
-        trainable: The imported trainable (function, class or wrapper), if known.
+        trainable: The imported trainable (`Plan.trainable`), if known.
     """
     return [*_linear_scales(spec), *_budgets(spec), *_early_stopping(spec, trainable)]
 
@@ -101,7 +101,7 @@ def _budgets(spec: ExperimentSpec) -> list[str]:
     return lines
 
 
-def _early_stopping(spec: ExperimentSpec, trainable: Any) -> list[str]:
+def _early_stopping(spec: ExperimentSpec, trainable: Wrapper | None) -> list[str]:
     if not isinstance(spec.scheduler, FifoSettings) or spec.search.population_based:
         return []
     if spec.search.repeat > 1:
@@ -110,7 +110,7 @@ def _early_stopping(spec: ExperimentSpec, trainable: Any) -> list[str]:
     if iterations is not None:
         iterative = iterations > 1
     else:
-        iterative = isinstance(trainable, type) or bool(getattr(trainable, "iterative", False))
+        iterative = trainable is not None and trainable.iterative
     if not iterative:
         return []
     return [

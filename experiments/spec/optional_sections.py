@@ -41,7 +41,7 @@ class FinalSettings(_Section):
 
     After the search (or with `tunefleet evaluate EXPERIMENT_DIR`) the `top_k` best configs
     are retrained with `seeds` new seeds each and scored on the validation and the test
-    split (see `tunefleet.trainables.held_out`); `final.parquet` holds every score.
+    split (see `tunefleet.trainables.contract`); `final.parquet` holds every score.
 
     Attributes:
         top_k: How many of the best configs to evaluate.

@@ -92,7 +92,8 @@ def test_fifo_on_an_iterative_trainable_warns() -> None:
     torch_spec = _spec(trainable="tunefleet.trainables.examples.digits:mlp_trainable")
     plan = make_plan(torch_spec, {})
     assert advise(plan.spec, plan.trainable)[0].startswith(message)
-    assert advise(torch_spec, object()) == []
+    function = make_plan(_spec(), {}).trainable  # tests.support.trainables:linear
+    assert advise(torch_spec, function) == []
 
 
 def test_validate_prints_warnings_on_stderr_and_succeeds(
