@@ -12,21 +12,10 @@ from typing import Any
 
 from ray import tune
 
+from tunefleet.common.nesting import set_path
 from tunefleet.search.space import Choice, Conditional, Const, Float, Int, Param, Space
 
-__all__ = ["nest", "to_tune_domain", "to_tune_param_space"]
-
-
-def nest(flat: dict[str, Any]) -> dict[str, Any]:
-    """Ray wants nested configs: `{"model/depth": 2}` becomes `{"model": {"depth": 2}}`."""
-    nested: dict[str, Any] = {}
-    for path, value in flat.items():
-        *groups, name = path.split("/")
-        node = nested
-        for group in groups:
-            node = node.setdefault(group, {})
-        node[name] = value
-    return nested
+__all__ = ["to_tune_domain", "to_tune_param_space"]
 
 
 def to_tune_domain(param: Param, *, by_index: bool = False) -> Any:
@@ -74,9 +63,5 @@ def to_tune_param_space(space: Space, *, by_index: Iterable[str] = ()) -> dict[s
     indexed = set(by_index)
     nested: dict[str, Any] = {}
     for path, param in space.params.items():
-        *groups, name = path.split("/")
-        node = nested
-        for group in groups:
-            node = node.setdefault(group, {})
-        node[name] = to_tune_domain(param, by_index=path in indexed)
+        set_path(nested, path, to_tune_domain(param, by_index=path in indexed))
     return nested

@@ -14,6 +14,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from ray.tune.result import AUTO_RESULT_KEYS
 
+from tunefleet.common.nesting import flatten
+
 __all__ = [
     "METADATA_KEY",
     "build_table",
@@ -52,18 +54,6 @@ def versions() -> dict[str, str]:
         except importlib_metadata.PackageNotFoundError:
             continue
     return out
-
-
-def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Flattens nested mappings with `/` (`{"a": {"b": 1}}` -> `{"a/b": 1}`)."""
-    flat: dict[str, Any] = {}
-    for key, value in mapping.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
-            flat.update(flatten(value, path + "/"))
-        else:
-            flat[path] = value
-    return flat
 
 
 def _is_scalar(value: Any) -> bool:

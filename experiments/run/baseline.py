@@ -15,12 +15,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from tunefleet.common.nesting import flatten, nest
 from tunefleet.experiments.results.files import BASELINE_DIR
-from tunefleet.experiments.results.parquet_io import flatten
 from tunefleet.experiments.spec.optional_sections import BaselineSettings
 from tunefleet.experiments.spec.plan import Plan
 from tunefleet.search.space import Const, Space
-from tunefleet.search.tune_space import nest
 
 __all__ = ["baseline_config", "run_baseline"]
 

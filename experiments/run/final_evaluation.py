@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from tunefleet.common.nesting import nest
 from tunefleet.experiments.results.files import FINAL_FILE, SPEC_FILE, TRIALS_FILE, read_baseline
 from tunefleet.experiments.results.parquet_io import write_parquet_atomic
 from tunefleet.experiments.spec.optional_sections import FINAL_SEED_OFFSET, FinalSettings
@@ -53,15 +54,9 @@ def _evaluate_one(wrapper: Any, config: dict[str, Any], seed: int, cpus: int) ->
     return scores
 
 
-def _unflatten(flat: dict[str, Any]) -> dict[str, Any]:
-    config: dict[str, Any] = {}
-    for path, value in flat.items():
-        *groups, name = path.split("/")
-        node = config
-        for group in groups:
-            node = node.setdefault(group, {})
-        node[name] = value.item() if isinstance(value, np.generic) else value
-    return config
+def _python(value: Any) -> Any:
+    """A Python value for a numpy scalar read from Parquet (the trainable gets plain types)."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _top_trials(exp_dir: str, metric: str, mode: str, k: int) -> pd.DataFrame:
@@ -113,7 +108,7 @@ def run_final(plan: Plan, exp_dir: str, settings: FinalSettings | None = None) -
             for c in row.index
             if c.startswith("config/") and _present(row[c])
         }
-        config = _unflatten(flat)
+        config = nest({k: _python(v) for k, v in flat.items()})
         base = int(config.get("seed", 0))
         for i in range(settings.seeds):
             seed = base + FINAL_SEED_OFFSET + i

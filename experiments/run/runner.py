@@ -343,8 +343,7 @@ def run_plan(plan: Plan, options: RunOptions) -> RunSummary:
     exp_dir = experiment_dir(plan, options)
     _claim_directory(exp_dir, options.overwrite)
     write_spec_file(exp_dir, plan.raw)
-    total = spec.search.trials * spec.search.repeat * spec.space.grid_size()
-    recorder, callbacks = _callbacks(plan, exp_dir, options, total)
+    recorder, callbacks = _callbacks(plan, exp_dir, options, spec.trial_count)
     with connect(options.address, verbose=options.verbose):
         if spec.baseline is not None:
             from tunefleet.experiments.run.baseline import run_baseline

@@ -31,7 +31,7 @@ from tunefleet.search.schedulers import FifoSettings
 from tunefleet.search.space import Float, Int
 from tunefleet.trainables.contract import Wrapper
 
-__all__ = ["DECADES", "advise"]
+__all__ = ["DECADES", "advise", "parallel_trials"]
 
 DECADES = 2
 """A positive linear-scale parameter spanning more than this many decades gets a warning."""
@@ -82,7 +82,7 @@ def _budgets(spec: ExperimentSpec) -> list[str]:
     per_trial = spec.stop.get("time_total_s")
     if per_trial is None or not isinstance(spec.scheduler, FifoSettings):
         return lines
-    trials = search.trials * search.repeat * spec.space.grid_size()
+    trials = spec.trial_count
     wall = math.ceil(trials / parallel_trials(spec)) * per_trial
     if search.time_budget_s is not None and search.time_budget_s < wall:
         lines.append(

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tunefleet.experiments.spec.experiment import ExperimentSpec
+from tunefleet.experiments.spec.hints import parallel_trials
 from tunefleet.experiments.spec.optional_sections import check_tracking
 from tunefleet.search.algorithms import describe_searcher
 from tunefleet.search.combinations import SearchConfigError, check_mutations
@@ -101,17 +102,13 @@ class Plan:
     def _trials_text(self) -> str:
         spec = self.spec
         grid = spec.space.grid_size()
-        count = spec.search.trials * grid * spec.search.repeat
-        text = f"{count}"
+        text = f"{spec.trial_count}"
         if grid > 1:
             text += f" ({spec.search.trials} x {grid} grid points)"
         if spec.search.repeat > 1:
             text += f" ({spec.search.trials} configs x {spec.search.repeat} seeds)"
         cpus = os.cpu_count() or 1
-        parallel = max(1, int(cpus // spec.resources.cpu))
-        if spec.search.max_concurrent is not None:
-            parallel = min(parallel, spec.search.max_concurrent)
-        text += f"; up to {parallel} at once on this machine ({cpus} CPUs)"
+        text += f"; up to {parallel_trials(spec)} at once on this machine ({cpus} CPUs)"
         return text
 
 
