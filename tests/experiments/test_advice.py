@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.specs import spec_dict
 from tunefleet.experiments.cli import main
 from tunefleet.experiments.spec.hints import advise, parallel_trials
 from tunefleet.experiments.spec.loading import validate_spec
@@ -15,15 +16,7 @@ from tunefleet.search.space import Const
 
 
 def _spec(**extra: Any) -> Any:
-    raw = {
-        "name": "a",
-        "trainable": "tests.support.trainables:linear",
-        "metric": "score",
-        "mode": "max",
-        "space": {"x": {"uniform": [0.0, 1.0]}},
-        **extra,
-    }
-    return validate_spec(raw)
+    return validate_spec(spec_dict(**extra))
 
 
 def test_linear_scale_over_two_decades_warns() -> None:

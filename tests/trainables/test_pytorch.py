@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import torch
 
+from tests.support.specs import spec_dict
 from tunefleet.trainables.torch_training import (
     TrainingSettings,
     load_optimizer_state,
@@ -96,14 +97,13 @@ def test_checkpoints_follow_the_clock_unless_a_scheduler_restores_them() -> None
     from tunefleet.experiments.spec.plan import make_plan
 
     def plan(**extra: Any) -> Any:
-        raw = {
+        digits = {
             "name": "ck",
             "trainable": "tunefleet.trainables.examples.digits:mlp_trainable",
             "metric": "val_accuracy",
-            "mode": "max",
             "space": {"lr": {"loguniform": [1e-3, 1e-2]}, "epochs": 4},
-            **extra,
         }
+        raw = spec_dict(**{**digits, **extra})
         return make_plan(validate_spec(raw), raw)
 
     def constant(p: Any) -> Any:
