@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import importlib.util
 import inspect
@@ -12,6 +11,7 @@ from typing import Any
 
 from ray.tune import Trainable
 
+from tunefleet.common.suggest import did_you_mean
 from tunefleet.trainables.classes import StepClass, is_step_class
 from tunefleet.trainables.contract import TuneAdaptable, Wrapper
 
@@ -73,8 +73,7 @@ def import_object(path: str, *, key: str = "trainable") -> Any:
             obj = getattr(obj, part)
         except AttributeError:
             names = [n for n in dir(obj) if not n.startswith("_")]
-            close = difflib.get_close_matches(part, names, n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else "."
+            hint = did_you_mean(part, names)
             raise TrainableError(f"{key}: '{owner}' has no attribute '{part}'{hint}") from None
         except (Exception, SystemExit) as exc:  # a module or class `__getattr__` that raises
             raise TrainableError(

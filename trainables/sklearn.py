@@ -37,7 +37,6 @@ training, which restores trials from each other's checkpoints, refuses it.
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -46,6 +45,7 @@ from typing import Any
 import numpy as np
 from ray import tune
 
+from tunefleet.common.suggest import did_you_mean
 from tunefleet.trainables.api import report, trial_cpus
 from tunefleet.trainables.contract import Wrapper
 from tunefleet.trainables.resolve import TrainableError, import_object
@@ -359,8 +359,7 @@ def _instantiate(cls: type[Any], params: Mapping[str, Any]) -> Any:
 
 
 def _hint(key: str, names: Iterable[str]) -> str:
-    close = difflib.get_close_matches(key, list(names), n=1)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    return did_you_mean(key, names, otherwise="")
 
 
 def _check_keys(

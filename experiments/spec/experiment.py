@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -15,6 +14,7 @@ from pydantic import (
 )
 
 from tunefleet.common.sections import Section
+from tunefleet.common.suggest import did_you_mean
 from tunefleet.experiments.spec.optional_sections import (
     Baseline,
     FinalSettings,
@@ -114,8 +114,7 @@ def _check_metric(value: Any) -> Any:
 def _check_mode(value: Any) -> Any:
     for mode in value if isinstance(value, list) else [value]:
         if mode not in ("min", "max"):
-            close = difflib.get_close_matches(str(mode), ["min", "max"], n=1, cutoff=0.6)
-            hint = f"; did you mean '{close[0]}'?" if close else "."
+            hint = did_you_mean(mode, ["min", "max"])
             raise ValueError(f"mode: {mode!r} is not allowed; choose one of min, max{hint}")
     return value
 
