@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from tunefleet.cluster.connect import (
     ClusterError,
+    ClusterUnavailable,
     RayConnection,
     connect,
     discard_early_start,
     start_early,
 )
+from tunefleet.cluster.join import check_address
 
-__all__ = ["ClusterError", "RayConnection", "connect", "discard_early_start", "start_early"]
+__all__ = [
+    "ClusterError",
+    "ClusterUnavailable",
+    "RayConnection",
+    "check_address",
+    "connect",
+    "discard_early_start",
+    "start_early",
+]

@@ -15,11 +15,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ClusterError", "RayConnection", "connect", "discard_early_start", "start_early"]
+from tunefleet.cluster.errors import ClusterError, ClusterUnavailable
+from tunefleet.cluster.join import join
 
-
-class ClusterError(RuntimeError):
-    """Ray could not be reached or started; the message says what to check."""
+__all__ = [
+    "ClusterError",
+    "ClusterUnavailable",
+    "RayConnection",
+    "connect",
+    "discard_early_start",
+    "start_early",
+]
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,11 @@ def connect(
     If Ray is already initialized in this process (a notebook, a test session), that
     connection is used as it is and left open. Ray puts the driver's working directory on
     its workers' import path, so a user's module next to the spec imports there too.
+
+    Raises:
+        ClusterError: If `address` is not a cluster address.
+        ClusterUnavailable: If Ray cannot be started, or the cluster reached or joined
+            (within seconds: see `tunefleet.cluster.join`).
     """
     import ray
 
@@ -63,17 +74,17 @@ def connect(
     if ray.is_initialized() and early is None:
         yield _describe("existing", started_here=False)
         return
-    level = logging.INFO if verbose else logging.ERROR
-    try:
-        if early is not None:
-            early.result()
-        elif address is None:
-            _init_local(verbose, num_cpus)
-        else:
-            ray.init(address=address, log_to_driver=verbose, logging_level=level)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        where = "an embedded local Ray" if address is None else f"Ray at {address!r}"
-        raise ClusterError(f"could not start {where}: {exc}".splitlines()[0]) from exc
+    if address is not None:
+        join(address, verbose=verbose)
+    else:
+        try:
+            if early is not None:
+                early.result()
+            else:
+                _init_local(verbose, num_cpus)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ClusterUnavailable(f"could not start an embedded local Ray: {first}") from exc
     try:
         yield _describe(address or "local", started_here=True)
     finally:

@@ -1,17 +1,19 @@
 """The `tunefleet` command.
 
     tunefleet run SPEC.yaml [--address A] [--storage DIR] [--name N] [--set key=value]... [-v]
+        [--dashboard [--dashboard-host H] [--dashboard-port P]]
     tunefleet validate SPEC.yaml [--set key=value]...
     tunefleet resume EXPERIMENT_DIR [--extend N]
     tunefleet show EXPERIMENT_DIR [--top K]
     tunefleet report EXPERIMENT_DIR [--out DIR]
     tunefleet export EXPERIMENT_DIR [--metric M --mode min|max] [--overwrite]
+    tunefleet dashboard LOCATION [--host 127.0.0.1] [--port 8080]
     tunefleet cluster submit SPEC --address http://HEAD:8265 --storage URI
     tunefleet cluster up|down|attach CLUSTER.yaml
 
-Exit codes: 0 done; 1 the experiment ran but every trial failed, or an unexpected error;
-2 the spec or the command line is wrong (one line on stderr, Ray never started);
-130 interrupted.
+Exit codes: 0 done; 1 the experiment ran but every trial failed, Ray could not be started or
+the cluster reached or joined (one line on stderr), or an unexpected error; 2 the spec or the
+command line is wrong (one line on stderr, Ray never started); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -22,11 +24,20 @@ import re
 import sys
 import traceback
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from importlib import metadata as importlib_metadata
 
-from tunefleet.cluster import ClusterError, discard_early_start, start_early
+from tunefleet.cluster import (
+    ClusterError,
+    ClusterUnavailable,
+    check_address,
+    discard_early_start,
+    start_early,
+)
+from tunefleet.experiments.analysis.dashboard import DashboardError
 from tunefleet.experiments.results.files import ITERATIONS_FILE, TRIALS_FILE
 from tunefleet.experiments.results.recorder import flatten
+from tunefleet.experiments.results.trust import trust_notice
 from tunefleet.experiments.run.final_evaluation import FinalError
 from tunefleet.experiments.run.progress import format_value
 from tunefleet.experiments.run.runner import (
@@ -45,7 +56,9 @@ from tunefleet.trainables.resolve import TrainableError, module_exists
 
 __all__ = ["main"]
 
-USER_ERRORS = (SpecError, SpaceError, TrainableError, RunError, ClusterError, FinalError)
+USER_ERRORS = (
+    SpecError, SpaceError, TrainableError, RunError, ClusterError, FinalError, DashboardError
+)  # fmt: skip
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
@@ -94,6 +107,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="stop the experiment at the first failed trial (for debugging)",
     )
+    run.add_argument(
+        "--dashboard", action="store_true", help="serve a live web view of the run (see dashboard)"
+    )
+    run.add_argument("--dashboard-host", default="127.0.0.1", help="its address (127.0.0.1)")
+    run.add_argument("--dashboard-port", type=int, default=8080, help="its port (8080)")
     spec_command("validate", "check a spec and print the resolved plan, without running it")
 
     resume = commands.add_parser(
@@ -101,8 +119,7 @@ def _parser() -> argparse.ArgumentParser:
         help="finish an interrupted experiment, or add trials to a finished one",
         description="Finish an interrupted experiment (finished trials are kept, unfinished "
         "ones continue from their checkpoints), or --extend a finished one with N more trials "
-        "whose searcher knows every earlier result. Ray's saved state is unpickled: resume "
-        "only folders you trust.",
+        f"whose searcher knows every earlier result. {trust_notice('resume')}",
     )
     resume.add_argument("experiment", help="the experiment folder, <storage>/<name>")
     resume.add_argument("--extend", type=int, metavar="N", help="run N more trials")
@@ -143,12 +160,24 @@ def _parser() -> argparse.ArgumentParser:
         description="Rebuild the Parquet files of an experiment folder (local or a URI such "
         "as s3://...) from Ray's experiment state and per-trial result.json: a plain Ray Tune "
         "run, or a tunefleet run whose files were lost (then iterations.parquet holds each "
-        "trial's last result only).",
+        f"trial's last result only). {trust_notice('export')}",
     )  # fmt: skip
     export.add_argument("experiment", help="the experiment folder Ray wrote, <storage>/<name>")
     export.add_argument("--metric", help="target metric (default: the folder's spec.yaml)")
     export.add_argument("--mode", choices=["min", "max"], help="min or max (default: spec.yaml)")
     export.add_argument("--overwrite", action="store_true", help="replace existing Parquet files")
+
+    dashboard = commands.add_parser(
+        "dashboard", help="serve a live web view of experiments (optuna-dashboard)",
+        description="Serve optuna-dashboard over the Parquet results of one experiment folder "
+        "or of every experiment under a storage root (a folder or a URI such as s3://...), "
+        "following running experiments as their files are rewritten. Read-only, and without "
+        "authentication: it binds 127.0.0.1 unless --host says otherwise. Needs "
+        "pip install 'tunefleet[dashboard]'.",
+    )  # fmt: skip
+    dashboard.add_argument("location", help="an experiment folder, or a storage root")
+    dashboard.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    dashboard.add_argument("--port", type=int, default=8080, help="port to listen on (8080)")
 
     cluster = commands.add_parser(
         "cluster", help="submit to a Ray cluster, or start, stop and enter one",
@@ -198,12 +227,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Like `python -m`, resolve the spec's import paths against the current folder.
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
-    if args.command in ("show", "report", "export", "cluster"):
+    if args.command in ("show", "report", "export", "cluster", "dashboard"):
         return _tool(args)
     try:
+        if getattr(args, "address", None) is not None:
+            check_address(args.address)  # milliseconds, before seconds go into the trainable
         if args.command == "evaluate":
             return _evaluate(args)
         outcome = _resume(args) if args.command == "resume" else _run_or_validate(args)
+    except ClusterUnavailable as exc:  # a runtime failure, not a wrong command line
+        _error(exc)
+        return EXIT_FAILED
     except USER_ERRORS as exc:
         _error(exc)
         return EXIT_USAGE
@@ -246,6 +280,10 @@ def _run_or_validate(args: argparse.Namespace) -> int | tuple[Plan, RunSummary]:
             f"--name: {args.name!r} is not a usable name; use letters, digits, '.', '_' "
             "and '-', starting with a letter or digit."
         )
+    if getattr(args, "dashboard", False):
+        from tunefleet.experiments.analysis.dashboard import require_dashboard
+
+        require_dashboard()  # before Ray starts
     spec, raw = load_spec(args.spec, overrides)
     embedded = args.command == "run" and getattr(args, "address", None) is None
     if embedded and module_exists(spec.trainable):  # not for a mistyped path: it fails fast
@@ -264,7 +302,16 @@ def _run_or_validate(args: argparse.Namespace) -> int | tuple[Plan, RunSummary]:
         print(plan.describe(experiment_dir=experiment_dir(plan, options)))
         print("spec is valid.")
         return EXIT_OK
-    return plan, run_plan(plan, options)
+    with _dashboard_beside(args, experiment_dir(plan, options)):
+        return plan, run_plan(plan, options)
+
+
+def _dashboard_beside(args: argparse.Namespace, location: str) -> AbstractContextManager[object]:
+    if not getattr(args, "dashboard", False):
+        return nullcontext()
+    from tunefleet.experiments.analysis.dashboard import beside
+
+    return beside(location, host=args.dashboard_host, port=args.dashboard_port)
 
 
 def _resume(args: argparse.Namespace) -> tuple[Plan, RunSummary]:
@@ -287,8 +334,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _tool(args: argparse.Namespace) -> int:
-    """`show`, `report` and `cluster ...`: commands that run no experiment here."""
-    from tunefleet.experiments.analysis.experiment import AnalysisError
+    """`show`, `report`, `dashboard` and `cluster ...`: commands that run no experiment here."""
+    from tunefleet.experiments.analysis import AnalysisError
 
     try:
         if args.command == "show":
@@ -311,6 +358,11 @@ def _tool(args: argparse.Namespace) -> int:
             return EXIT_OK
         if args.command == "export":
             return _export(args)
+        if args.command == "dashboard":
+            from tunefleet.experiments.analysis.dashboard import serve
+
+            serve(args.location, host=args.host, port=args.port)
+            return EXIT_OK
         if args.action == "submit":
             from tunefleet.cluster.jobs import submit
 
@@ -329,7 +381,7 @@ def _tool(args: argparse.Namespace) -> int:
 
         code: int = getattr(launcher, args.action)(args.config)
         return code
-    except (AnalysisError, ClusterError, ImportError) as exc:
+    except (AnalysisError, ClusterError, DashboardError, ImportError) as exc:
         _error(exc)
         return EXIT_USAGE
     except KeyboardInterrupt:
@@ -341,7 +393,11 @@ def _export(args: argparse.Namespace) -> int:
 
     try:
         summary = export_experiment(
-            args.experiment, metric=args.metric, mode=args.mode, overwrite=args.overwrite
+            args.experiment,
+            metric=args.metric,
+            mode=args.mode,
+            overwrite=args.overwrite,
+            warn=lambda line: print(line, file=sys.stderr),
         )
     except ExportError as exc:
         _error(exc)

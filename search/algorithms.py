@@ -1,8 +1,9 @@
 """Builds the Ray Tune search algorithm and scheduler a spec asks for.
 
 Every piece is Ray Tune's, Optuna's or Hyperopt's own (`BasicVariantGenerator`,
-`HyperOptSearch`, `OptunaSearch` around Optuna's samplers, `Repeater`,
-`PopulationBasedTraining`, `PB2`); this module only chooses, configures and seeds them.
+`HyperOptSearch` (taught log-normal parameters), `OptunaSearch` around Optuna's samplers,
+`Repeater`, `PopulationBasedTraining`, `PB2`); this module only chooses, configures and
+seeds them.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 from tunefleet.common.nesting import find_path, nest
 from tunefleet.search.schedulers import AnyScheduler, build_scheduler
 from tunefleet.search.settings import SearchSettings
-from tunefleet.search.space import Choice, Const, Float, Int, Space
+from tunefleet.search.space import Choice, Const, Float, Int, Normal, Space
 from tunefleet.search.tune_space import to_tune_domain, to_tune_param_space
 from tunefleet.search.typed_choices import DecodeChoices, encode_point, encoded_choices
 from tunefleet.search.wrapping import FiniteTarget
@@ -74,6 +75,17 @@ def build_search(
                 max_concurrent=search.max_concurrent or 0, random_state=search.seed
             ),
             scheduler=_population_scheduler(search, space),
+            param_space=to_tune_param_space(space),
+        )
+    if not space.searched and search.repeat > 1:
+        # One config of constants, repeated with other seeds: no backend to sample with.
+        from ray.tune.search import Repeater
+
+        from tunefleet.search.wrapping import NoSearch
+
+        return TuneSearch(
+            search_alg=Repeater(NoSearch(), repeat=search.repeat, set_index=True),
+            scheduler=build_scheduler(scheduler, stop=stop),
             param_space=to_tune_param_space(space),
         )
     # Ray's variant generator samples choice values as they are; the model-based
@@ -176,17 +188,17 @@ def _hyperopt(
     metric: str | list[str] | None = None,
     mode: str | list[str] | None = None,
 ) -> Any:
-    """Ray's `HyperOptSearch`, seeded; with its own `space` for conditional spaces, else it
-    gets the Tuner's `param_space`."""
-    from ray.tune.search.hyperopt import HyperOptSearch
+    """Ray's `HyperOptSearch` (knowing tunefleet's log-normal domains), seeded; with its own
+    `space` for conditional spaces, else it gets the Tuner's `param_space`."""
+    from tunefleet.search.hyperopt_search import LogNormalHyperOptSearch
 
     startup: dict[str, Any] = {}  # unset: Hyperopt's own default
     if settings.n_initial_points is not None:
         startup["n_initial_points"] = settings.n_initial_points
-    return HyperOptSearch(
+    return LogNormalHyperOptSearch(
         space=space,
-        metric=metric,  # type: ignore[arg-type]
-        mode=mode,  # type: ignore[arg-type]
+        metric=metric,
+        mode=mode,
         points_to_evaluate=points,
         random_state_seed=settings.seed,
         **startup,
@@ -271,10 +283,11 @@ class ClipToSpace:
 
     Ray's PBT multiplies numeric values by 0.8 or 1.2, which can leave the declared range
     (a dropout of 0.6, a learning rate above the log-uniform bound) and break integer or
-    quantized types; this clips and re-quantizes them.
+    quantized types; this clips and re-quantizes them (normal parameters have no range:
+    they are only re-quantized).
     """
 
-    def __init__(self, params: dict[str, Float | Int]) -> None:
+    def __init__(self, params: dict[str, Float | Int | Normal]) -> None:
         self.params = params
 
     def __call__(self, config: dict[str, Any]) -> dict[str, Any]:
@@ -288,7 +301,9 @@ class ClipToSpace:
         return config
 
 
-def _clip(param: Float | Int, value: float) -> float | int:
+def _clip(param: Float | Int | Normal, value: float) -> float | int:
+    if isinstance(param, Normal):
+        return float(value if param.q is None else round(value / param.q) * param.q)
     value = min(max(value, param.low), param.high)
     if param.q is not None:
         value = round(value / param.q) * param.q
@@ -303,13 +318,14 @@ def _population_scheduler(search: SearchSettings, space: Space) -> Any:
     from ray.tune.schedulers.pb2 import PB2
 
     options = search.pbt_settings
-    numeric = {k: p for k, p in space.searched.items() if isinstance(p, (Float, Int))}
+    numeric = {k: p for k, p in space.searched.items() if isinstance(p, (Float, Int, Normal))}
     if search.algorithm == "pb2":
+        bounded = {k: p for k, p in numeric.items() if isinstance(p, (Float, Int))}
         return PB2(
             time_attr=options.time_attr,
             perturbation_interval=options.perturbation_interval,
             # Nested like the config: Ray refuses `/` in a bound's name.
-            hyperparam_bounds=nest({k: [p.low, p.high] for k, p in numeric.items()}),
+            hyperparam_bounds=nest({k: [p.low, p.high] for k, p in bounded.items()}),
             quantile_fraction=options.quantile_fraction,
             custom_explore_fn=ClipToSpace(numeric),
             synch=options.synch,

@@ -19,7 +19,7 @@ from typing import Any
 from ray.tune.search import Searcher
 
 from tunefleet.common.nesting import nest, set_path
-from tunefleet.search.space import Choice, Conditional, Const, Float, Int, Space
+from tunefleet.search.space import Choice, Conditional, Const, Float, Int, Normal, Space
 from tunefleet.search.tune_space import to_tune_param_space
 from tunefleet.search.wrapping import DelegatingSearcher
 
@@ -108,19 +108,19 @@ def _suggest(trial: Any, node: _Node) -> None:
 def hyperopt_space(space: Space, prefix: str = "") -> dict[str, Any]:
     """The space as a Hyperopt space: nested `hp.choice` whose options hold their branch.
 
-    Unconditional parameters are Ray's own conversion (`HyperOptSearch.convert_search_space`).
+    Unconditional parameters are Ray's own conversion (`HyperOptSearch.convert_search_space`,
+    log-normal ones `tunefleet.search.hyperopt_search`'s).
 
     Args:
         space: The parsed space.
         prefix: Internal name of the branch this space belongs to ("" at the top).
     """
     from hyperopt import hp
-    from ray.tune.search.hyperopt import HyperOptSearch
+
+    from tunefleet.search.hyperopt_search import convert_search_space
 
     domains, _ = _plain(space)
-    tree: dict[str, Any] = (
-        HyperOptSearch.convert_search_space(domains, prefix=prefix) if domains else {}
-    )
+    tree: dict[str, Any] = convert_search_space(domains, prefix=prefix) if domains else {}
     for path, param in space.conditional.items():
         name = _name(prefix, path)
         options = []
@@ -176,7 +176,7 @@ def _decode(
             out[target] = copy.deepcopy(param.values[int(flat[name])])
         elif isinstance(param, Int):
             out[target] = round(float(flat[name]))
-        elif isinstance(param, Float):
+        elif isinstance(param, (Float, Normal)):
             out[target] = float(flat[name])
 
 

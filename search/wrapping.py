@@ -1,16 +1,18 @@
 """A Ray `Searcher` that delegates to another, the base of tunefleet's searcher wrappers,
-and `FiniteTarget`, which keeps unusable metric values (NaN, inf, missing) from searchers."""
+`FiniteTarget`, which keeps unusable metric values (NaN, inf, missing) from searchers, and
+`NoSearch`, the searcher of a space of constants."""
 
 from __future__ import annotations
 
 import copy
 import math
+import pickle
 from collections.abc import Mapping
 from typing import Any
 
 from ray.tune.search import Searcher
 
-__all__ = ["DelegatingSearcher", "FiniteTarget", "target_problem"]
+__all__ = ["DelegatingSearcher", "FiniteTarget", "NoSearch", "target_problem"]
 
 
 class DelegatingSearcher(Searcher):
@@ -134,3 +136,50 @@ class FiniteTarget(DelegatingSearcher):
         if not error and not math.isfinite(value):
             value, error = 0.0, True
         self.searcher.add_evaluated_point(parameters, value, error, pruned, intermediate_values)
+
+
+class NoSearch(Searcher):
+    """The searcher of a space of constants: every suggestion is `{}`, and the Tuner's
+    `param_space` gives each trial the constants.
+
+    Ray's `Repeater` (`search.repeat`: one config run with several seeds) needs a searcher
+    to wrap, and Optuna's and Hyperopt's refuse a space with nothing to sample.
+    """
+
+    def set_search_properties(
+        self, metric: str | None, mode: str | None, config: dict[str, Any], **spec: Any
+    ) -> bool:
+        self._metric, self._mode = metric or self._metric, mode or self._mode
+        return True
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        return {}
+
+    def on_trial_complete(
+        self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
+    ) -> None:
+        """Nothing to learn from."""
+
+    def add_evaluated_point(
+        self,
+        parameters: dict[str, Any],
+        value: float,
+        error: bool = False,
+        pruned: bool = False,
+        intermediate_values: list[float] | None = None,
+    ) -> None:
+        """Nothing to learn from."""
+
+    def get_state(self) -> dict[str, Any]:
+        return {"metric": self._metric, "mode": self._mode}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self._metric, self._mode = state["metric"], state["mode"]
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as f:
+            pickle.dump(self.get_state(), f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as f:
+            self.set_state(pickle.load(f))

@@ -27,7 +27,17 @@ from tunefleet.common.logs import quiet_logger
 from tunefleet.experiments.results.files import EXPLOITS_FILE, ITERATIONS_FILE, TRIALS_FILE
 from tunefleet.experiments.results.iteration_log import FIXED
 from tunefleet.experiments.results.parquet_io import read_metadata
-from tunefleet.search import Choice, Const, Float, Int, Param, Space, SpaceError, parse_space
+from tunefleet.search import (
+    Choice,
+    Const,
+    Float,
+    Int,
+    Normal,
+    Param,
+    Space,
+    SpaceError,
+    parse_space,
+)
 
 __all__ = ["AnalysisError", "Experiment", "load", "load_all"]
 
@@ -379,7 +389,7 @@ def _fanova(
 ) -> pd.Series:
     import optuna
 
-    distributions = _distributions(params)
+    distributions = _distributions(params, rows)
     frozen = []
     for _, row in rows.iterrows():
         values = {n: _internal(params[n], row[f"config/{n}"]) for n in params}
@@ -409,15 +419,23 @@ def _fanova(
     return out
 
 
-def _distributions(params: Mapping[str, Param]) -> dict[str, Any]:
-    """The Optuna distributions Ray's `OptunaSearch` builds for these parameters."""
+def _distributions(params: Mapping[str, Param], rows: pd.DataFrame) -> dict[str, Any]:
+    """The Optuna distributions Ray's `OptunaSearch` builds for these parameters; a normal
+    parameter, which has no bounds, spans the values the trials drew."""
     from ray.tune.search.optuna import OptunaSearch
 
     from tunefleet.search.tune_space import to_tune_param_space
 
-    sampled: dict[str, Param] = {
-        n: Choice(p.values) if isinstance(p, Choice) and p.grid else p for n, p in params.items()
-    }
+    sampled: dict[str, Param] = {}
+    for n, p in params.items():
+        if isinstance(p, Choice) and p.grid:
+            p = Choice(p.values)
+        elif isinstance(p, Normal):
+            drawn = pd.to_numeric(rows[f"config/{n}"], errors="coerce").dropna()
+            if drawn.empty:
+                raise AnalysisError(f"importance: no trial has a value of {n!r}.")
+            p = Float(float(drawn.min()), float(drawn.max()), log=p.log)
+        sampled[n] = p
     by_index = [n for n, p in sampled.items() if isinstance(p, Choice) and not _primitive(p)]
     with quiet_logger("ray.tune.search.optuna"):
         converted = OptunaSearch.convert_search_space(
@@ -435,7 +453,7 @@ def _internal(param: Param, value: Any) -> Any:
         value = value.item()
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return _MISSING
-    if isinstance(param, Float):
+    if isinstance(param, (Float, Normal)):
         return float(value)
     if isinstance(param, Int):
         return int(value)

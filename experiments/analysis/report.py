@@ -23,7 +23,7 @@ import pandas as pd
 
 from tunefleet.experiments.analysis.experiment import AnalysisError, Experiment, load
 from tunefleet.experiments.analysis.show import summary_line
-from tunefleet.search import Choice, Float, Int
+from tunefleet.search import Choice, Float, Int, Normal
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -213,8 +213,9 @@ def _axis(exp: Experiment, values: pd.Series, name: str) -> tuple[np.ndarray, li
     numbers = values.to_numpy(float)
     if isinstance(param, (Float, Int)):
         low, high, log = float(param.low), float(param.high), param.log
-    else:
-        low, high, log = float(np.nanmin(numbers)), float(np.nanmax(numbers)), False
+    else:  # no declared range (normal parameters among them): the values drawn
+        low, high = float(np.nanmin(numbers)), float(np.nanmax(numbers))
+        log = isinstance(param, Normal) and param.log and low > 0
     if log:
         scaled, lo, hi = np.log10(numbers), math.log10(low), math.log10(high)
     else:
@@ -249,7 +250,7 @@ def _scatter(exp: Experiment, importance: pd.Series | None) -> Figure | None:
             ax.set_xticks([t[0] * count for t in ticks], [t[1] for t in ticks])
         else:
             x = values.to_numpy(float)
-            if isinstance(param, (Float, Int)) and param.log:
+            if isinstance(param, (Float, Int, Normal)) and param.log:
                 ax.set_xscale("log")
         y = ranked[exp.best_column].to_numpy(float)
         ax.scatter(x, y, s=18, alpha=0.7, color="tab:blue")
@@ -302,7 +303,7 @@ def _require_matplotlib() -> None:
         import matplotlib  # noqa: F401
     except ImportError as exc:
         raise ImportError(
-            "tunefleet report needs matplotlib; install it with `pip install matplotlib`."
+            "tunefleet report needs matplotlib; install it with `pip install 'tunefleet[report]'`."
         ) from exc
 
 

@@ -14,22 +14,27 @@ Where the results come from, per trial:
   saved trial state: the trial's last result, and the best value of the target metric from
   Ray's running metric analysis. `trials.parquet` is then complete, and `iterations.parquet`
   holds one row per such trial, its last result; the summary says how many trials this was.
+
+Ray's `ExperimentAnalysis` unpickles the experiment state, which can run code: export only
+folders you trust. A folder without tunefleet's `spec.yaml` gets a warning line before it is
+read (`tunefleet.experiments.results.trust`).
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tunefleet.common.logs import quiet_logger
 from tunefleet.experiments.results.files import ITERATIONS_FILE, SPEC_FILE, TRIALS_FILE
-from tunefleet.experiments.results.recorder import ResultsRecorder
 from tunefleet.experiments.results.parquet_io import join_path as _join
 from tunefleet.experiments.results.parquet_io import path_exists as _exists
+from tunefleet.experiments.results.recorder import ResultsRecorder
+from tunefleet.experiments.results.trust import foreign_folder_warning
 
 __all__ = ["ExportError", "ExportSummary", "describe", "export_experiment"]
 
@@ -63,6 +68,7 @@ def export_experiment(
     metric: str | None = None,
     mode: str | None = None,
     overwrite: bool = False,
+    warn: Callable[[str], None] | None = None,
 ) -> ExportSummary:
     """Rebuilds `trials.parquet` and `iterations.parquet` in a Ray Tune experiment folder.
 
@@ -72,6 +78,8 @@ def export_experiment(
         metric: The target metric; by default the one in the folder's `spec.yaml`.
         mode: `min` or `max`; by default the one in `spec.yaml`.
         overwrite: Replace Parquet files already there.
+        warn: Called with a one-line warning before Ray's state in a folder tunefleet did
+            not write (no `spec.yaml`) is unpickled.
 
     Raises:
         ExportError: If the folder holds no Ray experiment, the metric or mode is unknown,
@@ -93,7 +101,7 @@ def export_experiment(
             f"{exp_dir} already has {TRIALS_FILE}; pass --overwrite to rebuild it from Ray's "
             "experiment state."
         )
-    trials = _ray_trials(exp_dir)
+    trials = _ray_trials(exp_dir, warn)
     histories = {trial.trial_id: _history(trial) for trial in trials}
     results = [
         r
@@ -188,8 +196,13 @@ def _read_spec(exp_dir: str) -> dict[str, Any]:
     return raw if isinstance(raw, dict) else {}
 
 
-def _ray_trials(exp_dir: str) -> list[Any]:
-    from ray.tune import ExperimentAnalysis
+def _ray_trials(exp_dir: str, warn: Callable[[str], None] | None = None) -> list[Any]:
+    from ray.tune import ExperimentAnalysis, Tuner
+
+    # Before the state is unpickled, and only when there is one (otherwise: the error below).
+    warning = foreign_folder_warning(exp_dir, "export")
+    if warn is not None and warning is not None and Tuner.can_restore(exp_dir):
+        warn(warning)
 
     # Ray warns for every trial without result.json (the usual case for tunefleet runs);
     # the summary says how many there were.

@@ -1,7 +1,8 @@
 """`tunefleet resume`: finish an interrupted experiment, or add trials to a finished one.
 
 Restoring unpickles Ray's experiment state (`tuner.pkl`, searcher state): only resume
-experiment folders you trust, as you would only run code you trust.
+experiment folders you trust, as you would only run code you trust (the command's help says
+so, in the words `tunefleet.experiments.results.trust` gives `export` too).
 """
 
 from __future__ import annotations

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -16,15 +15,12 @@ from typing import Any
 from tunefleet.cluster import connect
 from tunefleet.experiments.results.files import SPEC_FILE
 from tunefleet.experiments.results.recorder import ResultsRecorder
+from tunefleet.experiments.run.claim import ExperimentFolder, RunError
 from tunefleet.experiments.run.lean_trials import LeanFinishedTrials
 from tunefleet.experiments.run.progress import ProgressPrinter
 from tunefleet.experiments.spec.plan import Plan
 
 __all__ = ["RunError", "RunOptions", "RunSummary", "experiment_dir", "run_plan"]
-
-
-class RunError(ValueError):
-    """The run cannot start as asked (e.g. its results folder is taken)."""
 
 
 @dataclass(frozen=True)
@@ -106,25 +102,6 @@ def storage_root(storage: str) -> str:
 def experiment_dir(plan: Plan, options: RunOptions) -> str:
     """`<storage>/<name>` for this run."""
     return f"{storage_root(options.storage)}/{options.name or plan.spec.name}"
-
-
-def _claim_directory(path: str, overwrite: bool) -> None:
-    if "://" in path:
-        return  # object stores: Ray and the results writer create what they need
-    target = Path(path)
-    existing = next((p for p in (target, *target.parents) if p.exists()), None)
-    if existing is not None and not existing.is_dir():
-        raise RunError(
-            f"--storage: {existing} is a file, not a folder; give a folder for the results "
-            "(it is created if missing)."
-        )
-    if target.exists() and any(target.iterdir()):
-        if not overwrite:
-            raise RunError(
-                f"{target} already holds an experiment; pass --overwrite to replace it, or "
-                "--name NEW to keep both."
-            )
-        shutil.rmtree(target)
 
 
 @contextmanager
@@ -333,6 +310,8 @@ def run_plan(plan: Plan, options: RunOptions) -> RunSummary:
     """Runs the experiment and writes `trials.parquet` and `iterations.parquet`.
 
     The resolved spec is saved as `spec.yaml` beside the results, for `tunefleet resume`.
+    A run that fails before its first trial starts (Ray cannot be reached, say) leaves the
+    results folder as it found it (see `tunefleet.experiments.claim`).
 
     Raises:
         RunError: If the results folder is taken (and `overwrite` is off).
@@ -341,14 +320,15 @@ def run_plan(plan: Plan, options: RunOptions) -> RunSummary:
     started = time.monotonic()
     spec = plan.spec
     exp_dir = experiment_dir(plan, options)
-    _claim_directory(exp_dir, options.overwrite)
-    write_spec_file(exp_dir, plan.raw)
+    folder = ExperimentFolder(exp_dir, overwrite=options.overwrite)  # checked before Ray starts
     recorder, callbacks = _callbacks(plan, exp_dir, options, spec.trial_count)
-    with connect(options.address, verbose=options.verbose):
+    with connect(options.address, verbose=options.verbose), folder.claimed():
+        write_spec_file(exp_dir, plan.raw)
         if spec.baseline is not None:
             from tunefleet.experiments.run.baseline import run_baseline
 
             run_baseline(plan, exp_dir, verbose=options.verbose)  # before the search
+        callbacks = [*callbacks, folder.on_first_trial()]
         tuner = build_tuner(plan, exp_dir, callbacks, verbose=options.verbose)
         summary = _fit(tuner, recorder, plan, options, started)
         if spec.final is not None and summary.best_trial is not None and not summary.unfinished:

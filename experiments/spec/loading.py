@@ -245,9 +245,12 @@ def _loc_text(loc: Sequence[Any]) -> str:
 
 
 def _is_tag(loc: Sequence[Any], part: Any) -> bool:
+    """Whether `part` is the tag pydantic puts after a discriminated union's key (`asha`
+    in `scheduler.asha.max_t`); once the tag has chosen the model, a key of the same name
+    (`scheduler.asha`, an unknown key) is the user's."""
     models = _models_at(ExperimentSpec, loc)
     return (
-        bool(models)
+        len(models) > 1
         and all(part not in m.model_fields for m in models)
         and any(_tag(m) == part for m in models)
     )

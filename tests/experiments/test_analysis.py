@@ -305,11 +305,40 @@ def test_min_mode_and_odd_parameters_without_ray(tmp_path: Path) -> None:
         exp.importance("nope")
 
 
+def test_importance_spans_normal_parameters_over_the_values_drawn() -> None:
+    """Normal parameters have no bounds; fANOVA gets the range the trials drew."""
+    rng = np.random.default_rng(1)
+    lr = np.exp(rng.normal(-4.6, 1.0, 20))
+    shift = rng.normal(0.0, 1.0, 20)
+    trials = pd.DataFrame(
+        {
+            "trial_id": [f"t{i}" for i in range(20)],
+            "status": ["TERMINATED"] * 20,
+            "best/loss": np.abs(np.log(lr) + 4.6) + 0.01 * shift,
+            "config/lr": lr,
+            "config/shift": shift,
+        }
+    )
+    space = {"lr": {"lognormal": [-4.6, 1.0]}, "shift": {"qnormal": [0.0, 1.0, 0.001]}}
+    exp = Experiment(
+        trials=trials,
+        iterations=pd.DataFrame({"trial_id": [], "training_iteration": [], "loss": []}),
+        exploits=None,
+        metadata={"metric": "loss", "mode": "min", "spec": {"space": space}},
+    )
+    importance = exp.importance()
+    assert list(importance.index) == ["lr", "shift"]
+    assert importance["lr"] > 0.8
+
+
 def test_report_without_matplotlib_says_what_to_install(tmp_path: Path, monkeypatch) -> None:
     exp = fabricated(tmp_path)
     exp.iterations.to_parquet(tmp_path / "iterations.parquet")
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    with pytest.raises(ImportError, match=r"needs matplotlib; install it with `pip install"):
+    with pytest.raises(
+        ImportError,
+        match=r"^tunefleet report needs matplotlib; install it with `pip install 'tunefleet\[report\]'`\.$",
+    ):
         write_report(tmp_path)
     assert not (tmp_path / "report").exists()
 

@@ -89,3 +89,63 @@ def test_time_budget_ends_the_search_on_time(write_spec, tmp_path: Path, capsys)
     assert (trials["status"] == "TERMINATED").sum() >= 1
     assert len(_configs(log)) == len(trials)  # every started trial has its row
     assert "options:" in capsys.readouterr().out
+
+
+NORMAL_SPEC = """
+name: options
+trainable: tests.support.trainables:logs_config
+metric: score
+mode: max
+space:
+  x: {{normal: [0.3, 0.1]}}
+  lr: {{qlognormal: [-4.6, 0.5, 0.0001]}}
+  log: {log}
+search: {search}
+"""
+
+
+@pytest.mark.parametrize("algorithm", ["random", "hyperopt"])
+def test_normal_priors_run_end_to_end(write_spec, tmp_path: Path, algorithm: str) -> None:
+    log = tmp_path / "configs.jsonl"
+    spec = write_spec(
+        NORMAL_SPEC.format(
+            log=json.dumps(str(log)), search=f"{{algorithm: {algorithm}, num_samples: 4, seed: 2}}"
+        )
+    )
+    assert main(["run", str(spec), "--storage", str(tmp_path / "results")]) == 0
+    configs = _configs(log)
+    assert len(configs) == 4 and len({c["x"] for c in configs}) == 4
+    assert all(c["lr"] > 0 and round(c["lr"] / 0.0001, 6).is_integer() for c in configs)
+    trials = pd.read_parquet(tmp_path / "results" / "options" / "trials.parquet")
+    assert (trials["status"] == "TERMINATED").all()
+    assert sorted(trials["config/x"]) == sorted(c["x"] for c in configs)
+
+
+def test_constants_run_once_with_seeds_but_not_as_a_search(
+    write_spec, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = tmp_path / "configs.jsonl"
+
+    def spec(search: dict[str, Any]) -> Path:
+        text = spec_yaml(
+            name="options",
+            trainable="tests.support.trainables:logs_config",
+            space={"x": 0.5, "log": str(log), "sleep_s": 0},
+            search=search,
+        )
+        return write_spec(text)
+
+    results = str(tmp_path / "results")
+    assert main(["run", str(spec({"num_samples": 3, "seed": 7})), "--storage", results]) == 2
+    assert capsys.readouterr().err.startswith(
+        "tunefleet: error: space: no distribution to search, so all search.num_samples=3 "
+        "trials would run the same config;"
+    )
+    assert not log.exists()
+    assert (
+        main(["run", str(spec({"num_samples": 1, "repeat": 3, "seed": 7})), "--storage", results])
+        == 0
+    )
+    trials = pd.read_parquet(tmp_path / "results" / "options" / "trials.parquet")
+    assert len(trials) == 3 and (trials["config/x"] == 0.5).all()
+    assert sorted(trials["trial_seed"]) == [0, 1, 2]  # __trial_index__ 0, 1, 2

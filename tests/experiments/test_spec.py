@@ -111,6 +111,15 @@ def test_a_good_spec_validates_with_defaults() -> None:
             {"search": {"points_to_evaluate": [{"y": 1}]}},
             r"^search\.points_to_evaluate\[0\]\.y: not a parameter of space\.$",
         ),
+        # an unknown key named like the section's own kind is still named
+        (
+            {"scheduler": {"name": "asha", "max_t": 3, "asha": 1}},
+            r"^scheduler\.asha: unknown key; allowed keys: brackets, grace_period, max_t,",
+        ),
+        (
+            {"search": {"algorithm": "optuna", "sampler": {"name": "tpe", "tpe": 1}}},
+            r"^search\.sampler\.tpe: unknown key; allowed keys: constant_liar,",
+        ),
     ],
 )
 def test_bad_specs_fail_with_one_line(patch: dict[str, Any], message: str) -> None:
@@ -148,13 +157,22 @@ def test_trainables_that_cannot_run_are_refused(trainable: str, message: str) ->
 
 def test_overrides_set_nested_values_parsed_as_yaml() -> None:
     raw = apply_overrides(
-        BASE, ["search.num_samples=4", "space.x.loguniform=[1e-3, 1]", "stop.training_iteration=2"]
+        BASE, ["search.num_samples=4", "space.x.uniform=[1e-3, 1]", "stop.training_iteration=2"]
     )
     spec = validate_spec(raw)
     assert spec.search.trials == 4
     assert spec.stop == {"training_iteration": 2}
-    assert raw["space"]["x"] == {"uniform": [0, 1], "loguniform": [0.001, 1]}  # both: invalid
+    assert raw["space"]["x"] == {"uniform": [0.001, 1]}
     assert BASE["space"] == {"x": {"uniform": [0, 1]}}, "overrides must not touch the input"
+    both = apply_overrides(BASE, ["space.x.loguniform=[1e-3, 1]"])
+    assert both["space"]["x"] == {"uniform": [0, 1], "loguniform": [0.001, 1]}
+    with pytest.raises(
+        SpecError,
+        match=r"^space\.x: 'uniform' names a distribution, but sits beside other keys "
+        r"\('loguniform'\); give a parameter one distribution, or write a constant as "
+        r"`uniform: \{const: \.\.\.\}`\.$",
+    ):
+        validate_spec(both)
 
 
 @pytest.mark.parametrize(
