@@ -184,23 +184,34 @@ def submit(
     if not follow:
         print(f"  follow it with: ray job logs --follow --address {address} {job_id}", file=stream)
         return str(_call(address, lambda: client.get_job_status(job_id)))
+    info = _follow(client, address, job_id, stream)
+    print(_outcome(job_id, info), file=stream, flush=True)
+    return str(info.status)
+
+
+def _follow(client: Any, address: str, job_id: str, out: TextIO) -> Any:
+    """Prints the job's logs until it ends and returns its final info; Ctrl-C stops following
+    (the job goes on) and says how to stop the job."""
     try:
-        _call(address, lambda: _follow_logs(client, job_id, stream))
-        info = _wait_until_done(client, address, job_id)
+        _call(address, lambda: _follow_logs(client, job_id, out))
+        return _wait_until_done(client, address, job_id)
     except KeyboardInterrupt:
         print(
             f"stopped following; job {job_id} goes on. Stop it with: "
             f"ray job stop --address {address} {job_id}",
-            file=stream,
+            file=out,
         )
         raise
+
+
+def _outcome(job_id: str, info: Any) -> str:
+    """`job ID succeeded`, or `job ID failed: <the first line of Ray's message>`."""
     status = str(info.status)
     message = (info.message or "").strip().splitlines()
     # Ray appends ", last available logs (truncated to ...):" and the logs just shown.
     first = message[0].split(", last available logs")[0] if message else ""
     detail = f": {first}" if status != "SUCCEEDED" and first else ""
-    print(f"job {job_id} {status.lower()}{detail}", file=stream, flush=True)
-    return status
+    return f"job {job_id} {status.lower()}{detail}"
 
 
 def _client(address: str) -> Any:

@@ -1,4 +1,7 @@
-"""Search spaces, searchers and schedulers: from a declarative spec to Ray Tune's objects."""
+"""Search spaces, searchers and schedulers: from a declarative spec to Ray Tune's objects.
+
+May import `tunefleet.common` only; never `trainables`, `cluster` or `experiments`.
+"""
 
 from __future__ import annotations
 

@@ -15,11 +15,12 @@ from typing import Any
 from ray.tune.search import Repeater
 from ray.tune.search.basic_variant import BasicVariantGenerator
 
+from tunefleet.common.nesting import find_path, nest
 from tunefleet.search.conditional import ConditionalSearcher, DefineByRun, hyperopt_space
 from tunefleet.search.schedulers import AnyScheduler, build_scheduler
 from tunefleet.search.settings import SearchSettings
 from tunefleet.search.space import Choice, Const, Float, Int, Normal, Space
-from tunefleet.search.tune_space import nest, to_tune_domain, to_tune_param_space
+from tunefleet.search.tune_space import to_tune_domain, to_tune_param_space
 from tunefleet.search.typed_choices import DecodeChoices, encode_point, encoded_choices
 from tunefleet.search.wrapping import FiniteTarget
 
@@ -139,39 +140,26 @@ def build_searcher(
             max_concurrent=settings.max_concurrent or 0,
             random_state=settings.seed,
         )
+    searcher: Any
     if algorithm == "hyperopt":
-        # Hyperopt loads only for a Hyperopt search.
-        from tunefleet.search.hyperopt_search import LogNormalHyperOptSearch
-
-        kwargs: dict[str, Any] = {}
-        if settings.n_initial_points is not None:
-            kwargs["n_initial_points"] = settings.n_initial_points
-        searcher: Any = LogNormalHyperOptSearch(
-            points_to_evaluate=points, random_state_seed=settings.seed, **kwargs
-        )
+        searcher = _hyperopt(settings, points=points)
     elif algorithm in ("optuna", "optuna-random"):
-        # Optuna loads only for an Optuna search (about half a second).
-        import optuna
-        from ray.tune.search.optuna import OptunaSearch
-
-        sampler = (
-            optuna.samplers.RandomSampler(seed=settings.seed)
-            if algorithm == "optuna-random"
-            else _optuna_sampler(settings)
+        sampler = _optuna_sampler(settings, random=algorithm == "optuna-random")
+        # TuneConfig takes one metric; several (multi-objective) go to the searcher.
+        several = isinstance(metric, list)
+        searcher = _optuna(
+            sampler,
+            points=points,
+            metric=list(metric) if isinstance(metric, list) else None,
+            mode=list(mode or []) if several else None,
         )
-        objectives: dict[str, Any] = {}
-        if isinstance(metric, list):
-            objectives = {"metric": list(metric), "mode": list(mode or [])}
-        searcher = OptunaSearch(points_to_evaluate=points, sampler=sampler, **objectives)
     else:
         raise ValueError(f"not a searcher: {algorithm!r}")
     # NaN, infinite or missing values of the target reach the backend as failed trials.
     searcher = FiniteTarget(searcher)
     if choices:
         searcher = DecodeChoices(searcher, choices)
-    if settings.repeat > 1:
-        searcher = Repeater(searcher, repeat=settings.repeat, set_index=True)
-    return searcher
+    return _repeated(searcher, settings.repeat)
 
 
 def _conditional_searcher(
@@ -181,41 +169,75 @@ def _conditional_searcher(
     random sampler), built with their own space and wrapped to decode suggestions."""
     searcher: Any
     if settings.algorithm == "hyperopt":
-        # Hyperopt loads only for a Hyperopt search.
-        from tunefleet.search.hyperopt_search import LogNormalHyperOptSearch
-
-        kwargs: dict[str, Any] = {}
-        if settings.n_initial_points is not None:
-            kwargs["n_initial_points"] = settings.n_initial_points
-        searcher = LogNormalHyperOptSearch(
-            space=hyperopt_space(space),
-            metric=metric,
-            mode=mode,
-            random_state_seed=settings.seed,
-            **kwargs,
-        )
+        searcher = _hyperopt(settings, space=hyperopt_space(space), metric=metric, mode=mode)
     else:
-        # Optuna loads only for an Optuna search (about half a second).
-        import optuna
-        from ray.tune.search.optuna import OptunaSearch
-
-        sampler = (
-            optuna.samplers.RandomSampler(seed=settings.seed)
-            if settings.algorithm == "random"
-            else _optuna_sampler(settings, conditional=True)
-        )
-        searcher = OptunaSearch(space=DefineByRun(space), metric=metric, mode=mode, sampler=sampler)
+        sampler = _optuna_sampler(settings, random=settings.algorithm == "random", conditional=True)
+        searcher = _optuna(sampler, space=DefineByRun(space), metric=metric, mode=mode)
     # NaN, infinite or missing values of the target reach the backend as failed trials.
     searcher = ConditionalSearcher(FiniteTarget(searcher), space)
-    if settings.repeat > 1:
-        searcher = Repeater(searcher, repeat=settings.repeat, set_index=True)
-    return searcher
+    return _repeated(searcher, settings.repeat)
 
 
-def _optuna_sampler(settings: SearchSettings, *, conditional: bool = False) -> Any:
+def _hyperopt(
+    settings: SearchSettings,
+    *,
+    space: dict[str, Any] | None = None,
+    points: list[dict[str, Any]] | None = None,
+    metric: str | list[str] | None = None,
+    mode: str | list[str] | None = None,
+) -> Any:
+    """Ray's `HyperOptSearch` (knowing tunefleet's log-normal domains), seeded; with its own
+    `space` for conditional spaces, else it gets the Tuner's `param_space`."""
+    # Hyperopt loads only for a Hyperopt search.
+    from tunefleet.search.hyperopt_search import LogNormalHyperOptSearch
+
+    startup: dict[str, Any] = {}  # unset: Hyperopt's own default
+    if settings.n_initial_points is not None:
+        startup["n_initial_points"] = settings.n_initial_points
+    return LogNormalHyperOptSearch(
+        space=space,
+        metric=metric,
+        mode=mode,
+        points_to_evaluate=points,
+        random_state_seed=settings.seed,
+        **startup,
+    )
+
+
+def _optuna(
+    sampler: Any,
+    *,
+    space: Any = None,
+    points: list[dict[str, Any]] | None = None,
+    metric: str | list[str] | None = None,
+    mode: str | list[str] | None = None,
+) -> Any:
+    """Ray's `OptunaSearch` around `sampler`; with its own `space` (define-by-run) for
+    conditional spaces, else it gets the Tuner's `param_space`."""
     # Optuna loads only for an Optuna search (about half a second).
-    import optuna
+    from ray.tune.search.optuna import OptunaSearch
 
+    return OptunaSearch(
+        space=space, metric=metric, mode=mode, points_to_evaluate=points, sampler=sampler
+    )
+
+
+def _repeated(searcher: Any, repeat: int) -> Any:
+    """Ray's `Repeater` around `searcher` when each config runs `repeat` times (the trial
+    copies numbered by `__trial_index__`, the searcher told their mean)."""
+    if repeat == 1:
+        return searcher
+    return Repeater(searcher, repeat=repeat, set_index=True)
+
+
+def _optuna_sampler(
+    settings: SearchSettings, *, random: bool = False, conditional: bool = False
+) -> Any:
+    """The sampler `settings` asks for, or Optuna's seeded random sampler (`random`)."""
+    import optuna  # Optuna: only for an Optuna search
+
+    if random:
+        return optuna.samplers.RandomSampler(seed=settings.seed)
     with warnings.catch_warnings():
         # Multivariate TPE and QMC are marked experimental by Optuna; they are chosen here.
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -269,11 +291,11 @@ class ClipToSpace:
 
     def __call__(self, config: dict[str, Any]) -> dict[str, Any]:
         for path, param in self.params.items():
-            *groups, name = path.split("/")
-            node = config
-            for group in groups:
-                node = node.get(group, {})
-            if name in node and isinstance(node[name], (int, float)):
+            found = find_path(config, path)
+            if found is None:
+                continue
+            node, name = found
+            if isinstance(node[name], (int, float)):
                 node[name] = _clip(param, node[name])
         return config
 
@@ -308,14 +330,12 @@ def _population_scheduler(search: SearchSettings, space: Space) -> Any:
             custom_explore_fn=ClipToSpace(numeric),
             synch=options.synch,
         )
-    mutations: dict[str, Any] = {}
-    for path, param in space.searched.items():
-        value = list(param.values) if isinstance(param, Choice) else to_tune_domain(param)
-        *groups, name = path.split("/")
-        node = mutations
-        for group in groups:
-            node = node.setdefault(group, {})
-        node[name] = value
+    mutations = nest(
+        {
+            path: list(param.values) if isinstance(param, Choice) else to_tune_domain(param)
+            for path, param in space.searched.items()
+        }
+    )
     return PopulationBasedTraining(
         time_attr=options.time_attr,
         perturbation_interval=options.perturbation_interval,

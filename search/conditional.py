@@ -18,8 +18,9 @@ from typing import Any
 
 from ray.tune.search import Searcher
 
+from tunefleet.common.nesting import nest, set_path
 from tunefleet.search.space import Choice, Conditional, Const, Float, Int, Normal, Space
-from tunefleet.search.tune_space import nest, to_tune_param_space
+from tunefleet.search.tune_space import to_tune_param_space
 from tunefleet.search.wrapping import DelegatingSearcher
 
 __all__ = ["ConditionalSearcher", "DefineByRun", "decode", "hyperopt_space"]
@@ -132,11 +133,7 @@ def hyperopt_space(space: Space, prefix: str = "") -> dict[str, Any]:
             if sub:
                 option[_branch(name, value)] = sub
             options.append(option)
-        *groups, leaf = path.split("/")
-        node = tree
-        for group in groups:
-            node = node.setdefault(group, {})
-        node[leaf] = hp.choice(name, options)
+        set_path(tree, path, hp.choice(name, options))
     return tree
 
 

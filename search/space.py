@@ -31,7 +31,7 @@ groups and conditional choices of their own, but no `grid` values. Hyperopt gets
 `normal`, `qnormal`, `lognormal` and `qlognormal` take `[mu, sigma]` (`[mu, sigma, q]`);
 for the log-normal ones, mu and sigma are those of the value's logarithm (as in Hyperopt and
 numpy). They have no bounds, so only searchers that sample such priors take them (random
-search, Hyperopt, PBT; see `tunefleet.search.compat`).
+search, Hyperopt, PBT; see `tunefleet.search.combinations`).
 
 A one-key mapping whose value is a list is always read as a distribution (an unknown name is
 an error); a group of constants is written with scalar values or with `const:`.

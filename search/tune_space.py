@@ -21,6 +21,7 @@ import numpy as np
 from ray import tune
 from ray.tune.search.sample import Domain, Float, Quantized, Sampler
 
+from tunefleet.common.nesting import set_path
 from tunefleet.search.space import Choice, Conditional, Const, Int, Normal, Param, Space
 from tunefleet.search.space import Float as FloatParam
 
@@ -28,7 +29,6 @@ __all__ = [
     "LogNormalSampler",
     "lognormal_domain",
     "lognormal_sampler",
-    "nest",
     "to_tune_domain",
     "to_tune_param_space",
 ]
@@ -85,18 +85,6 @@ def lognormal_sampler(domain: Any) -> tuple[LogNormalSampler, float | None] | No
     return (sampler, q) if isinstance(sampler, LogNormalSampler) else None
 
 
-def nest(flat: dict[str, Any]) -> dict[str, Any]:
-    """Ray wants nested configs: `{"model/depth": 2}` becomes `{"model": {"depth": 2}}`."""
-    nested: dict[str, Any] = {}
-    for path, value in flat.items():
-        *groups, name = path.split("/")
-        node = nested
-        for group in groups:
-            node = node.setdefault(group, {})
-        node[name] = value
-    return nested
-
-
 def to_tune_domain(param: Param, *, by_index: bool = False) -> Any:
     """Returns Ray Tune's domain (or the constant) for one parameter.
 
@@ -148,9 +136,5 @@ def to_tune_param_space(space: Space, *, by_index: Iterable[str] = ()) -> dict[s
     indexed = set(by_index)
     nested: dict[str, Any] = {}
     for path, param in space.params.items():
-        *groups, name = path.split("/")
-        node = nested
-        for group in groups:
-            node = node.setdefault(group, {})
-        node[name] = to_tune_domain(param, by_index=path in indexed)
+        set_path(nested, path, to_tune_domain(param, by_index=path in indexed))
     return nested

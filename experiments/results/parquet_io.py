@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pyarrow import fs as pafs
 
+from tunefleet.common.nesting import flatten
 from tunefleet.common.ray_compat import RAY_RESULT_FIELDS
 
 __all__ = [
@@ -48,18 +49,6 @@ def versions() -> dict[str, str]:
         except importlib_metadata.PackageNotFoundError:
             continue
     return out
-
-
-def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Flattens nested mappings with `/` (`{"a": {"b": 1}}` -> `{"a/b": 1}`)."""
-    flat: dict[str, Any] = {}
-    for key, value in mapping.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
-            flat.update(flatten(value, path + "/"))
-        else:
-            flat[path] = value
-    return flat
 
 
 def _is_scalar(value: Any) -> bool:

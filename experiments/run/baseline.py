@@ -17,14 +17,13 @@ from typing import Any
 
 from ray import tune
 
+from tunefleet.common.nesting import flatten, nest
 from tunefleet.experiments.results.files import BASELINE_DIR
-from tunefleet.experiments.results.parquet_io import flatten
 from tunefleet.experiments.results.recorder import ResultsRecorder
 from tunefleet.experiments.run.tune_setup import quiet_tune, trial_dirname, tune_trainable
 from tunefleet.experiments.spec.optional_sections import BaselineSettings
 from tunefleet.experiments.spec.plan import Plan
 from tunefleet.search.space import Const, Space
-from tunefleet.search.tune_space import nest
 
 __all__ = ["baseline_config", "run_baseline"]
 

@@ -13,6 +13,7 @@ from typing import Any
 from ray import tune
 
 from tunefleet.cluster import connect
+from tunefleet.common.nesting import set_path
 from tunefleet.common.ray_compat import restored_run_config
 from tunefleet.experiments.results.files import SPEC_FILE, TRIALS_FILE
 from tunefleet.experiments.results.recorder import read_rows
@@ -96,8 +97,7 @@ def _restore(plan: Plan, exp_dir: str, options: RunOptions) -> tuple[Any, Any]:
         restart_errored=False,
         param_space=search.param_space,
     )
-    total = spec.search.trials * spec.search.repeat * spec.space.grid_size()
-    recorder, callbacks = run_callbacks(plan, exp_dir, options, total)
+    recorder, callbacks = run_callbacks(plan, exp_dir, options, spec.trial_count)
     # Ray restores the callbacks pickled at the start; use fresh ones (which pick up the
     # Parquet files written so far) so that this process can read what they record.
     run_config = restored_run_config(tuner)
@@ -117,11 +117,7 @@ def earlier_points(exp_dir: str, plan: Plan) -> list[EvaluatedPoint]:
         for path in searched:
             if f"config/{path}" not in row:
                 continue
-            *groups, name = path.split("/")
-            node = config
-            for group in groups:
-                node = node.setdefault(group, {})
-            node[name] = row[f"config/{path}"]
+            set_path(config, path, row[f"config/{path}"])
         value = row.get(plan.spec.target_metric)
         # A trial whose target ended NaN, infinite or missing was a failure to its searcher.
         failed = row.get("status") == "ERROR" or value is None or bool(row.get("invalid_metric"))

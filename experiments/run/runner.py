@@ -296,8 +296,7 @@ def run_plan(plan: Plan, options: RunOptions) -> RunSummary:
     spec = plan.spec
     exp_dir = experiment_dir(plan, options)
     folder = ExperimentFolder(exp_dir, overwrite=options.overwrite)  # checked before Ray starts
-    total = spec.search.trials * spec.search.repeat * spec.space.grid_size()
-    recorder, callbacks = run_callbacks(plan, exp_dir, options, total)
+    recorder, callbacks = run_callbacks(plan, exp_dir, options, spec.trial_count)
     with connect(options.address, verbose=options.verbose), folder.claimed():
         write_spec_file(exp_dir, plan.raw)
         if spec.baseline is not None:

@@ -63,7 +63,6 @@ def trial_dirname(trial: Any) -> str:
 
 def tune_trainable(plan: Plan) -> Any:
     """The plan's trainable as Ray Tune runs it, reserving the spec's resources per trial."""
-    obj = plan.trainable
-    trainable = obj.to_tune() if hasattr(obj, "to_tune") else obj
+    trainable = plan.trainable.to_tune()
     resources = {"cpu": plan.spec.resources.cpu, "gpu": plan.spec.resources.gpu}
     return tune.with_resources(trainable, resources)

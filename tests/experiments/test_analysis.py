@@ -18,28 +18,28 @@ import pandas as pd
 import pytest
 
 from tests.support.analysis_trainables import influence_score
+from tests.support.specs import spec_yaml
 from tunefleet.experiments import read_metadata
 from tunefleet.experiments.analysis.experiment import AnalysisError, Experiment, load, load_all
 from tunefleet.experiments.analysis.report import write_report
 from tunefleet.experiments.analysis.show import leaderboard_text
 from tunefleet.experiments.cli import main
 
-SPEC = """
-name: influence
-trainable: tests.support.analysis_trainables:influence
-metric: score
-mode: max
-space:
-  x: {uniform: [0.0, 1.0]}
-  noise_param: {uniform: [0.0, 1.0]}
-  lr: {loguniform: [1.0e-4, 1.0e-1]}
-  opt: {choice: [adam, sgd]}
-  steps: 4
-  fail_above: 0.9
-search: {algorithm: random, num_samples: 30, seed: 0}
-scheduler: {name: asha, grace_period: 1, reduction_factor: 2}
-stop: {training_iteration: 4}
-"""
+SPEC = spec_yaml(
+    name="influence",
+    trainable="tests.support.analysis_trainables:influence",
+    space={
+        "x": {"uniform": [0.0, 1.0]},
+        "noise_param": {"uniform": [0.0, 1.0]},
+        "lr": {"loguniform": [1.0e-4, 1.0e-1]},
+        "opt": {"choice": ["adam", "sgd"]},
+        "steps": 4,
+        "fail_above": 0.9,
+    },
+    search={"algorithm": "random", "num_samples": 30, "seed": 0},
+    scheduler={"name": "asha", "grace_period": 1, "reduction_factor": 2},
+    stop={"training_iteration": 4},
+)
 SEARCHED = ("x", "noise_param", "lr", "opt")
 PLOTS = ("best_so_far", "learning_curves", "parallel_coordinates", "importance")
 

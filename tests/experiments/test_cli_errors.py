@@ -114,22 +114,25 @@ def test_an_unexpected_error_is_one_line_exit_1_and_a_traceback_with_v(
 
 
 def test_every_project_error_is_a_tunefleet_error_with_its_builtin_base() -> None:
-    from tunefleet.cluster import ClusterError, ClusterInputError
+    from tunefleet.cluster import ClusterError, ClusterInputError, ClusterUnavailable
     from tunefleet.common import MissingDependencyError
+    from tunefleet.experiments.analysis.dashboard import DashboardError
     from tunefleet.experiments.analysis.experiment import AnalysisError
     from tunefleet.experiments.results.export import ExportError
     from tunefleet.experiments.run.final_evaluation import FinalError
     from tunefleet.experiments.run.runner import RunError
     from tunefleet.experiments.spec.errors import SpecError
     from tunefleet.search import SpaceError
-    from tunefleet.search.compat import SearchConfigError
+    from tunefleet.search.combinations import SearchConfigError
     from tunefleet.trainables.resolve import TrainableError
 
     usage = [SpecError, SpaceError, SearchConfigError, TrainableError, RunError, FinalError]
+    usage += [DashboardError]
     usage += [AnalysisError, ExportError, ClusterInputError, MissingDependencyError]
     for error in usage:
         assert issubclass(error, TunefleetError) and error.exit_code == 2, error
     assert issubclass(ClusterError, TunefleetError) and ClusterError.exit_code == 1
+    assert issubclass(ClusterUnavailable, ClusterError) and ClusterUnavailable.exit_code == 1
     assert issubclass(ClusterError, RuntimeError)
     assert issubclass(MissingDependencyError, ImportError)
     for error in usage[:-2]:

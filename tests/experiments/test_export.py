@@ -18,6 +18,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
+from tests.support.specs import spec_yaml
 from tunefleet.experiments import read_metadata
 from tunefleet.experiments.analysis.experiment import load
 from tunefleet.experiments.cli import main
@@ -26,16 +27,11 @@ from tunefleet.experiments.results.export import ExportError, export_experiment
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = REPO / "experiments" / "SCHEMA.md"
 
-TF_SPEC = """
-name: tf
-trainable: tests.support.trainables:linear
-metric: score
-mode: max
-space:
-  x: {uniform: [0.0, 1.0]}
-  steps: 3
-search: {algorithm: random, num_samples: 3, seed: 0}
-"""
+TF_SPEC = spec_yaml(
+    name="tf",
+    space={"x": {"uniform": [0.0, 1.0]}, "steps": 3},
+    search={"algorithm": "random", "num_samples": 3, "seed": 0},
+)
 
 
 @pytest.fixture(scope="module")

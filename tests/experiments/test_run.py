@@ -10,23 +10,18 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from tests.support.specs import spec_yaml
 from tests.support.trainables import expected_score
 from tunefleet.experiments import read_metadata
 from tunefleet.experiments.cli import main
 
 pytestmark = pytest.mark.usefixtures("ray_instance")
 
-SPEC = """
-name: linear
-trainable: tests.support.trainables:linear
-metric: score
-mode: max
-space:
-  x: {uniform: [0.0, 1.0]}
-  offset: {choice: [0, 10]}
-  steps: 4
-search: {algorithm: random, num_samples: 5, seed: 3}
-"""
+SPEC = spec_yaml(
+    name="linear",
+    space={"x": {"uniform": [0.0, 1.0]}, "offset": {"choice": [0, 10]}, "steps": 4},
+    search={"algorithm": "random", "num_samples": 5, "seed": 3},
+)
 
 
 def test_run_writes_every_reported_result(write_spec, tmp_path: Path, capsys) -> None:

@@ -7,27 +7,15 @@ from typing import Any
 
 import pytest
 
+from tests.support.specs import BASE, spec_dict
 from tunefleet.experiments.spec.loading import SpecError, apply_overrides, load_spec, validate_spec
 from tunefleet.experiments.spec.plan import make_plan
 from tunefleet.search import AshaSettings, Float
 from tunefleet.trainables import TrainableError
 
-BASE: dict[str, Any] = {
-    "name": "t",
-    "trainable": "tests.support.trainables:linear",
-    "metric": "score",
-    "mode": "max",
-    "space": {"x": {"uniform": [0, 1]}},
-}
-
-
-def _spec(**patch: Any) -> dict[str, Any]:
-    raw = {**BASE, **patch}
-    return {k: v for k, v in raw.items() if v is not None}
-
 
 def test_a_good_spec_validates_with_defaults() -> None:
-    spec = validate_spec(_spec(scheduler={"name": "asha", "max_t": 5}))
+    spec = validate_spec(spec_dict(scheduler={"name": "asha", "max_t": 5}))
     assert spec.space.params["x"] == Float(0.0, 1.0)
     assert spec.search.algorithm == "random" and spec.search.trials == 10
     assert isinstance(spec.scheduler, AshaSettings) and spec.scheduler.grace_period == 1
@@ -136,7 +124,7 @@ def test_a_good_spec_validates_with_defaults() -> None:
 )
 def test_bad_specs_fail_with_one_line(patch: dict[str, Any], message: str) -> None:
     with pytest.raises(SpecError, match=message) as info:
-        validate_spec(_spec(**patch))
+        validate_spec(spec_dict(**patch))
     assert "\n" not in str(info.value)
 
 
@@ -156,13 +144,13 @@ def test_bad_specs_fail_with_one_line(patch: dict[str, Any], message: str) -> No
             r"^trainable: 'tests\.support\.trainables:two_args' must take exactly one argument",
         ),
         (
-            "tests.experiments.test_spec:BASE",
-            r"^trainable: 'tests\.experiments\.test_spec:BASE' is a dict, not a function",
+            "tests.support.specs:BASE",
+            r"^trainable: 'tests\.support\.specs:BASE' is a dict, not a function",
         ),
     ],
 )
 def test_trainables_that_cannot_run_are_refused(trainable: str, message: str) -> None:
-    spec = validate_spec(_spec(trainable=trainable))
+    spec = validate_spec(spec_dict(trainable=trainable))
     with pytest.raises(TrainableError, match=message):
         make_plan(spec, {})
 

@@ -14,7 +14,7 @@ from ray.tune.search.variant_generator import generate_variants
 
 from tunefleet.search import FifoSettings, Normal, SearchSettings, SpaceError, parse_space
 from tunefleet.search.algorithms import ClipToSpace, build_search
-from tunefleet.search.compat import SearchConfigError, check_search
+from tunefleet.search.combinations import SearchConfigError, check_search
 from tunefleet.search.hyperopt_search import convert_search_space
 from tunefleet.search.tune_space import to_tune_param_space
 

@@ -1,4 +1,5 @@
-"""Ray's FIFO-based schedulers, choosing the next trial without rescanning finished ones.
+"""Which trial runs next: Ray's FIFO, ASHA and median-stopping schedulers, choosing the next
+trial without rescanning finished ones.
 
 Ray's `FIFOScheduler.choose_trial_to_run` (inherited by ASHA and median stopping) walks the
 experiment's whole trial list, finished trials first, on every step of the controller: a

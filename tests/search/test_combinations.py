@@ -8,7 +8,7 @@ import pytest
 
 from tunefleet.search import FifoSettings, SearchSettings, parse_space
 from tunefleet.search.algorithms import build_search
-from tunefleet.search.compat import SearchConfigError, check_search
+from tunefleet.search.combinations import SearchConfigError, check_search
 from tunefleet.search.schedulers import AshaSettings, HyperbandSettings, MedianSettings
 
 NUMERIC = {"lr": {"loguniform": [1e-4, 1e-1]}, "wd": {"uniform": [0.0, 0.1]}}
