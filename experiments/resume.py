@@ -23,8 +23,11 @@ from tunefleet.experiments.runner import (
     _fit,
     _tune_trainable,
     build_tuner,
+    pending_trials,
     storage_root,
 )
+from tunefleet.experiments.slots import TrialSlots, trial_slots
+from tunefleet.experiments.tables import path_exists, read_metadata_any
 from tunefleet.search.warm_start import EvaluatedPoint
 
 __all__ = ["earlier_points", "resume_experiment"]
@@ -39,6 +42,9 @@ def resume_experiment(
     ones continue from their last checkpoints, and the searcher keeps everything it learned.
     With `extend=N`, N new trials run after the finished ones, the searcher first told every
     earlier config and result.
+
+    Trials at once: `--extend` counts the cluster's slots anew; a restored run keeps the cap
+    it started with (Ray restores its ConcurrencyLimiter, cap included).
 
     Raises:
         RunError: If `path` is not a tunefleet experiment that can be resumed as asked.
@@ -55,7 +61,8 @@ def resume_experiment(
             ) from None
         raise
     plan = make_plan(spec, raw)
-    with connect(options.address, verbose=options.verbose):
+    with connect(options.address, verbose=options.verbose) as connection:
+        slots = trial_slots(connection, spec)
         if extend is not None:
             if spec.search.population_based:
                 raise RunError(
@@ -63,15 +70,27 @@ def resume_experiment(
                     "fact; start a new experiment with a larger search.num_samples."
                 )
             points = earlier_points(exp_dir, plan)
-            recorder, callbacks = _callbacks(plan, exp_dir, options, total=extend)
+            recorder, callbacks = _callbacks(plan, exp_dir, options, extend, slots)
             extension = Extension(trials=extend, points=points, offset=len(points))
-            tuner = build_tuner(plan, exp_dir, callbacks, verbose=options.verbose, extend=extension)
+            tuner = build_tuner(
+                plan, exp_dir, callbacks, verbose=options.verbose, slots=slots, extend=extension
+            )
         else:
-            tuner, recorder = _restore(plan, exp_dir, options)
-        return plan, _fit(tuner, recorder, plan, options, started)
+            slots = _first_slots(exp_dir) or slots
+            tuner, recorder = _restore(plan, exp_dir, options, slots)
+        return plan, _fit(tuner, recorder, plan, options, started, pending_trials(plan, slots))
 
 
-def _restore(plan: Plan, exp_dir: str, options: RunOptions) -> tuple[Any, Any]:
+def _first_slots(exp_dir: str) -> TrialSlots | None:
+    """The trials at once the experiment last started with (in its results' metadata), which
+    Ray's restored state keeps; None when no results were written yet, or by a version of
+    tunefleet that did not record them."""
+    path = f"{exp_dir}/{TRIALS_FILE}"
+    earlier = read_metadata_any(path).get("trials_at_once") if path_exists(path) else None
+    return TrialSlots.from_dict(earlier) if isinstance(earlier, dict) else None
+
+
+def _restore(plan: Plan, exp_dir: str, options: RunOptions, slots: TrialSlots) -> tuple[Any, Any]:
     from ray import tune
 
     from tunefleet.search.algorithms import build_search
@@ -96,7 +115,7 @@ def _restore(plan: Plan, exp_dir: str, options: RunOptions) -> tuple[Any, Any]:
         param_space=search.param_space,
     )
     total = spec.search.trials * spec.search.repeat * spec.space.grid_size()
-    recorder, callbacks = _callbacks(plan, exp_dir, options, total)
+    recorder, callbacks = _callbacks(plan, exp_dir, options, total, slots)
     # Ray restores the callbacks pickled at the start; use fresh ones (which pick up the
     # Parquet files written so far) so that this process can read what they record.
     local = tuner._local_tuner  # Ray offers no public way to replace restored callbacks

@@ -18,6 +18,8 @@ from tunefleet.experiments.lean_trials import LeanFinishedTrials
 from tunefleet.experiments.plan import Plan
 from tunefleet.experiments.progress import ProgressPrinter
 from tunefleet.experiments.results import ResultsRecorder
+from tunefleet.experiments.slots import TrialSlots, trial_slots
+from tunefleet.search.algorithms import uses_searcher
 
 __all__ = ["RunError", "RunOptions", "RunSummary", "experiment_dir", "run_plan"]
 
@@ -130,18 +132,27 @@ def _claim_directory(path: str, overwrite: bool) -> None:
 
 
 @contextmanager
-def _quiet_tune(verbose: bool, save_every_s: float) -> Iterator[None]:
+def _quiet_tune(
+    verbose: bool, save_every_s: float, pending_trials: int | None = None
+) -> Iterator[None]:
     """Turns off what tunefleet replaces: Ray's per-trial CSV/JSON/TensorBoard loggers (the
     Parquet files hold the same data) and, unless verbose, Ray's tables and log lines. Ray
     saves its experiment state every `save_every_s` seconds; the Parquet files follow.
     A result without the target metric does not stop the experiment (Ray's strict check
     would): the trial is recorded as unusable (`invalid_metric`) and its searcher told
-    it failed (`tunefleet.search.wrapping.FiniteTarget`)."""
+    it failed (`tunefleet.search.wrapping.FiniteTarget`).
+
+    `pending_trials` (for a `Searcher`: the trials allowed at once) goes to Ray's documented
+    `TUNE_MAX_PENDING_TRIALS_PG`, unless the environment sets it: without it Ray lets a
+    searcher have one trial waiting to start, so trials start one by one; Ray 2.60 reads
+    the cap from the searcher's ConcurrencyLimiter, but Ray 2.50 does not."""
     env = {
         "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
         "TUNE_GLOBAL_CHECKPOINT_S": str(save_every_s),
         "TUNE_DISABLE_STRICT_METRIC_CHECKING": "1",
     }
+    if pending_trials is not None and "TUNE_MAX_PENDING_TRIALS_PG" not in os.environ:
+        env["TUNE_MAX_PENDING_TRIALS_PG"] = str(pending_trials)
     if not verbose:
         env["RAY_AIR_NEW_OUTPUT"] = "0"
     saved_env = {k: os.environ.get(k) for k in env}
@@ -187,6 +198,7 @@ def build_tuner(
     callbacks: list[Any],
     *,
     verbose: bool,
+    slots: TrialSlots,
     extend: Extension | None = None,
 ) -> Any:
     """The `tune.Tuner` for a plan (Ray must be initialized).
@@ -196,6 +208,7 @@ def build_tuner(
         exp_dir: `<storage>/<name>`.
         callbacks: The recorder and progress printer.
         verbose: Ray's own tables and logs.
+        slots: How many trials run at once (a searcher is capped at `slots.cap`).
         extend: Run `extend.trials` more trials, the searcher warm-started with earlier results.
     """
     from ray import tune
@@ -218,6 +231,7 @@ def build_tuner(
         stop=spec.stop,
         metric=spec.metric,
         mode=spec.mode,
+        parallel=slots.cap,
     )
     search_alg = search.search_alg
     # Not warm-started: multi-objective searches (earlier results carry one value each)
@@ -242,9 +256,11 @@ def build_tuner(
             search_alg=search_alg,
             scheduler=search.scheduler,
             num_samples=num_samples,
-            # A Searcher gets Ray's ConcurrencyLimiter; the variant generator (random,
-            # grid, PBT) carries the cap itself, and Ray would only warn about this one.
-            max_concurrent_trials=settings.max_concurrent if is_searcher else None,
+            # A Searcher gets Ray's ConcurrencyLimiter (outermost: around Repeater, it
+            # counts trials, not configs), without which Ray runs it one trial at a time.
+            # The variant generator (random, grid, PBT) carries `max_concurrent` itself,
+            # and Ray would only warn about this one.
+            max_concurrent_trials=slots.cap if is_searcher else None,
             time_budget_s=settings.time_budget_s,
             # One worker process serves many trials: small trials would otherwise spend
             # about a second each starting a process and re-importing torch.
@@ -287,22 +303,33 @@ class Extension:
 
 
 def _callbacks(
-    plan: Plan, exp_dir: str, options: RunOptions, total: int
+    plan: Plan,
+    exp_dir: str,
+    options: RunOptions,
+    total: int,
+    slots: TrialSlots,
+    started_at: float | None = None,
 ) -> tuple[ResultsRecorder, list[Any]]:
     spec = plan.spec
     recorder = ResultsRecorder(
         exp_dir,
         metric=spec.target_metric,
         mode=spec.target_mode,
-        info={"experiment": exp_dir.rpartition("/")[2], "spec": plan.raw},
+        info={
+            "experiment": exp_dir.rpartition("/")[2],
+            "spec": plan.raw,
+            "trials_at_once": slots.to_dict(),
+        },
         population_based=spec.search.population_based,
         objectives=list(zip(spec.metrics, spec.modes, strict=True)),
+        started_at=started_at,
     )
     progress = ProgressPrinter(
         metric=spec.target_metric,
         mode=spec.target_mode,
         searched=spec.space.searched,
         total=total,
+        at_once=slots.describe(),
     )
     from tunefleet.experiments.tracking import tracking_callbacks
 
@@ -312,11 +339,16 @@ def _callbacks(
 
 
 def _fit(
-    tuner: Any, recorder: ResultsRecorder, plan: Plan, options: RunOptions, started: float
+    tuner: Any,
+    recorder: ResultsRecorder,
+    plan: Plan,
+    options: RunOptions,
+    started: float,
+    pending_trials: int | None = None,
 ) -> RunSummary:
     exp_dir = recorder.experiment_dir
     try:
-        with _quiet_tune(options.verbose, plan.spec.results.flush_every_s):
+        with _quiet_tune(options.verbose, plan.spec.results.flush_every_s, pending_trials):
             tuner.fit()
     finally:
         recorder.flush()
@@ -341,25 +373,32 @@ def run_plan(plan: Plan, options: RunOptions) -> RunSummary:
         RunError: If the results folder is taken (and `overwrite` is off).
         ClusterError: If Ray cannot be started or reached.
     """
-    started = time.monotonic()
+    started, started_at = time.monotonic(), time.time()
     spec = plan.spec
     exp_dir = experiment_dir(plan, options)
     _claim_directory(exp_dir, options.overwrite)
     write_spec_file(exp_dir, plan.raw)
     total = spec.search.trials * spec.search.repeat * spec.space.grid_size()
-    recorder, callbacks = _callbacks(plan, exp_dir, options, total)
-    with connect(options.address, verbose=options.verbose):
+    with connect(options.address, verbose=options.verbose) as connection:
+        slots = trial_slots(connection, spec)  # the cluster as it is at start
+        recorder, callbacks = _callbacks(plan, exp_dir, options, total, slots, started_at)
         if spec.baseline is not None:
             from tunefleet.experiments.baseline import run_baseline
 
             run_baseline(plan, exp_dir, verbose=options.verbose)  # before the search
-        tuner = build_tuner(plan, exp_dir, callbacks, verbose=options.verbose)
-        summary = _fit(tuner, recorder, plan, options, started)
+        tuner = build_tuner(plan, exp_dir, callbacks, verbose=options.verbose, slots=slots)
+        summary = _fit(tuner, recorder, plan, options, started, pending_trials(plan, slots))
         if spec.final is not None and summary.best_trial is not None and not summary.unfinished:
             from tunefleet.experiments.final import run_final
 
             run_final(plan, exp_dir)  # the best configs on the held-out test split
         return summary
+
+
+def pending_trials(plan: Plan, slots: TrialSlots) -> int | None:
+    """Trials a searcher may have waiting to start (Ray's `TUNE_MAX_PENDING_TRIALS_PG`): the
+    cap, for a `Searcher`; None (Ray's own choice) for the variant generator."""
+    return slots.cap if uses_searcher(plan.spec.search, plan.spec.space) else None
 
 
 def write_spec_file(exp_dir: str, raw: dict[str, Any]) -> None:
