@@ -452,12 +452,12 @@ def test_trials_spread_over_the_nodes(
     stdout, stderr = proc.communicate(timeout=240)
     assert proc.returncode == 0, stderr[-3000:]
     assert "spread: 6 trials (6 terminated)" in stdout
-    assert "up to 4 trials at once: 4 CPUs on 3 nodes, 1 CPU per trial\n" in stderr
     assert cluster.token not in stdout + stderr
     trials = pd.read_parquet(tmp_path / "results" / "spread" / "trials.parquet")
     iterations = pd.read_parquet(tmp_path / "results" / "spread" / "iterations.parquet")
     assert list(trials["status"]) == ["TERMINATED"] * 6
     assert set(iterations["node_id"]) == cluster.node_ids(), iterations["node_id"].value_counts()
+    assert "up to 4 trials at once: 4 CPUs on 3 nodes, 1 CPU per trial\n" in stderr
 
 
 JOB_MODEL = """
