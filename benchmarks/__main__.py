@@ -3,11 +3,14 @@
 Runs the cases side by side on this machine and prints one markdown section each, then
 writes every figure to a JSON file. The cases (default: all but `scale`):
 
-- `overhead`: ms per do-nothing trial, tunefleet against plain Ray Tune scripts.
-- `scheduling`: 64 trials of 0.5 s work on 2 CPUs, ideal time / actual time.
+- `overhead`: ms per do-nothing trial, tunefleet against plain Ray Tune scripts, with random
+  search and with Optuna's TPE (`--searchers`).
+- `scheduling`: 64 trials of 0.5 s work on 2 CPUs, ideal time / actual time, with each of
+  `--searchers`.
 - `time-to-target`: seconds to a validation accuracy on digits, tunefleet against standalone
   Optuna (sequential and n_jobs=2) and plain Ray Tune with defaults.
-- `search`: median regret of each searcher on functions with known minima.
+- `search`: median regret of each searcher on functions with known minima, trials run one
+  after another and `--search-parallel` at a time.
 - `export`: 1,000,000 iteration rows through the results recorder against pyarrow writing
   the same tables (from the same Ray results, and from the finished rows).
 - `scale` (opt-in, long): 10,000 one-iteration trials; throughput and driver memory.
@@ -44,6 +47,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--ttt-timeout", type=float, default=300.0)
     parser.add_argument("--search-trials", type=int, default=100)
     parser.add_argument("--search-seeds", type=int, default=5)
+    parser.add_argument(
+        "--search-parallel", type=int, default=4, help="trials at once in the parallel rows"
+    )
+    parser.add_argument(
+        "--searchers",
+        default="random,optuna",
+        help="overhead and scheduling: comma-separated, of random and optuna (TPE)",
+    )
     parser.add_argument("--sched-trials", type=int, default=64)
     parser.add_argument("--sched-work-s", type=float, default=0.5)
     parser.add_argument("--scale-trials", type=int, default=10_000)
@@ -91,16 +102,23 @@ def _run_case(case: str, args: argparse.Namespace, figures: dict[str, Any]) -> s
         from benchmarks import overhead
 
         overhead.init_ray(args.cpus)
+        searchers = [s.strip() for s in args.searchers.split(",") if s.strip()]
+        rows: list[dict[str, Any]] = []
         if case == "overhead":
-            figures[case] = overhead.overhead(repeats=args.repeats)
-            return overhead.markdown_overhead(figures[case])
-        figures[case] = overhead.scheduling(
-            trials=args.sched_trials,
-            work_s=args.sched_work_s,
-            cpus=args.cpus,
-            repeats=args.repeats,
-        )
-        return overhead.markdown_scheduling(figures[case])
+            for searcher in searchers:
+                rows += overhead.overhead(repeats=args.repeats, searcher=searcher)
+            figures[case] = rows
+            return overhead.markdown_overhead(rows)
+        for searcher in searchers:
+            rows += overhead.scheduling(
+                trials=args.sched_trials,
+                work_s=args.sched_work_s,
+                cpus=args.cpus,
+                repeats=args.repeats,
+                searcher=searcher,
+            )
+        figures[case] = rows
+        return overhead.markdown_scheduling(rows)
     if case == "time-to-target":
         from benchmarks import time_to_target
 
@@ -114,14 +132,14 @@ def _run_case(case: str, args: argparse.Namespace, figures: dict[str, Any]) -> s
     if case == "search":
         from benchmarks import search_quality
 
-        rows = search_quality.run(
+        figures[case] = search_quality.run(
             list(search_quality.SEARCHERS),
             ["branin", "hartmann6"],
             args.search_trials,
             args.search_seeds,
+            parallel=(1, args.search_parallel),
         )
-        figures[case] = rows
-        return search_quality.markdown(rows, args.search_seeds)
+        return search_quality.markdown(figures[case], args.search_seeds)
     if case == "export":
         from benchmarks import export_speed
 

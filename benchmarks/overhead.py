@@ -9,6 +9,11 @@ the cost of running trials, not of starting Ray:
 - scheduling: `trials` trials of `work_s` seconds of busy work each through tunefleet, on
   `cpus` CPUs; efficiency = ideal time (`trials * work_s / cpus`) / actual time.
 
+Both run with random search or with Optuna's TPE (`searcher="optuna"`: tunefleet's
+`algorithm: optuna`, and a plain `OptunaSearch` with the same sampler, capped at the CPUs
+with `max_concurrent_trials` as Ray's docs advise; Ray's defaults are left out there, as
+they run such a searcher one trial at a time):
+
     python -m benchmarks overhead scheduling --repeats 3
 """
 
@@ -22,7 +27,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["busy", "noop", "overhead", "scheduling"]
+__all__ = ["SEARCHERS", "busy", "noop", "overhead", "scheduling"]
+
+SEARCHERS = ("random", "optuna")
 
 
 def noop(config: dict[str, Any]) -> None:
@@ -45,7 +52,12 @@ def busy(config: dict[str, Any]) -> None:
 
 
 def _tunefleet(
-    root: str, name: str, trainable: str, trials: int, constants: dict[str, Any]
+    root: str,
+    name: str,
+    trainable: str,
+    trials: int,
+    constants: dict[str, Any],
+    searcher: str = "random",
 ) -> float:
     from tunefleet.experiments import RunOptions, make_plan, run_plan
     from tunefleet.experiments.spec.loading import validate_spec
@@ -56,7 +68,7 @@ def _tunefleet(
         "metric": "score",
         "mode": "max",
         "space": {"x": {"uniform": [0.0, 1.0]}, **constants},
-        "search": {"algorithm": "random", "num_samples": trials, "seed": 0},
+        "search": {"algorithm": searcher, "num_samples": trials, "seed": 0},
     }
     plan = make_plan(validate_spec(raw), raw)
     started = time.perf_counter()
@@ -68,15 +80,33 @@ def _tunefleet(
 
 
 def _plain_ray(
-    root: str, name: str, fn: Callable[..., Any], trials: int, constants: dict, reuse: bool
+    root: str,
+    name: str,
+    fn: Callable[..., Any],
+    trials: int,
+    constants: dict,
+    reuse: bool,
+    searcher: str = "random",
 ) -> float:
+    import ray
     from ray import tune
 
+    options: dict[str, Any] = {}
+    if searcher == "optuna":
+        import optuna
+        from ray.tune.search.optuna import OptunaSearch
+
+        # The sampler tunefleet builds for trials in parallel.
+        sampler = optuna.samplers.TPESampler(seed=0, multivariate=True, constant_liar=True)
+        options = {
+            "search_alg": OptunaSearch(sampler=sampler),
+            "max_concurrent_trials": int(ray.cluster_resources().get("CPU", 1)),
+        }
     tuner = tune.Tuner(
         fn,
         param_space={"x": tune.uniform(0.0, 1.0), **constants},
         tune_config=tune.TuneConfig(
-            metric="score", mode="max", num_samples=trials, reuse_actors=reuse
+            metric="score", mode="max", num_samples=trials, reuse_actors=reuse, **options
         ),
         run_config=tune.RunConfig(name=name, storage_path=root, verbose=0),
     )
@@ -88,8 +118,17 @@ def _plain_ray(
     return elapsed
 
 
-def overhead(*, trials: int = 100, results: int = 5, repeats: int = 3) -> list[dict[str, Any]]:
-    """Milliseconds per do-nothing trial: tunefleet, plain Ray defaults, plain Ray reuse.
+def _reuse_case(searcher: str) -> str:
+    if searcher == "optuna":
+        return "Ray Tune, reuse_actors=True, max_concurrent_trials=CPUs"
+    return "Ray Tune, reuse_actors=True"
+
+
+def overhead(
+    *, trials: int = 100, results: int = 5, repeats: int = 3, searcher: str = "random"
+) -> list[dict[str, Any]]:
+    """Milliseconds per do-nothing trial: tunefleet, plain Ray defaults (random search only),
+    plain Ray reuse; with `searcher` (`random` or `optuna`).
 
     Ray must be initialized. Runs are interleaved (one of each per repeat) so that a slow
     moment of the machine hits every case alike.
@@ -97,21 +136,23 @@ def overhead(*, trials: int = 100, results: int = 5, repeats: int = 3) -> list[d
     constants = {"results": results}
     cases: dict[str, Callable[[str, str], float]] = {
         "tunefleet": lambda root, name: _tunefleet(
-            root, name, f"{__name__}:noop", trials, constants
-        ),
-        "Ray Tune, defaults": lambda root, name: _plain_ray(
-            root, name, noop, trials, constants, reuse=False
-        ),
-        "Ray Tune, reuse_actors=True": lambda root, name: _plain_ray(
-            root, name, noop, trials, constants, reuse=True
+            root, name, f"{__name__}:noop", trials, constants, searcher
         ),
     }
+    if searcher == "random":
+        cases["Ray Tune, defaults"] = lambda root, name: _plain_ray(
+            root, name, noop, trials, constants, reuse=False
+        )
+    cases[_reuse_case(searcher)] = lambda root, name: _plain_ray(
+        root, name, noop, trials, constants, reuse=True, searcher=searcher
+    )
     times = _interleaved(cases, repeats)
     rows: list[dict[str, Any]] = []
     for case, seconds in times.items():
         rows.append(
             {
                 "case": case,
+                "searcher": searcher,
                 "trials": trials,
                 "results_per_trial": results,
                 "runs_s": seconds,
@@ -120,19 +161,25 @@ def overhead(*, trials: int = 100, results: int = 5, repeats: int = 3) -> list[d
             }
         )
     best_plain = min(r["ms_per_trial"] for r in rows if r["case"] != "tunefleet")
-    defaults = next(r["ms_per_trial"] for r in rows if r["case"] == "Ray Tune, defaults")
+    defaults = next((r["ms_per_trial"] for r in rows if r["case"] == "Ray Tune, defaults"), None)
     for r in rows:
         r["vs_best_plain_ray"] = r["ms_per_trial"] / best_plain
-        r["speedup_vs_defaults"] = defaults / r["ms_per_trial"]
+        r["speedup_vs_defaults"] = defaults / r["ms_per_trial"] if defaults else None
     return rows
 
 
 def scheduling(
-    *, trials: int = 64, work_s: float = 0.5, cpus: int = 2, repeats: int = 3
+    *,
+    trials: int = 64,
+    work_s: float = 0.5,
+    cpus: int = 2,
+    repeats: int = 3,
+    searcher: str = "random",
 ) -> list[dict[str, Any]]:
     """Ideal time / actual time for `trials` fixed-work trials, through tunefleet and, as
-    the reference for what Ray itself allows, a plain Ray Tune script with worker reuse.
-    Also the driver process's CPU time per trial (it shares the CPUs with the trials)."""
+    the reference for what Ray itself allows, a plain Ray Tune script with worker reuse;
+    with `searcher` (`random` or `optuna`). Also the driver process's CPU time per trial
+    (it shares the CPUs with the trials)."""
     constants = {"work_s": work_s}
     cpu: dict[str, list[float]] = {}
 
@@ -142,14 +189,15 @@ def scheduling(
         cpu.setdefault(case, []).append(_cpu_s() - before)
         return elapsed
 
+    reuse = _reuse_case(searcher)
     cases: dict[str, Callable[[str, str], float]] = {
         "tunefleet": lambda root, name: timed(
             "tunefleet",
-            lambda: _tunefleet(root, name, f"{__name__}:busy", trials, constants),
+            lambda: _tunefleet(root, name, f"{__name__}:busy", trials, constants, searcher),
         ),
-        "Ray Tune, reuse_actors=True": lambda root, name: timed(
-            "Ray Tune, reuse_actors=True",
-            lambda: _plain_ray(root, name, busy, trials, constants, reuse=True),
+        reuse: lambda root, name: timed(
+            reuse,
+            lambda: _plain_ray(root, name, busy, trials, constants, True, searcher),
         ),
     }
     ideal = trials * work_s / cpus
@@ -159,6 +207,7 @@ def scheduling(
         rows.append(
             {
                 "case": case,
+                "searcher": searcher,
                 "trials": trials,
                 "work_s": work_s,
                 "cpus": cpus,
@@ -191,13 +240,15 @@ def _interleaved(
 def markdown_overhead(rows: list[dict[str, Any]]) -> str:
     """The overhead figures as a markdown table."""
     lines = [
-        "| case | ms per trial (median) | vs best plain Ray | faster than Ray defaults |",
-        "| --- | --- | --- | --- |",
+        "| searcher | case | ms per trial (median) | vs best plain Ray "
+        "| faster than Ray defaults |",
+        "| --- | --- | --- | --- | --- |",
     ]
     for r in rows:
+        speedup = r["speedup_vs_defaults"]
         lines.append(
-            f"| {r['case']} | {r['ms_per_trial']:.1f} | {r['vs_best_plain_ray']:.2f}x "
-            f"| {r['speedup_vs_defaults']:.1f}x |"
+            f"| {r.get('searcher', 'random')} | {r['case']} | {r['ms_per_trial']:.1f} "
+            f"| {r['vs_best_plain_ray']:.2f}x | {f'{speedup:.1f}x' if speedup else '-'} |"
         )
     r0 = rows[0]
     lines.append(
@@ -210,13 +261,13 @@ def markdown_overhead(rows: list[dict[str, Any]]) -> str:
 def markdown_scheduling(rows: list[dict[str, Any]]) -> str:
     """The scheduling-efficiency figures as a markdown table."""
     lines = [
-        "| case | ideal s | actual s (median) | efficiency | driver CPU ms per trial |",
-        "| --- | --- | --- | --- | --- |",
+        "| searcher | case | ideal s | actual s (median) | efficiency | driver CPU ms per trial |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         lines.append(
-            f"| {r['case']} | {r['ideal_s']:.1f} | {r['median_s']:.1f} | {r['efficiency']:.2f} "
-            f"| {r['driver_cpu_ms_per_trial']:.0f} |"
+            f"| {r.get('searcher', 'random')} | {r['case']} | {r['ideal_s']:.1f} "
+            f"| {r['median_s']:.1f} | {r['efficiency']:.2f} | {r['driver_cpu_ms_per_trial']:.0f} |"
         )
     r0 = rows[0]
     lines.append(

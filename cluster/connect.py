@@ -39,6 +39,8 @@ class RayConnection:
         cpus: CPUs the cluster offers.
         gpus: GPUs the cluster offers.
         nodes: Alive nodes.
+        node_resources: (CPUs, GPUs) of each alive node: a trial runs on one node, so
+            how many trials fit is counted node by node.
     """
 
     address: str
@@ -46,6 +48,7 @@ class RayConnection:
     cpus: float
     gpus: float
     nodes: int
+    node_resources: tuple[tuple[float, float], ...] = ()
 
 
 @contextmanager
@@ -204,11 +207,14 @@ def _describe(address: str, *, started_here: bool) -> RayConnection:
     import ray
 
     resources = ray.cluster_resources()
-    nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
+    alive = [node.get("Resources", {}) for node in ray.nodes() if node.get("Alive")]
     return RayConnection(
         address=address,
         started_here=started_here,
         cpus=float(resources.get("CPU", 0)),
         gpus=float(resources.get("GPU", 0)),
-        nodes=nodes,
+        nodes=len(alive),
+        node_resources=tuple(
+            (float(node.get("CPU", 0)), float(node.get("GPU", 0))) for node in alive
+        ),
     )

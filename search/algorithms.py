@@ -24,7 +24,13 @@ from tunefleet.search.tune_space import to_tune_domain, to_tune_param_space
 from tunefleet.search.typed_choices import DecodeChoices, encode_point, encoded_choices
 from tunefleet.search.wrapping import FiniteTarget
 
-__all__ = ["TuneSearch", "build_search", "build_searcher", "describe_searcher"]
+__all__ = [
+    "TuneSearch",
+    "build_search",
+    "build_searcher",
+    "describe_searcher",
+    "uses_searcher",
+]
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,7 @@ def build_search(
     stop: dict[str, Any],
     metric: str | list[str] | None = None,
     mode: str | list[str] | None = None,
+    parallel: int = 1,
 ) -> TuneSearch:
     """Returns the searcher and scheduler for a spec.
 
@@ -60,12 +67,14 @@ def build_search(
             built with their own space (conditional spaces) and by multi-objective Optuna;
             others get it from `tune.TuneConfig`.
         mode: `min` or `max` (a list, one per metric).
+        parallel: Trials that will run at once; above 1, Optuna's TPE sampler counts those
+            still running (`constant_liar`) unless the spec says otherwise.
     """
     if space.conditional:
         if metric is None or mode is None:
             raise ValueError("a conditional space needs the metric and mode at construction.")
         return TuneSearch(
-            search_alg=_conditional_searcher(search, space, metric, mode),
+            search_alg=_conditional_searcher(search, space, metric, mode, parallel),
             scheduler=build_scheduler(scheduler, stop=stop),
             param_space=to_tune_param_space(
                 Space({k: p for k, p in space.params.items() if isinstance(p, Const)})
@@ -94,10 +103,18 @@ def build_search(
     # backends get indices for values they would not return intact (lists, dicts).
     choices = encoded_choices(space) if _backend(search) != "variants" else {}
     return TuneSearch(
-        search_alg=build_searcher(search, choices, metric=metric, mode=mode),
+        search_alg=build_searcher(search, choices, metric=metric, mode=mode, parallel=parallel),
         scheduler=build_scheduler(scheduler, stop=stop),
         param_space=to_tune_param_space(space, by_index=choices),
     )
+
+
+def uses_searcher(settings: SearchSettings, space: Space) -> bool:
+    """Whether `build_search` gives a Ray `Searcher` (which Ray runs one trial at a time
+    unless told a cap) rather than Ray's variant generator (random, grid, PBT, PB2)."""
+    if space.conditional:
+        return True
+    return not settings.population_based and _backend(settings) != "variants"
 
 
 def _backend(settings: SearchSettings) -> str:
@@ -115,6 +132,7 @@ def build_searcher(
     *,
     metric: str | list[str] | None = None,
     mode: str | list[str] | None = None,
+    parallel: int = 1,
 ) -> Any:
     """Returns the Ray Tune search algorithm for `settings` (not PBT).
 
@@ -128,6 +146,7 @@ def build_searcher(
             searcher is wrapped to decode them.
         metric: A list of metrics: multi-objective Optuna; otherwise ignored.
         mode: The modes of those metrics.
+        parallel: Trials that will run at once (see `build_search`).
     """
     choices = choices or {}
     points = [encode_point(nest(p), choices) for p in settings.points_to_evaluate] or None
@@ -144,7 +163,7 @@ def build_searcher(
     if algorithm == "hyperopt":
         searcher = _hyperopt(settings, points=points)
     elif algorithm in ("optuna", "optuna-random"):
-        sampler = _optuna_sampler(settings, random=algorithm == "optuna-random")
+        sampler = _optuna_sampler(settings, random=algorithm == "optuna-random", parallel=parallel)
         # TuneConfig takes one metric; several (multi-objective) go to the searcher.
         several = isinstance(metric, list)
         searcher = _optuna(
@@ -163,7 +182,11 @@ def build_searcher(
 
 
 def _conditional_searcher(
-    settings: SearchSettings, space: Space, metric: str | list[str], mode: str | list[str]
+    settings: SearchSettings,
+    space: Space,
+    metric: str | list[str],
+    mode: str | list[str],
+    parallel: int,
 ) -> Any:
     """Hyperopt with nested `hp.choice`, or Optuna define-by-run (random search: Optuna's
     random sampler), built with their own space and wrapped to decode suggestions."""
@@ -171,7 +194,9 @@ def _conditional_searcher(
     if settings.algorithm == "hyperopt":
         searcher = _hyperopt(settings, space=hyperopt_space(space), metric=metric, mode=mode)
     else:
-        sampler = _optuna_sampler(settings, random=settings.algorithm == "random", conditional=True)
+        sampler = _optuna_sampler(
+            settings, random=settings.algorithm == "random", conditional=True, parallel=parallel
+        )
         searcher = _optuna(sampler, space=DefineByRun(space), metric=metric, mode=mode)
     # NaN, infinite or missing values of the target reach the backend as failed trials.
     searcher = ConditionalSearcher(FiniteTarget(searcher), space)
@@ -231,7 +256,7 @@ def _repeated(searcher: Any, repeat: int) -> Any:
 
 
 def _optuna_sampler(
-    settings: SearchSettings, *, random: bool = False, conditional: bool = False
+    settings: SearchSettings, *, random: bool = False, conditional: bool = False, parallel: int = 1
 ) -> Any:
     """The sampler `settings` asks for, or Optuna's seeded random sampler (`random`)."""
     import optuna  # Optuna: only for an Optuna search
@@ -241,10 +266,16 @@ def _optuna_sampler(
     with warnings.catch_warnings():
         # Multivariate TPE and QMC are marked experimental by Optuna; they are chosen here.
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return _make_optuna_sampler(settings, conditional=conditional)
+        return _make_optuna_sampler(settings, conditional=conditional, parallel=parallel)
 
 
-def _make_optuna_sampler(settings: SearchSettings, *, conditional: bool = False) -> Any:
+def _make_optuna_sampler(
+    settings: SearchSettings, *, conditional: bool = False, parallel: int = 1
+) -> Any:
+    """The sampler. With trials in parallel: TPE's constant liar counts the running ones as
+    bad results; Optuna 5's GP conditions on them itself (q-batch expected improvement);
+    CMA-ES and NSGA-II sample a generation at a time, so parallel trials are members of one;
+    QMC and random points are independent of results."""
     # Optuna loads only for an Optuna search (about half a second).
     import optuna
 
@@ -262,6 +293,7 @@ def _make_optuna_sampler(settings: SearchSettings, *, conditional: bool = False)
             # Optuna's own answer to conditional spaces: model each set of parameters
             # that occur together jointly, instead of only those every trial has.
             options["group"] = True
+        options.setdefault("constant_liar", parallel > 1)
         return samplers.TPESampler(seed=seed, **options, **startup)
     if name == "cmaes":
         return samplers.CmaEsSampler(seed=seed, **options, **startup)

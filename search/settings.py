@@ -44,13 +44,15 @@ class TPESettings(Section):
         multivariate: Model parameters jointly rather than one by one. On by default: on
             Hartmann6 (100 trials, 5 seeds) it gave a median regret of 0.17 against 0.22
             for independent TPE, and 0.019 against 0.043 on Branin.
-        constant_liar: Avoid suggesting near-duplicates to trials still running.
+        constant_liar: Count trials still running as bad results, so that parallel
+            trials are not suggested near-duplicates of each other. Default: on when more
+            than one trial runs at once (`tunefleet.experiments.spec.slots`).
         n_ei_candidates: Candidates scored per suggestion.
     """
 
     name: Literal["tpe"] = "tpe"
     multivariate: bool = True
-    constant_liar: bool = False
+    constant_liar: bool | None = None
     n_ei_candidates: int = Field(default=24, ge=1)
 
 

@@ -1,8 +1,10 @@
 """A compact live view of a running experiment, in place of Ray's verbose tables.
 
 On a terminal one status line is redrawn in place; elsewhere (CI logs, pipes) a line is
-printed every `log_every_s` seconds. Failed trials get a line of their own either way.
+printed every `log_every_s` seconds. Failed trials get a line of their own either way, and
+the run starts with how many trials run at once:
 
+    up to 2 trials at once: 2 CPUs on 1 node, 1 CPU per trial
     [0:00:21] 11/16 done · 2 running · 3 pending · 0 errored | best val_accuracy 0.9778 (lr=0.0031)
 """
 
@@ -47,6 +49,8 @@ class ProgressPrinter(Callback):
         total: Trials the experiment will run (None when unknown).
         stream: Where to print (stderr by default).
         log_every_s: Seconds between lines when `stream` is not a terminal.
+        at_once: How many trials run at once and why (`TrialSlots.describe`), printed
+            when the run starts.
     """
 
     def __init__(
@@ -58,8 +62,10 @@ class ProgressPrinter(Callback):
         total: int | None,
         stream: TextIO | None = None,
         log_every_s: float = 10.0,
+        at_once: str | None = None,
     ) -> None:
         self.metric = metric
+        self.at_once = at_once
         self.mode = mode
         self.searched = list(searched)
         self.total = total
@@ -82,6 +88,16 @@ class ProgressPrinter(Callback):
     def __getstate__(self) -> dict[str, Any]:
         # Ray pickles callbacks with the experiment; an open stream does not pickle.
         return {**self.__dict__, "_stream": None}
+
+    def setup(
+        self,
+        stop: Any = None,
+        num_samples: int | None = None,
+        total_num_samples: int | None = None,
+        **info: Any,
+    ) -> None:
+        if self.at_once:
+            self._emit(self.at_once, final=True)
 
     def on_trial_result(
         self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any

@@ -16,6 +16,7 @@ from tunefleet.cluster import connect
 from tunefleet.common.nesting import set_path
 from tunefleet.common.ray_compat import restored_run_config
 from tunefleet.experiments.results.files import SPEC_FILE, TRIALS_FILE
+from tunefleet.experiments.results.parquet_io import path_exists, read_metadata_any
 from tunefleet.experiments.results.recorder import read_rows
 from tunefleet.experiments.run.runner import (
     Extension,
@@ -24,12 +25,14 @@ from tunefleet.experiments.run.runner import (
     RunSummary,
     build_tuner,
     fit_tuner,
+    pending_trials,
     run_callbacks,
     storage_root,
 )
 from tunefleet.experiments.run.tune_setup import tune_trainable
 from tunefleet.experiments.spec.loading import load_spec
 from tunefleet.experiments.spec.plan import Plan, make_plan
+from tunefleet.experiments.spec.slots import TrialSlots, trial_slots
 from tunefleet.search.algorithms import build_search
 from tunefleet.search.warm_start import EvaluatedPoint
 
@@ -46,6 +49,9 @@ def resume_experiment(
     With `extend=N`, N new trials run after the finished ones, the searcher first told every
     earlier config and result.
 
+    Trials at once: `--extend` counts the cluster's slots anew; a restored run keeps the cap
+    it started with (Ray restores its ConcurrencyLimiter, cap included).
+
     Raises:
         RunError: If `path` is not a tunefleet experiment that can be resumed as asked.
     """
@@ -61,7 +67,8 @@ def resume_experiment(
             ) from None
         raise
     plan = make_plan(spec, raw)
-    with connect(options.address, verbose=options.verbose):
+    with connect(options.address, verbose=options.verbose) as connection:
+        slots = trial_slots(connection, spec)
         if extend is not None:
             if spec.search.population_based:
                 raise RunError(
@@ -69,15 +76,27 @@ def resume_experiment(
                     "fact; start a new experiment with a larger search.num_samples."
                 )
             points = earlier_points(exp_dir, plan)
-            recorder, callbacks = run_callbacks(plan, exp_dir, options, total=extend)
+            recorder, callbacks = run_callbacks(plan, exp_dir, options, extend, slots)
             extension = Extension(trials=extend, points=points, offset=len(points))
-            tuner = build_tuner(plan, exp_dir, callbacks, verbose=options.verbose, extend=extension)
+            tuner = build_tuner(
+                plan, exp_dir, callbacks, verbose=options.verbose, slots=slots, extend=extension
+            )
         else:
-            tuner, recorder = _restore(plan, exp_dir, options)
-        return plan, fit_tuner(tuner, recorder, plan, options, started)
+            slots = _first_slots(exp_dir) or slots
+            tuner, recorder = _restore(plan, exp_dir, options, slots)
+        return plan, fit_tuner(tuner, recorder, plan, options, started, pending_trials(plan, slots))
 
 
-def _restore(plan: Plan, exp_dir: str, options: RunOptions) -> tuple[Any, Any]:
+def _first_slots(exp_dir: str) -> TrialSlots | None:
+    """The trials at once the experiment last started with (in its results' metadata), which
+    Ray's restored state keeps; None when no results were written yet, or by a version of
+    tunefleet that did not record them."""
+    path = f"{exp_dir}/{TRIALS_FILE}"
+    earlier = read_metadata_any(path).get("trials_at_once") if path_exists(path) else None
+    return TrialSlots.from_dict(earlier) if isinstance(earlier, dict) else None
+
+
+def _restore(plan: Plan, exp_dir: str, options: RunOptions, slots: TrialSlots) -> tuple[Any, Any]:
     spec = plan.spec
     if not tune.Tuner.can_restore(exp_dir):
         raise RunError(f"{exp_dir}: Ray saved no experiment state here; nothing to resume.")
@@ -97,7 +116,7 @@ def _restore(plan: Plan, exp_dir: str, options: RunOptions) -> tuple[Any, Any]:
         restart_errored=False,
         param_space=search.param_space,
     )
-    recorder, callbacks = run_callbacks(plan, exp_dir, options, spec.trial_count)
+    recorder, callbacks = run_callbacks(plan, exp_dir, options, spec.trial_count, slots)
     # Ray restores the callbacks pickled at the start; use fresh ones (which pick up the
     # Parquet files written so far) so that this process can read what they record.
     run_config = restored_run_config(tuner)

@@ -23,7 +23,8 @@ from tunefleet.experiments.run.progress import ProgressPrinter
 from tunefleet.experiments.run.tracking import tracking_callbacks
 from tunefleet.experiments.run.tune_setup import quiet_tune, trial_dirname, tune_trainable
 from tunefleet.experiments.spec.plan import Plan
-from tunefleet.search.algorithms import build_search
+from tunefleet.experiments.spec.slots import TrialSlots, trial_slots
+from tunefleet.search.algorithms import build_search, uses_searcher
 from tunefleet.search.budget import build_stop
 from tunefleet.search.warm_start import WarmStart
 
@@ -128,6 +129,7 @@ def build_tuner(
     callbacks: list[Any],
     *,
     verbose: bool,
+    slots: TrialSlots,
     extend: Extension | None = None,
 ) -> Any:
     """The `tune.Tuner` for a plan (Ray must be initialized).
@@ -137,6 +139,7 @@ def build_tuner(
         exp_dir: `<storage>/<name>`.
         callbacks: The recorder and progress printer.
         verbose: Ray's own tables and logs.
+        slots: How many trials run at once (a searcher is capped at `slots.cap`).
         extend: Run `extend.trials` more trials, the searcher warm-started with earlier results.
     """
     spec = plan.spec
@@ -153,6 +156,7 @@ def build_tuner(
         stop=spec.stop,
         metric=spec.metric,
         mode=spec.mode,
+        parallel=slots.cap,
     )
     search_alg = search.search_alg
     # Not warm-started: multi-objective searches (earlier results carry one value each)
@@ -175,9 +179,11 @@ def build_tuner(
             search_alg=search_alg,
             scheduler=search.scheduler,
             num_samples=num_samples,
-            # A Searcher gets Ray's ConcurrencyLimiter; the variant generator (random,
-            # grid, PBT) carries the cap itself, and Ray would only warn about this one.
-            max_concurrent_trials=settings.max_concurrent if is_searcher else None,
+            # A Searcher gets Ray's ConcurrencyLimiter (outermost: around Repeater, it
+            # counts trials, not configs), without which Ray runs it one trial at a time.
+            # The variant generator (random, grid, PBT) carries `max_concurrent` itself,
+            # and Ray would only warn about this one.
+            max_concurrent_trials=slots.cap if is_searcher else None,
             time_budget_s=settings.time_budget_s,
             # One worker process serves many trials: small trials would otherwise spend
             # about a second each starting a process and re-importing torch.
@@ -220,7 +226,12 @@ class Extension:
 
 
 def run_callbacks(
-    plan: Plan, exp_dir: str, options: RunOptions, total: int
+    plan: Plan,
+    exp_dir: str,
+    options: RunOptions,
+    total: int,
+    slots: TrialSlots,
+    started_at: float | None = None,
 ) -> tuple[ResultsRecorder, list[Any]]:
     """The results recorder, and every callback of a run: the recorder, the progress line
     (unless verbose), the spec's trackers and the bookkeeping trim.
@@ -236,15 +247,21 @@ def run_callbacks(
         exp_dir,
         metric=spec.target_metric,
         mode=spec.target_mode,
-        info={"experiment": exp_dir.rpartition("/")[2], "spec": plan.raw},
+        info={
+            "experiment": exp_dir.rpartition("/")[2],
+            "spec": plan.raw,
+            "trials_at_once": slots.to_dict(),
+        },
         population_based=spec.search.population_based,
         objectives=list(zip(spec.metrics, spec.modes, strict=True)),
+        started_at=started_at,
     )
     progress = ProgressPrinter(
         metric=spec.target_metric,
         mode=spec.target_mode,
         searched=spec.space.searched,
         total=total,
+        at_once=slots.describe(),
     )
     tracking = tracking_callbacks(spec.tracking, experiment=spec.name)
     shown = [] if options.verbose else [progress]
@@ -252,7 +269,12 @@ def run_callbacks(
 
 
 def fit_tuner(
-    tuner: Any, recorder: ResultsRecorder, plan: Plan, options: RunOptions, started: float
+    tuner: Any,
+    recorder: ResultsRecorder,
+    plan: Plan,
+    options: RunOptions,
+    started: float,
+    pending_trials: int | None = None,
 ) -> RunSummary:
     """Runs `tuner.fit()` with Ray's output quieted and sums up what `recorder` saw.
 
@@ -265,7 +287,7 @@ def fit_tuner(
     """
     exp_dir = recorder.experiment_dir
     try:
-        with quiet_tune(options.verbose, plan.spec.results.flush_every_s):
+        with quiet_tune(options.verbose, plan.spec.results.flush_every_s, pending_trials):
             tuner.fit()
     finally:
         recorder.flush()
@@ -292,21 +314,30 @@ def run_plan(plan: Plan, options: RunOptions) -> RunSummary:
         RunError: If the results folder is taken (and `overwrite` is off).
         ClusterError: If Ray cannot be started or reached.
     """
-    started = time.monotonic()
+    started, started_at = time.monotonic(), time.time()
     spec = plan.spec
     exp_dir = experiment_dir(plan, options)
     folder = ExperimentFolder(exp_dir, overwrite=options.overwrite)  # checked before Ray starts
-    recorder, callbacks = run_callbacks(plan, exp_dir, options, spec.trial_count)
-    with connect(options.address, verbose=options.verbose), folder.claimed():
+    with connect(options.address, verbose=options.verbose) as connection, folder.claimed():
+        slots = trial_slots(connection, spec)  # the cluster as it is at start
+        recorder, callbacks = run_callbacks(
+            plan, exp_dir, options, spec.trial_count, slots, started_at
+        )
         write_spec_file(exp_dir, plan.raw)
         if spec.baseline is not None:
             run_baseline(plan, exp_dir, verbose=options.verbose)  # before the search
         callbacks = [*callbacks, folder.on_first_trial()]
-        tuner = build_tuner(plan, exp_dir, callbacks, verbose=options.verbose)
-        summary = fit_tuner(tuner, recorder, plan, options, started)
+        tuner = build_tuner(plan, exp_dir, callbacks, verbose=options.verbose, slots=slots)
+        summary = fit_tuner(tuner, recorder, plan, options, started, pending_trials(plan, slots))
         if spec.final is not None and summary.best_trial is not None and not summary.unfinished:
             run_final(plan, exp_dir)  # the best configs on the held-out test split
         return summary
+
+
+def pending_trials(plan: Plan, slots: TrialSlots) -> int | None:
+    """Trials a searcher may have waiting to start (Ray's `TUNE_MAX_PENDING_TRIALS_PG`): the
+    cap, for a `Searcher`; None (Ray's own choice) for the variant generator."""
+    return slots.cap if uses_searcher(plan.spec.search, plan.spec.space) else None
 
 
 def write_spec_file(exp_dir: str, raw: dict[str, Any]) -> None:

@@ -19,18 +19,27 @@ __all__ = ["quiet_tune", "trial_dirname", "tune_trainable"]
 
 
 @contextmanager
-def quiet_tune(verbose: bool, save_every_s: float) -> Iterator[None]:
+def quiet_tune(
+    verbose: bool, save_every_s: float, pending_trials: int | None = None
+) -> Iterator[None]:
     """Turns off what tunefleet replaces: Ray's per-trial CSV/JSON/TensorBoard loggers (the
     Parquet files hold the same data) and, unless verbose, Ray's tables and log lines. Ray
     saves its experiment state every `save_every_s` seconds; the Parquet files follow.
     A result without the target metric does not stop the experiment (Ray's strict check
     would): the trial is recorded as unusable (`invalid_metric`) and its searcher told
-    it failed (`tunefleet.search.wrapping.FiniteTarget`)."""
+    it failed (`tunefleet.search.wrapping.FiniteTarget`).
+
+    `pending_trials` (for a `Searcher`: the trials allowed at once) goes to Ray's documented
+    `TUNE_MAX_PENDING_TRIALS_PG`, unless the environment sets it: without it Ray lets a
+    searcher have one trial waiting to start, so trials start one by one; Ray 2.60 reads
+    the cap from the searcher's ConcurrencyLimiter, but Ray 2.50 does not."""
     env = {
         "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
         "TUNE_GLOBAL_CHECKPOINT_S": str(save_every_s),
         "TUNE_DISABLE_STRICT_METRIC_CHECKING": "1",
     }
+    if pending_trials is not None and "TUNE_MAX_PENDING_TRIALS_PG" not in os.environ:
+        env["TUNE_MAX_PENDING_TRIALS_PG"] = str(pending_trials)
     if not verbose:
         env["RAY_AIR_NEW_OUTPUT"] = "0"
     saved_env = {k: os.environ.get(k) for k in env}

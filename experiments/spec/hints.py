@@ -24,9 +24,9 @@ stderr, prefixed `warning:`. The rules:
 from __future__ import annotations
 
 import math
-import os
 
 from tunefleet.experiments.spec.experiment import ExperimentSpec
+from tunefleet.experiments.spec.slots import local_slots
 from tunefleet.search.schedulers import FifoSettings
 from tunefleet.search.space import Float, Int
 from tunefleet.trainables.contract import Wrapper
@@ -65,10 +65,7 @@ def _linear_scales(spec: ExperimentSpec) -> list[str]:
 
 def parallel_trials(spec: ExperimentSpec) -> int:
     """Trials that can run at once on this machine (as `tunefleet validate` prints it)."""
-    parallel = max(1, int((os.cpu_count() or 1) // spec.resources.cpu))
-    if spec.search.max_concurrent is not None:
-        parallel = min(parallel, spec.search.max_concurrent)
-    return parallel
+    return local_slots(spec).running
 
 
 def _budgets(spec: ExperimentSpec) -> list[str]:

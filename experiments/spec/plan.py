@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
 from tunefleet.experiments.spec.experiment import ExperimentSpec
-from tunefleet.experiments.spec.hints import parallel_trials
 from tunefleet.experiments.spec.optional_sections import check_tracking
+from tunefleet.experiments.spec.slots import local_slots
 from tunefleet.search.algorithms import describe_searcher
 from tunefleet.search.combinations import SearchConfigError, check_mutations
 from tunefleet.search.schedulers import describe_scheduler
@@ -107,9 +106,28 @@ class Plan:
             text += f" ({spec.search.trials} x {grid} grid points)"
         if spec.search.repeat > 1:
             text += f" ({spec.search.trials} configs x {spec.search.repeat} seeds)"
-        cpus = os.cpu_count() or 1
-        text += f"; up to {parallel_trials(spec)} at once on this machine ({cpus} CPUs)"
-        return text
+        return f"{text}; {at_once_text(spec)}"
+
+
+def at_once_text(spec: ExperimentSpec) -> str:
+    """How many trials run at once here, and how that is chosen on a cluster."""
+    slots = local_slots(spec)
+    here = slots.running
+    need = f"{spec.resources.cpu:g} CPU"
+    if spec.resources.gpu > 0:
+        need += f" and {spec.resources.gpu:g} GPU per trial, fewer if Ray finds fewer GPUs"
+    else:
+        need += " per trial"
+    text = f"up to {here} at once on this machine ({slots.cpus:g} CPUs, {need})"
+    cap = spec.search.max_concurrent
+    if cap is None:
+        return text + "; on a cluster, as many as its nodes fit when the run starts"
+    if cap > here:
+        return (
+            text + f"; on a cluster, up to {cap} (search.max_concurrent): those its nodes do "
+            "not fit wait, and an autoscaling cluster adds nodes for them"
+        )
+    return text + " (search.max_concurrent)"
 
 
 def make_plan(spec: ExperimentSpec, raw: dict[str, Any]) -> Plan:

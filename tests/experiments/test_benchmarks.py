@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import __main__ as bench
-from benchmarks import overhead, scale, time_to_target
+from benchmarks import overhead, scale, search_quality, time_to_target
 
 
 def test_overhead_runs_every_case_and_compares_them(ray_instance: None) -> None:
@@ -24,12 +24,27 @@ def test_overhead_runs_every_case_and_compares_them(ray_instance: None) -> None:
     ]
     assert all(r["ms_per_trial"] > 0 and len(r["runs_s"]) == 1 for r in rows)
     assert min(r["vs_best_plain_ray"] for r in rows[1:]) == pytest.approx(1.0)
-    assert "| tunefleet |" in overhead.markdown_overhead(rows)
+    assert "| random | tunefleet |" in overhead.markdown_overhead(rows)
 
 
-def test_scheduling_efficiency_is_ideal_over_actual(ray_instance: None) -> None:
-    rows = overhead.scheduling(trials=4, work_s=0.1, cpus=2, repeats=1)
-    assert [r["case"] for r in rows] == ["tunefleet", "Ray Tune, reuse_actors=True"]
+def test_overhead_runs_with_a_model_based_searcher(ray_instance: None) -> None:
+    rows = overhead.overhead(trials=3, results=2, repeats=1, searcher="optuna")
+    assert [(r["searcher"], r["case"]) for r in rows] == [
+        ("optuna", "tunefleet"),
+        ("optuna", "Ray Tune, reuse_actors=True, max_concurrent_trials=CPUs"),
+    ]
+    assert all(r["ms_per_trial"] > 0 and r["speedup_vs_defaults"] is None for r in rows)
+    assert "| optuna | tunefleet |" in overhead.markdown_overhead(rows)
+
+
+@pytest.mark.parametrize("searcher", ["random", "optuna"])
+def test_scheduling_efficiency_is_ideal_over_actual(ray_instance: None, searcher: str) -> None:
+    rows = overhead.scheduling(trials=4, work_s=0.1, cpus=2, repeats=1, searcher=searcher)
+    reuse = "Ray Tune, reuse_actors=True" + (
+        ", max_concurrent_trials=CPUs" if searcher == "optuna" else ""
+    )
+    assert [r["case"] for r in rows] == ["tunefleet", reuse]
+    assert {r["searcher"] for r in rows} == {searcher}
     for row in rows:
         assert row["ideal_s"] == pytest.approx(0.2)
         assert row["efficiency"] == pytest.approx(row["ideal_s"] / row["median_s"])
@@ -93,3 +108,20 @@ def test_command_writes_markdown_and_json(
     assert "## scheduling" in printed and "| tunefleet |" in printed
     figures = json.loads(out.read_text())
     assert figures["machine"]["cpus"] and figures["scheduling"][0]["trials"] == 4
+    assert [r["searcher"] for r in figures["scheduling"]] == ["random"] * 2 + ["optuna"] * 2
+
+
+def test_search_quality_reports_sequential_and_parallel_regret() -> None:
+    rows = search_quality.run(["random", "optuna-tpe"], ["branin"], 25, 1, parallel=(1, 3))
+    assert [(r["searcher"], r["parallel"]) for r in rows] == [
+        ("random", 1),
+        ("random", 3),
+        ("optuna-tpe", 1),
+        ("optuna-tpe", 3),
+    ]
+    assert all(r["regret@25"] >= 0 for r in rows)
+    # Random search's samples do not depend on how many run at once; TPE's suggestions do.
+    assert rows[0]["regret@25"] == rows[1]["regret@25"]
+    text = search_quality.markdown(rows, 1)
+    assert "| function | searcher | trials at once |" in text
+    assert "| branin | optuna-tpe | 3 |" in text

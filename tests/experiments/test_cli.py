@@ -110,7 +110,11 @@ def test_validate_prints_the_plan_without_running(tmp_path: Path) -> None:
     assert "hidden        randint[32, 256] (inclusive)" in out
     assert "optuna (tpe sampler, seed 0)" in out
     assert "asha (time_attr training_iteration, max_t 20, grace_period 3" in out
-    assert "trials      24;" in out
+    cpus = os.cpu_count()
+    assert (
+        f"trials      24; up to {cpus} at once on this machine ({cpus} CPUs, 1 CPU per trial); "
+        "on a cluster, as many as its nodes fit when the run starts\n"
+    ) in out
     assert f"results     {tmp_path}/quickstart" in out
     assert out.rstrip().endswith("spec is valid.")
     assert not (tmp_path / "quickstart").exists()

@@ -68,6 +68,7 @@ def test_run_writes_every_reported_result(write_spec, tmp_path: Path, capsys) ->
     assert meta["versions"]["ray"].startswith("2.60")
     assert meta["versions"]["tunefleet"]
     assert meta["metric"] == "score" and meta["mode"] == "max"
+    assert meta["trials_at_once"]["cap"] == 2 and meta["trials_at_once"]["nodes"] == 1
     assert (
         json.loads(pq.read_schema(exp / "iterations.parquet").metadata[b"tunefleet"])["experiment"]
         == "linear"
@@ -77,6 +78,8 @@ def test_run_writes_every_reported_result(write_spec, tmp_path: Path, capsys) ->
     best = trials.loc[trials["best/score"].idxmax()]
     assert f"best score = {best['best/score']:.4g} (trial {best['trial_id']})" in out.out
     assert "5/5 done" in out.err
+    # The session's Ray has 2 CPUs; each trial asks for 1 (the default).
+    assert "\nup to 2 trials at once: 2 CPUs on 1 node, 1 CPU per trial\n[0:00:" in "\n" + out.err
 
 
 def test_failed_trials_are_recorded_and_the_others_finish(write_spec, tmp_path: Path) -> None:

@@ -113,3 +113,18 @@ def test_pb2_bounds_are_nested_like_the_config() -> None:
     pb2 = build_search(SearchSettings(algorithm="pb2"), FifoSettings(), space=space, stop={})
     # Ray refuses `/` in a bound's name and would fill `config["model/dropout"]` besides.
     assert pb2.scheduler._hyperparam_bounds == {"model": {"dropout": [0.0, 0.5]}, "width": [8, 64]}
+
+
+def _tpe(parallel: int, sampler: dict | None = None) -> list[dict]:
+    settings = SearchSettings(algorithm="optuna", sampler=sampler, seed=0, n_initial_points=4)
+    return [c for c, _ in suggestions(settings, BRANIN, 16, parallel=parallel)]
+
+
+def test_tpe_counts_running_trials_when_trials_run_in_parallel() -> None:
+    """With four trials out at a time, TPE's constant liar is on unless the spec turns it
+    off; one at a time, no trial is running when TPE suggests, so it changes nothing."""
+    liar = {"name": "tpe", "constant_liar": True}
+    no_liar = {"name": "tpe", "constant_liar": False}
+    assert _tpe(1) == _tpe(1, liar) == _tpe(1, no_liar)
+    assert _tpe(4) == _tpe(4, liar) == _tpe(4, {"name": "tpe"})
+    assert _tpe(4) != _tpe(4, no_liar)
