@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from tunefleet.experiments.loading import SpecError, load_spec
-from tunefleet.experiments.plan import Plan, make_plan
-from tunefleet.experiments.results import ITERATIONS_FILE, TRIALS_FILE, read_metadata
-from tunefleet.experiments.runner import RunOptions, RunSummary, run_plan
-from tunefleet.experiments.spec import ExperimentSpec
+from tunefleet.experiments.results.files import ITERATIONS_FILE, TRIALS_FILE
+from tunefleet.experiments.results.recorder import read_metadata
+from tunefleet.experiments.run.runner import RunOptions, RunSummary, run_plan
+from tunefleet.experiments.spec.experiment import ExperimentSpec
+from tunefleet.experiments.spec.loading import SpecError, load_spec
+from tunefleet.experiments.spec.plan import Plan, make_plan
 
 __all__ = [
     "ITERATIONS_FILE",

@@ -25,14 +25,21 @@ from collections.abc import Sequence
 from importlib import metadata as importlib_metadata
 
 from tunefleet.cluster import ClusterError, discard_early_start, start_early
-from tunefleet.experiments.advice import advise
-from tunefleet.experiments.final import FinalError
-from tunefleet.experiments.loading import SpecError, load_spec
-from tunefleet.experiments.plan import Plan, make_plan
-from tunefleet.experiments.progress import format_value
-from tunefleet.experiments.results import ITERATIONS_FILE, TRIALS_FILE, flatten
-from tunefleet.experiments.runner import RunError, RunOptions, RunSummary, experiment_dir, run_plan
-from tunefleet.experiments.spec import NAME_PATTERN
+from tunefleet.experiments.results.files import ITERATIONS_FILE, TRIALS_FILE
+from tunefleet.experiments.results.recorder import flatten
+from tunefleet.experiments.run.final_evaluation import FinalError
+from tunefleet.experiments.run.progress import format_value
+from tunefleet.experiments.run.runner import (
+    RunError,
+    RunOptions,
+    RunSummary,
+    experiment_dir,
+    run_plan,
+)
+from tunefleet.experiments.spec.experiment import NAME_PATTERN
+from tunefleet.experiments.spec.hints import advise
+from tunefleet.experiments.spec.loading import SpecError, load_spec
+from tunefleet.experiments.spec.plan import Plan, make_plan
 from tunefleet.search import SpaceError
 from tunefleet.trainables.resolve import TrainableError, module_exists
 
@@ -212,12 +219,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     plan, summary = outcome
     print(_summary_text(plan, summary))
     if plan.spec.baseline is not None:
-        from tunefleet.experiments.baseline import baseline_text
+        from tunefleet.experiments.analysis.baseline_and_final import baseline_text
 
         exp, metric, mode = summary.experiment_dir, plan.spec.target_metric, plan.spec.target_mode
         print(baseline_text(exp, metric=metric, mode=mode, best=summary.best_value) or "")
     if plan.spec.final is not None:
-        from tunefleet.experiments.final import final_text
+        from tunefleet.experiments.analysis.baseline_and_final import final_text
 
         print(final_text(summary.experiment_dir) or "final evaluation: not run.")
     if summary.unfinished:
@@ -261,7 +268,7 @@ def _run_or_validate(args: argparse.Namespace) -> int | tuple[Plan, RunSummary]:
 
 
 def _resume(args: argparse.Namespace) -> tuple[Plan, RunSummary]:
-    from tunefleet.experiments.resume import resume_experiment
+    from tunefleet.experiments.run.resume import resume_experiment
 
     if args.extend is not None and args.extend < 1:
         raise RunError("--extend: give a positive number of trials.")
@@ -270,33 +277,35 @@ def _resume(args: argparse.Namespace) -> tuple[Plan, RunSummary]:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from tunefleet.experiments.final import evaluate_dir
+    from tunefleet.experiments.analysis.baseline_and_final import final_text
+    from tunefleet.experiments.run.final_evaluation import evaluate_dir
 
-    print(evaluate_dir(args.experiment, top=args.top, seeds=args.seeds, address=args.address,
-                       verbose=args.verbose))  # fmt: skip
+    evaluate_dir(args.experiment, top=args.top, seeds=args.seeds, address=args.address,
+                 verbose=args.verbose)  # fmt: skip
+    print(final_text(args.experiment) or "")
     return EXIT_OK
 
 
 def _tool(args: argparse.Namespace) -> int:
     """`show`, `report` and `cluster ...`: commands that run no experiment here."""
-    from tunefleet.experiments.analysis import AnalysisError
+    from tunefleet.experiments.analysis.experiment import AnalysisError
 
     try:
         if args.command == "show":
-            from tunefleet.experiments.analysis import load
-            from tunefleet.experiments.show import leaderboard_text
+            from tunefleet.experiments.analysis.experiment import load
+            from tunefleet.experiments.analysis.show import leaderboard_text
 
             if args.top < 1:
                 raise AnalysisError("--top: give a positive number of trials.")
             print(leaderboard_text(load(args.experiment), k=args.top))
-            from tunefleet.experiments.final import final_text
+            from tunefleet.experiments.analysis.baseline_and_final import final_text
 
             final = final_text(args.experiment)
             if final is not None:
                 print(final)
             return EXIT_OK
         if args.command == "report":
-            from tunefleet.experiments.report import write_report
+            from tunefleet.experiments.analysis.report import write_report
 
             print(f"report: {write_report(args.experiment, args.out)}")
             return EXIT_OK
@@ -328,7 +337,7 @@ def _tool(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from tunefleet.experiments.export import ExportError, describe, export_experiment
+    from tunefleet.experiments.results.export import ExportError, describe, export_experiment
 
     try:
         summary = export_experiment(

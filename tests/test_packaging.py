@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import tunefleet.cluster
+import tunefleet.common
 import tunefleet.experiments
 import tunefleet.search
 import tunefleet.trainables
@@ -45,8 +46,12 @@ def test_wheel_holds_only_the_tunefleet_package(wheel: Path) -> None:
     dist_info = [n for n in names if ".dist-info/" in n]
     package = [n for n in names if n not in dist_info]
     assert package and all(n.startswith("tunefleet/") for n in package), package
-    for sub in ("search", "trainables", "experiments", "cluster"):
+    for sub in ("common", "search", "trainables", "experiments", "cluster"):
         assert f"tunefleet/{sub}/__init__.py" in package
+    for sub in ("spec", "run", "results", "analysis"):
+        assert f"tunefleet/experiments/{sub}/__init__.py" in package
+    # The benchmarks are run from the repository, never installed.
+    assert not any("benchmarks" in n for n in package), package
     assert "tunefleet/experiments/quickstart.yaml" in package
     assert "tunefleet/trainables/examples/digits.py" in package
     assert not any("tests/" in n for n in names)
@@ -80,6 +85,7 @@ def test_wheel_declares_the_tested_dependency_ranges(wheel: Path) -> None:
 
 def test_subpackages_import_under_one_name() -> None:
     for module in (
+        tunefleet.common,
         tunefleet.search,
         tunefleet.trainables,
         tunefleet.experiments,
@@ -93,6 +99,7 @@ def test_search_trainables_and_cluster_never_import_experiments_or_each_other() 
     import ast
 
     rules = {
+        "common": {"experiments", "search", "trainables", "cluster"},
         "search": {"experiments", "trainables", "cluster"},
         "trainables": {"experiments", "search", "cluster"},
         "cluster": {"experiments", "search", "trainables"},
@@ -113,6 +120,7 @@ def test_search_trainables_and_cluster_never_import_experiments_or_each_other() 
 
 def test_public_names_are_exported() -> None:
     for module in (
+        tunefleet.common,
         tunefleet.search,
         tunefleet.trainables,
         tunefleet.experiments,

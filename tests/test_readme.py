@@ -32,7 +32,7 @@ def test_ci_runs_the_readme_test_command_verbatim() -> None:
 
 
 def test_readme_documents_every_trials_column_the_writer_produces() -> None:
-    from tunefleet.experiments.results import ResultsRecorder
+    from tunefleet.experiments.results.recorder import ResultsRecorder
 
     recorder = ResultsRecorder("unused", metric="acc", mode="max", info={})
     for column in recorder.trials_table().column_names:

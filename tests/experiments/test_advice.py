@@ -1,4 +1,4 @@
-"""Warnings on valid specs (experiments/advice.py) and the `seed` every wrapper trial gets."""
+"""Warnings on valid specs (experiments/spec/hints.py) and the `seed` every wrapper trial gets."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from tunefleet.experiments.advice import advise, parallel_trials
 from tunefleet.experiments.cli import main
-from tunefleet.experiments.loading import validate_spec
-from tunefleet.experiments.plan import make_plan
+from tunefleet.experiments.spec.hints import advise, parallel_trials
+from tunefleet.experiments.spec.loading import validate_spec
+from tunefleet.experiments.spec.plan import make_plan
 from tunefleet.search.space import Const
 
 

@@ -19,10 +19,10 @@ import pytest
 
 from tests.support.analysis_trainables import influence_score
 from tunefleet.experiments import read_metadata
-from tunefleet.experiments.analysis import AnalysisError, Experiment, load, load_all
+from tunefleet.experiments.analysis.experiment import AnalysisError, Experiment, load, load_all
+from tunefleet.experiments.analysis.report import write_report
+from tunefleet.experiments.analysis.show import leaderboard_text
 from tunefleet.experiments.cli import main
-from tunefleet.experiments.report import write_report
-from tunefleet.experiments.show import leaderboard_text
 
 SPEC = """
 name: influence

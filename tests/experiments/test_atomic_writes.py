@@ -16,8 +16,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tunefleet.experiments import tables
-from tunefleet.experiments.tables import read_metadata, write_parquet_atomic
+from tunefleet.experiments.results import parquet_io as tables
+from tunefleet.experiments.results.parquet_io import read_metadata, write_parquet_atomic
 
 BIG_ROWS = 8_000_000  # about 130 MB in memory and 95 MB on disk: a write takes ~1 s
 SMALL_ROWS = 10
@@ -28,7 +28,7 @@ WRITER = """
 import sys
 import numpy as np
 import pyarrow as pa
-from tunefleet.experiments.tables import write_parquet_atomic
+from tunefleet.experiments.results.parquet_io import write_parquet_atomic
 
 path, rows, first, loop = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "loop"
 index = np.arange(rows, dtype=np.int64)

@@ -9,11 +9,12 @@ import pandas as pd
 import pytest
 
 from tests.support.trainables import expected_score
-from tunefleet.experiments.analysis import load
-from tunefleet.experiments.baseline import baseline_config, improvement
+from tunefleet.experiments.analysis.baseline_and_final import improvement
+from tunefleet.experiments.analysis.experiment import load
+from tunefleet.experiments.analysis.outcome import outcome_table
 from tunefleet.experiments.cli import main
-from tunefleet.experiments.loading import validate_spec
-from tunefleet.experiments.outcome import outcome_table
+from tunefleet.experiments.run.baseline import baseline_config
+from tunefleet.experiments.spec.loading import validate_spec
 
 SPEC = """
 name: base

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tunefleet.experiments.benchmarks import __main__ as bench
-from tunefleet.experiments.benchmarks import overhead, scale, time_to_target
+from benchmarks import __main__ as bench
+from benchmarks import overhead, scale, time_to_target
 
 
 def test_overhead_runs_every_case_and_compares_them(ray_instance: None) -> None:
@@ -52,7 +52,7 @@ def test_time_to_target_times_a_whole_process_until_the_target() -> None:
 
 
 def test_export_speed_feeds_every_result_and_compares_with_pyarrow() -> None:
-    from tunefleet.experiments.benchmarks import export_speed
+    from benchmarks import export_speed
 
     figures = export_speed.run(trials=20, iterations=5)
     assert figures["rows"] == 100

@@ -8,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tunefleet.experiments.analysis import load
+from tunefleet.experiments.analysis.experiment import load
+from tunefleet.experiments.analysis.outcome import outcome_table
 from tunefleet.experiments.cli import main
-from tunefleet.experiments.outcome import outcome_table
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -19,9 +19,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from tunefleet.experiments import read_metadata
-from tunefleet.experiments.analysis import load
+from tunefleet.experiments.analysis.experiment import load
 from tunefleet.experiments.cli import main
-from tunefleet.experiments.export import ExportError, export_experiment
+from tunefleet.experiments.results.export import ExportError, export_experiment
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = REPO / "experiments" / "SCHEMA.md"

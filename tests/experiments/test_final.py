@@ -10,10 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tunefleet.experiments.analysis.baseline_and_final import final_text
 from tunefleet.experiments.cli import main
-from tunefleet.experiments.final import FINAL_FILE, final_text
-from tunefleet.experiments.sections import FINAL_SEED_OFFSET
-from tunefleet.experiments.tables import read_metadata
+from tunefleet.experiments.results.files import FINAL_FILE
+from tunefleet.experiments.results.parquet_io import read_metadata
+from tunefleet.experiments.spec.optional_sections import FINAL_SEED_OFFSET
 from tunefleet.trainables.examples.digits import mlp_trainable, splits
 from tunefleet.trainables.sklearn import SklearnTrainable
 
@@ -122,7 +123,7 @@ final: {}
     err = capsys.readouterr().err
     assert "final: trainable 'tests.support.trainables:linear' has no held-out test split" in err
     with pytest.raises(Exception, match=r"final\.top_k: input should be greater than or equal"):
-        from tunefleet.experiments.loading import validate_spec
+        from tunefleet.experiments.spec.loading import validate_spec
 
         validate_spec(
             {"name": "a", "trainable": "a:b", "metric": "m", "mode": "max", "final": {"top_k": 0}}

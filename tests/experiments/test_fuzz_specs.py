@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tunefleet.experiments import cli
-from tunefleet.experiments.spec import (
+from tunefleet.experiments.spec.experiment import (
     NAME_PATTERN,
     ExperimentSpec,
     FailureSettings,

@@ -7,7 +7,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from tunefleet.experiments.iteration_log import IterationLog
+from tunefleet.experiments.results.iteration_log import IterationLog
 
 
 def result(trial: str, step: int, **metrics: Any) -> dict[str, Any]:

@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 from ray.tune.search.optuna import OptunaSearch
 
-from tunefleet.experiments.analysis import AnalysisError, load
+from tunefleet.experiments.analysis.experiment import AnalysisError, load
 from tunefleet.experiments.cli import main
-from tunefleet.experiments.pareto import pareto_mask
+from tunefleet.experiments.results.pareto import pareto_mask
 from tunefleet.search import FifoSettings, SearchSettings
 from tunefleet.search.compat import SearchConfigError, check_objectives
 from tunefleet.search.schedulers import AshaSettings, HyperbandSettings, MedianSettings

@@ -19,7 +19,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from tests.experiments.test_resume import REPO, SLOW, TUNEFLEET, _env, resume_to_completion
 from tunefleet.experiments.cli import main
-from tunefleet.experiments.runner import RunError, storage_root
+from tunefleet.experiments.run.runner import RunError, storage_root
 from tunefleet.search import AshaSettings, MedianSettings, PBTSettings, SearchSettings
 from tunefleet.search.settings import CmaEsSettings
 from tunefleet.search.wrapping import FiniteTarget, target_problem

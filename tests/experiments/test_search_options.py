@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tunefleet.experiments.analysis import load
+from tunefleet.experiments.analysis.experiment import load
 from tunefleet.experiments.cli import main
 
 pytestmark = pytest.mark.usefixtures("ray_instance")

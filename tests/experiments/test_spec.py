@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from tunefleet.experiments.loading import SpecError, apply_overrides, load_spec, validate_spec
-from tunefleet.experiments.plan import make_plan
+from tunefleet.experiments.spec.loading import SpecError, apply_overrides, load_spec, validate_spec
+from tunefleet.experiments.spec.plan import make_plan
 from tunefleet.search import AshaSettings, Float
 from tunefleet.trainables import TrainableError
 
@@ -202,7 +202,7 @@ def test_unreadable_files_are_refused(tmp_path: Path, content: bytes, message: s
 
 
 def test_yaml_1_2_numbers_are_floats() -> None:
-    from tunefleet.experiments.loading import parse_yaml
+    from tunefleet.experiments.spec.loading import parse_yaml
 
     assert parse_yaml("a: 1e-4\nb: 3\nc: .5\nd: 1.0e+2\ne: 1_000\n", source="s") == {
         "a": 1e-4,

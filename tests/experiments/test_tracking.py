@@ -9,8 +9,12 @@ from typing import Any
 import pytest
 
 from tunefleet.experiments.cli import main
-from tunefleet.experiments.sections import MlflowSettings, TrackingSettings
-from tunefleet.experiments.tracking import check_tracking, tracking_callbacks
+from tunefleet.experiments.run.tracking import tracking_callbacks
+from tunefleet.experiments.spec.optional_sections import (
+    MlflowSettings,
+    TrackingSettings,
+    check_tracking,
+)
 
 SPEC = """
 name: tb

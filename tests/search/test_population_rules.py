@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from tunefleet.experiments.plan import make_plan
-from tunefleet.experiments.spec import ExperimentSpec
+from tunefleet.experiments.spec.experiment import ExperimentSpec
+from tunefleet.experiments.spec.plan import make_plan
 from tunefleet.search import FifoSettings, SearchSettings, parse_space
 from tunefleet.search.compat import SearchConfigError, check_mutations, check_search
 from tunefleet.trainables import TrainableError

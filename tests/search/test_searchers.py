@@ -8,8 +8,8 @@ from ray.tune.schedulers import HyperBandScheduler, MedianStoppingRule, Populati
 from ray.tune.schedulers.pb2 import PB2
 from ray.tune.search import Repeater
 
-from tunefleet.experiments.benchmarks.functions import BRANIN
-from tunefleet.experiments.benchmarks.search_quality import regret_curve, suggestions
+from benchmarks.functions import BRANIN
+from benchmarks.search_quality import regret_curve, suggestions
 from tunefleet.search import FifoSettings, SearchSettings, parse_space
 from tunefleet.search.algorithms import ClipToSpace, build_search
 from tunefleet.search.schedulers import HyperbandSettings, MedianSettings

@@ -92,8 +92,8 @@ def test_restoring_with_the_same_config_changes_nothing(schedule: dict[str, Any]
 def test_checkpoints_follow_the_clock_unless_a_scheduler_restores_them() -> None:
     """Without `checkpoint_every`, a run of quick epochs saves once (at its last epoch);
     PBT and HyperBand, which continue trials from checkpoints, get one every epoch."""
-    from tunefleet.experiments.loading import validate_spec
-    from tunefleet.experiments.plan import make_plan
+    from tunefleet.experiments.spec.loading import validate_spec
+    from tunefleet.experiments.spec.plan import make_plan
 
     def plan(**extra: Any) -> Any:
         raw = {

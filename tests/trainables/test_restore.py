@@ -99,8 +99,8 @@ failure: {{max_failures: 2}}
 
 
 def test_pbt_refuses_a_trainable_that_cannot_checkpoint(write_spec) -> None:
-    from tunefleet.experiments.loading import load_spec
-    from tunefleet.experiments.plan import make_plan
+    from tunefleet.experiments.spec.loading import load_spec
+    from tunefleet.experiments.spec.plan import make_plan
     from tunefleet.trainables import TrainableError
 
     for trainable in ("tests.support.trainables:NoCheckpoints", "tests.support.trainables:linear"):

@@ -100,8 +100,8 @@ def test_the_repeat_index_is_a_wrapper_key_that_shifts_the_seeds() -> None:
 
 
 def test_population_based_training_refuses_the_wrapper_before_ray_starts(write_spec) -> None:
-    from tunefleet.experiments.loading import load_spec
-    from tunefleet.experiments.plan import make_plan
+    from tunefleet.experiments.spec.loading import load_spec
+    from tunefleet.experiments.spec.plan import make_plan
 
     assert SklearnTrainable.supports_checkpoints is False
     for algorithm in ("pbt", "pb2"):

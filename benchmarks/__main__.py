@@ -1,0 +1,162 @@
+"""`python -m benchmarks [CASE ...] [--repeats N] [--json FILE]`.
+
+Runs the cases side by side on this machine and prints one markdown section each, then
+writes every figure to a JSON file. The cases (default: all but `scale`):
+
+- `overhead`: ms per do-nothing trial, tunefleet against plain Ray Tune scripts.
+- `scheduling`: 64 trials of 0.5 s work on 2 CPUs, ideal time / actual time.
+- `time-to-target`: seconds to a validation accuracy on digits, tunefleet against standalone
+  Optuna (sequential and n_jobs=2) and plain Ray Tune with defaults.
+- `search`: median regret of each searcher on functions with known minima.
+- `export`: 1,000,000 iteration rows through the results recorder against pyarrow writing
+  the same tables (from the same Ray results, and from the finished rows).
+- `scale` (opt-in, long): 10,000 one-iteration trials; throughput and driver memory.
+- `soak` (opt-in): 2,000 one-iteration trials; checks the Parquet rows and driver memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+DEFAULT_CASES = ("overhead", "scheduling", "time-to-target", "search", "export")
+ALL_CASES = (*DEFAULT_CASES, "scale", "soak")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="tunefleet's benchmarks, side by side with plain Ray Tune and Optuna.",
+    )
+    parser.add_argument(
+        "cases", nargs="*", help=f"of {', '.join(ALL_CASES)}; default: all but scale"
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="runs per case (median)")
+    parser.add_argument("--cpus", type=int, default=2, help="CPUs for the in-process Ray")
+    parser.add_argument("--json", type=Path, default=Path("benchmark-results.json"))
+    parser.add_argument("--target", type=float, default=0.98, help="time-to-target accuracy")
+    parser.add_argument("--ttt-trials", type=int, default=150, help="time-to-target trial cap")
+    parser.add_argument("--ttt-timeout", type=float, default=300.0)
+    parser.add_argument("--search-trials", type=int, default=100)
+    parser.add_argument("--search-seeds", type=int, default=5)
+    parser.add_argument("--sched-trials", type=int, default=64)
+    parser.add_argument("--sched-work-s", type=float, default=0.5)
+    parser.add_argument("--scale-trials", type=int, default=10_000)
+    return parser
+
+
+def _machine() -> dict[str, Any]:
+    import os
+
+    import ray
+
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "ray": ray.__version__,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    cases = args.cases or list(DEFAULT_CASES)
+    unknown = [c for c in cases if c not in ALL_CASES]
+    if unknown:
+        parser.error(f"unknown case {unknown[0]!r}; choose from {', '.join(ALL_CASES)}")
+    figures: dict[str, Any] = {"machine": _machine()}
+    m = figures["machine"]
+    print(
+        f"# tunefleet benchmarks\n\n{m['cpus']} CPUs, Python {m['python']}, Ray {m['ray']}, "
+        f"{m['platform']}, {m['date']}\n"
+    )
+    for case in cases:
+        started = time.perf_counter()
+        text = _run_case(case, args, figures)
+        print(f"## {case}\n\n{text}\n\n({time.perf_counter() - started:.0f} s)\n", flush=True)
+        args.json.write_text(json.dumps(figures, indent=2, default=str))
+    print(f"figures: {args.json}")
+    return 0
+
+
+def _run_case(case: str, args: argparse.Namespace, figures: dict[str, Any]) -> str:
+    if case in ("overhead", "scheduling"):
+        from benchmarks import overhead
+
+        overhead.init_ray(args.cpus)
+        if case == "overhead":
+            figures[case] = overhead.overhead(repeats=args.repeats)
+            return overhead.markdown_overhead(figures[case])
+        figures[case] = overhead.scheduling(
+            trials=args.sched_trials,
+            work_s=args.sched_work_s,
+            cpus=args.cpus,
+            repeats=args.repeats,
+        )
+        return overhead.markdown_scheduling(figures[case])
+    if case == "time-to-target":
+        from benchmarks import time_to_target
+
+        figures[case] = time_to_target.run(
+            trials=args.ttt_trials,
+            target=args.target,
+            repeats=args.repeats,
+            timeout_s=args.ttt_timeout,
+        )
+        return time_to_target.markdown(figures[case], args.ttt_timeout)
+    if case == "search":
+        from benchmarks import search_quality
+
+        rows = search_quality.run(
+            list(search_quality.SEARCHERS),
+            ["branin", "hartmann6"],
+            args.search_trials,
+            args.search_seeds,
+        )
+        figures[case] = rows
+        return search_quality.markdown(rows, args.search_seeds)
+    if case == "export":
+        from benchmarks import export_speed
+
+        figures[case] = export_speed.run(repeat=args.repeats)
+        return _export_markdown(figures[case])
+    if case == "soak":
+        from benchmarks import soak
+
+        figures[case] = soak.run(cpus=args.cpus)
+        return soak.markdown(figures[case])
+    from benchmarks import scale
+
+    figures[case] = scale.run(trials=args.scale_trials, cpus=args.cpus)
+    return scale.markdown(figures[case])
+
+
+def _export_markdown(f: dict[str, Any]) -> str:
+    return "\n".join(
+        [
+            "| writer | wall s | CPU s | peak memory (MiB) |",
+            "| --- | --- | --- | --- |",
+            f"| tunefleet ResultsRecorder (every result + flush) | {f['recorder_s']:.2f} "
+            f"| {f['recorder_cpu_s']:.2f} | {f['recorder_peak_mib']:.0f} |",
+            "| pyarrow from the same Ray results (callback keeps them, from_pylist with schema "
+            f"+ write_table) | {f['pyarrow_s']:.2f} | {f['pyarrow_cpu_s']:.2f} "
+            f"| {f['pyarrow_peak_mib']:.0f} |",
+            f"| pyarrow from the finished rows (from_pylist + write_table) | {f['rows_s']:.2f} "
+            f"| {f['rows_cpu_s']:.2f} | {f['rows_peak_mib']:.0f} |",
+            f"\n({f['rows']:,} iteration rows; recorder / pyarrow from the same results: "
+            f"{f['ratio']:.2f}x CPU, {f['wall_ratio']:.2f}x wall, target <= "
+            f"{f['target_ratio']}x; recorder / pyarrow from finished rows: "
+            f"{f['rows_ratio']:.2f}x CPU; {f['per_result_us']:.1f} us per result on the driver)",
+        ]
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

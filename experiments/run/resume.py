@@ -1,0 +1,129 @@
+"""`tunefleet resume`: finish an interrupted experiment, or add trials to a finished one.
+
+Restoring unpickles Ray's experiment state (`tuner.pkl`, searcher state): only resume
+experiment folders you trust, as you would only run code you trust.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from tunefleet.cluster import connect
+from tunefleet.experiments.results.files import SPEC_FILE, TRIALS_FILE
+from tunefleet.experiments.results.recorder import read_rows
+from tunefleet.experiments.run.runner import (
+    Extension,
+    RunError,
+    RunOptions,
+    RunSummary,
+    _callbacks,
+    _fit,
+    _tune_trainable,
+    build_tuner,
+    storage_root,
+)
+from tunefleet.experiments.spec.loading import load_spec
+from tunefleet.experiments.spec.plan import Plan, make_plan
+from tunefleet.search.warm_start import EvaluatedPoint
+
+__all__ = ["earlier_points", "resume_experiment"]
+
+
+def resume_experiment(
+    path: str, options: RunOptions, *, extend: int | None = None
+) -> tuple[Plan, RunSummary]:
+    """Continues the experiment in `path` (`<storage>/<name>`).
+
+    Without `extend`, Ray restores the run: finished trials stay as they are, unfinished
+    ones continue from their last checkpoints, and the searcher keeps everything it learned.
+    With `extend=N`, N new trials run after the finished ones, the searcher first told every
+    earlier config and result.
+
+    Raises:
+        RunError: If `path` is not a tunefleet experiment that can be resumed as asked.
+    """
+    started = time.monotonic()
+    exp_dir = storage_root(path)
+    try:
+        spec, raw = load_spec(f"{exp_dir}/{SPEC_FILE}")
+    except ValueError as exc:
+        if "no such file" in str(exc):
+            raise RunError(
+                f"{exp_dir}: no {SPEC_FILE} here; give the folder `tunefleet run` wrote "
+                "(<storage>/<name>)."
+            ) from None
+        raise
+    plan = make_plan(spec, raw)
+    with connect(options.address, verbose=options.verbose):
+        if extend is not None:
+            if spec.search.population_based:
+                raise RunError(
+                    f"--extend: a {spec.search.algorithm} population cannot grow after the "
+                    "fact; start a new experiment with a larger search.num_samples."
+                )
+            points = earlier_points(exp_dir, plan)
+            recorder, callbacks = _callbacks(plan, exp_dir, options, total=extend)
+            extension = Extension(trials=extend, points=points, offset=len(points))
+            tuner = build_tuner(plan, exp_dir, callbacks, verbose=options.verbose, extend=extension)
+        else:
+            tuner, recorder = _restore(plan, exp_dir, options)
+        return plan, _fit(tuner, recorder, plan, options, started)
+
+
+def _restore(plan: Plan, exp_dir: str, options: RunOptions) -> tuple[Any, Any]:
+    from ray import tune
+
+    from tunefleet.search.algorithms import build_search
+
+    spec = plan.spec
+    if not tune.Tuner.can_restore(exp_dir):
+        raise RunError(f"{exp_dir}: Ray saved no experiment state here; nothing to resume.")
+    search = build_search(
+        spec.search,
+        spec.scheduler,
+        space=spec.space,
+        stop=spec.stop,
+        metric=spec.metric,
+        mode=spec.mode,
+    )
+    tuner = tune.Tuner.restore(
+        exp_dir,
+        trainable=_tune_trainable(plan),
+        resume_unfinished=True,
+        resume_errored=False,
+        restart_errored=False,
+        param_space=search.param_space,
+    )
+    total = spec.search.trials * spec.search.repeat * spec.space.grid_size()
+    recorder, callbacks = _callbacks(plan, exp_dir, options, total)
+    # Ray restores the callbacks pickled at the start; use fresh ones (which pick up the
+    # Parquet files written so far) so that this process can read what they record.
+    local = tuner._local_tuner  # Ray offers no public way to replace restored callbacks
+    if local is None:
+        raise RunError("resume runs the driver in this process; Ray Client is not supported.")
+    run_config = local.get_run_config()
+    run_config.callbacks = callbacks
+    run_config.verbose = 2 if options.verbose else 0
+    return tuner, recorder
+
+
+def earlier_points(exp_dir: str, plan: Plan) -> list[EvaluatedPoint]:
+    """Every earlier trial's searched config (nested) and last value of the target metric."""
+    searched = plan.spec.space.searched
+    points = []
+    for row in read_rows(f"{exp_dir}/{TRIALS_FILE}"):
+        config: dict[str, Any] = {}
+        for path in searched:
+            if f"config/{path}" not in row:
+                continue
+            *groups, name = path.split("/")
+            node = config
+            for group in groups:
+                node = node.setdefault(group, {})
+            node[name] = row[f"config/{path}"]
+        value = row.get(plan.spec.target_metric)
+        # A trial whose target ended NaN, infinite or missing was a failure to its searcher.
+        failed = row.get("status") == "ERROR" or value is None or bool(row.get("invalid_metric"))
+        points.append(EvaluatedPoint(config, None if value is None else float(value), failed))
+    return points

@@ -1,0 +1,369 @@
+"""Runs a plan through Ray Tune's `Tuner` and leaves Parquet results behind."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tunefleet.cluster import connect
+from tunefleet.experiments.results.files import SPEC_FILE
+from tunefleet.experiments.results.recorder import ResultsRecorder
+from tunefleet.experiments.run.lean_trials import LeanFinishedTrials
+from tunefleet.experiments.run.progress import ProgressPrinter
+from tunefleet.experiments.spec.plan import Plan
+
+__all__ = ["RunError", "RunOptions", "RunSummary", "experiment_dir", "run_plan"]
+
+
+class RunError(ValueError):
+    """The run cannot start as asked (e.g. its results folder is taken)."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How and where to run.
+
+    Attributes:
+        storage: Results root: a local folder or a pyarrow URI (`s3://bucket/path`).
+        name: Overrides the spec's name (the experiment's folder under `storage`).
+        address: None for an embedded local Ray; `auto` or `HOST:PORT` for a cluster.
+        verbose: Show Ray's own progress tables and worker logs.
+        overwrite: Replace an existing experiment folder of the same name.
+    """
+
+    storage: str = "results"
+    name: str | None = None
+    address: str | None = None
+    verbose: bool = False
+    overwrite: bool = False
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What a finished run reports.
+
+    Attributes:
+        experiment_dir: Where the results are.
+        statuses: Trial counts by Ray status (`TERMINATED`, `ERROR`, ...).
+        best_trial: The trial with the best value of the target metric.
+        best_value: That value.
+        best_config: That trial's config.
+        wall_s: Seconds from start to end, Ray's start included.
+        invalid_metrics: Finished trials whose target metric was NaN, infinite or never
+            reported (counted as failed by the searcher), and why.
+    """
+
+    experiment_dir: str
+    statuses: dict[str, int] = field(default_factory=dict)
+    best_trial: str | None = None
+    best_value: float | None = None
+    best_config: dict[str, Any] = field(default_factory=dict)
+    wall_s: float = 0.0
+    invalid_metrics: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def trials(self) -> int:
+        return sum(self.statuses.values())
+
+    @property
+    def all_failed(self) -> bool:
+        """Every trial errored or ended without a usable target value (a metric typo)."""
+        failed = self.statuses.get("ERROR", 0) + len(self.invalid_metrics)
+        return self.trials > 0 and failed >= self.trials
+
+    @property
+    def unfinished(self) -> int:
+        """Trials neither finished nor failed (the run was interrupted)."""
+        return sum(n for s, n in self.statuses.items() if s not in ("TERMINATED", "ERROR"))
+
+
+def storage_root(storage: str) -> str:
+    """An absolute local path, or the URI unchanged.
+
+    Raises:
+        RunError: If the URI carries credentials (`s3://KEY:SECRET@bucket`), which would be
+            printed and saved with the results.
+    """
+    if "://" in storage and not storage.startswith("file://"):
+        if "@" in storage.split("://", 1)[1].split("/", 1)[0]:
+            raise RunError(
+                "--storage: the URI holds credentials (user:secret@...), which would be "
+                "printed and saved with the results; give them through the environment "
+                "(e.g. AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) instead."
+            )
+        return storage.rstrip("/")
+    return str(Path(storage.removeprefix("file://")).expanduser().resolve())
+
+
+def experiment_dir(plan: Plan, options: RunOptions) -> str:
+    """`<storage>/<name>` for this run."""
+    return f"{storage_root(options.storage)}/{options.name or plan.spec.name}"
+
+
+def _claim_directory(path: str, overwrite: bool) -> None:
+    if "://" in path:
+        return  # object stores: Ray and the results writer create what they need
+    target = Path(path)
+    existing = next((p for p in (target, *target.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise RunError(
+            f"--storage: {existing} is a file, not a folder; give a folder for the results "
+            "(it is created if missing)."
+        )
+    if target.exists() and any(target.iterdir()):
+        if not overwrite:
+            raise RunError(
+                f"{target} already holds an experiment; pass --overwrite to replace it, or "
+                "--name NEW to keep both."
+            )
+        shutil.rmtree(target)
+
+
+@contextmanager
+def _quiet_tune(verbose: bool, save_every_s: float) -> Iterator[None]:
+    """Turns off what tunefleet replaces: Ray's per-trial CSV/JSON/TensorBoard loggers (the
+    Parquet files hold the same data) and, unless verbose, Ray's tables and log lines. Ray
+    saves its experiment state every `save_every_s` seconds; the Parquet files follow.
+    A result without the target metric does not stop the experiment (Ray's strict check
+    would): the trial is recorded as unusable (`invalid_metric`) and its searcher told
+    it failed (`tunefleet.search.wrapping.FiniteTarget`)."""
+    env = {
+        "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+        "TUNE_GLOBAL_CHECKPOINT_S": str(save_every_s),
+        "TUNE_DISABLE_STRICT_METRIC_CHECKING": "1",
+    }
+    if not verbose:
+        env["RAY_AIR_NEW_OUTPUT"] = "0"
+    saved_env = {k: os.environ.get(k) for k in env}
+    names = ["ray.tune", "ray.train", "ray.air"]
+    if "optuna" in sys.modules:  # configure optuna's own handler before it logs
+        sys.modules["optuna"].logging.get_verbosity()
+        names.append("optuna")
+    loggers = [logging.getLogger(n) for n in names]
+    saved_levels = [lg.level for lg in loggers]
+    os.environ.update(env)
+    if not verbose:
+        for lg in loggers:
+            lg.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        for lg, level in zip(loggers, saved_levels, strict=True):
+            lg.setLevel(level)
+
+
+def trial_dirname(trial: Any) -> str:
+    """`trial_<id>`: short folder names instead of Ray's config-laden ones."""
+    return f"trial_{trial.trial_id}"
+
+
+def _tune_trainable(plan: Plan) -> Any:
+    from ray import tune
+
+    obj = plan.trainable
+    trainable = obj.to_tune() if hasattr(obj, "to_tune") else obj
+    resources = {"cpu": plan.spec.resources.cpu, "gpu": plan.spec.resources.gpu}
+    return tune.with_resources(trainable, resources)
+
+
+def build_tuner(
+    plan: Plan,
+    exp_dir: str,
+    callbacks: list[Any],
+    *,
+    verbose: bool,
+    extend: Extension | None = None,
+) -> Any:
+    """The `tune.Tuner` for a plan (Ray must be initialized).
+
+    Args:
+        plan: What to run.
+        exp_dir: `<storage>/<name>`.
+        callbacks: The recorder and progress printer.
+        verbose: Ray's own tables and logs.
+        extend: Run `extend.trials` more trials, the searcher warm-started with earlier results.
+    """
+    from ray import tune
+    from ray.tune.search import Searcher
+
+    from tunefleet.search.algorithms import build_search
+    from tunefleet.search.budget import build_stop
+
+    spec = plan.spec
+    settings = spec.search
+    if extend is not None:
+        # A fresh seed stream, so the new trials do not repeat the first ones' suggestions.
+        seed = None if settings.seed is None else settings.seed + extend.offset
+        settings = settings.model_copy(update={"seed": seed, "points_to_evaluate": []})
+    storage, _, name = exp_dir.rpartition("/")
+    search = build_search(
+        settings,
+        spec.scheduler,
+        space=spec.space,
+        stop=spec.stop,
+        metric=spec.metric,
+        mode=spec.mode,
+    )
+    search_alg = search.search_alg
+    # Not warm-started: multi-objective searches (earlier results carry one value each)
+    # and conditional spaces (Optuna's define-by-run takes no evaluated points).
+    warm = not spec.multi_objective and not spec.space.conditional
+    if extend is not None and extend.points and warm and hasattr(search_alg, "add_evaluated_point"):
+        from tunefleet.search.warm_start import WarmStart
+
+        search_alg = WarmStart(search_alg, extend.points)
+    num_samples = extend.trials if extend is not None else settings.trials * settings.repeat
+    is_searcher = isinstance(search_alg, Searcher)
+    keep = spec.failure.keep_checkpoints
+    if settings.population_based and keep is not None:
+        keep = max(keep, 3)  # PBT restores trials from others' recent checkpoints
+    return tune.Tuner(
+        _tune_trainable(plan),
+        param_space=search.param_space,
+        tune_config=tune.TuneConfig(
+            # Ray's TuneConfig takes one metric; several go to the Optuna searcher only.
+            metric=None if spec.multi_objective else spec.target_metric,
+            mode=None if spec.multi_objective else spec.target_mode,
+            search_alg=search_alg,
+            scheduler=search.scheduler,
+            num_samples=num_samples,
+            # A Searcher gets Ray's ConcurrencyLimiter; the variant generator (random,
+            # grid, PBT) carries the cap itself, and Ray would only warn about this one.
+            max_concurrent_trials=settings.max_concurrent if is_searcher else None,
+            time_budget_s=settings.time_budget_s,
+            # One worker process serves many trials: small trials would otherwise spend
+            # about a second each starting a process and re-importing torch.
+            reuse_actors=True,
+            trial_dirname_creator=trial_dirname,
+        ),
+        run_config=tune.RunConfig(
+            name=name,
+            storage_path=storage,
+            stop=build_stop(
+                spec.stop,
+                cpu_hours=settings.budget_cpu_hours,
+                gpu_hours=settings.budget_gpu_hours,
+                cpus=spec.resources.cpu,
+                gpus=spec.resources.gpu,
+            ),
+            callbacks=callbacks,
+            verbose=2 if verbose else 0,
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=keep),
+            failure_config=tune.FailureConfig(
+                max_failures=spec.failure.max_failures, fail_fast=spec.failure.fail_fast
+            ),
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class Extension:
+    """More trials for a finished experiment (`tunefleet resume --extend N`).
+
+    Attributes:
+        trials: How many new trials.
+        points: Earlier configs and final metric values, fed to the searcher first.
+        offset: Added to the searcher's seed (the number of earlier trials).
+    """
+
+    trials: int
+    points: list[Any]
+    offset: int
+
+
+def _callbacks(
+    plan: Plan, exp_dir: str, options: RunOptions, total: int
+) -> tuple[ResultsRecorder, list[Any]]:
+    spec = plan.spec
+    recorder = ResultsRecorder(
+        exp_dir,
+        metric=spec.target_metric,
+        mode=spec.target_mode,
+        info={"experiment": exp_dir.rpartition("/")[2], "spec": plan.raw},
+        population_based=spec.search.population_based,
+        objectives=list(zip(spec.metrics, spec.modes, strict=True)),
+    )
+    progress = ProgressPrinter(
+        metric=spec.target_metric,
+        mode=spec.target_mode,
+        searched=spec.space.searched,
+        total=total,
+    )
+    from tunefleet.experiments.run.tracking import tracking_callbacks
+
+    tracking = tracking_callbacks(spec.tracking, experiment=spec.name)
+    shown = [] if options.verbose else [progress]
+    return recorder, [recorder, *shown, *tracking, LeanFinishedTrials()]
+
+
+def _fit(
+    tuner: Any, recorder: ResultsRecorder, plan: Plan, options: RunOptions, started: float
+) -> RunSummary:
+    exp_dir = recorder.experiment_dir
+    try:
+        with _quiet_tune(options.verbose, plan.spec.results.flush_every_s):
+            tuner.fit()
+    finally:
+        recorder.flush()
+    best = recorder.best_trial()
+    return RunSummary(
+        experiment_dir=exp_dir,
+        statuses=recorder.statuses(),
+        best_trial=best[0] if best else None,
+        best_value=best[1] if best else None,
+        best_config=best[2] if best else {},
+        wall_s=time.monotonic() - started,
+        invalid_metrics=recorder.invalid_metrics(),
+    )
+
+
+def run_plan(plan: Plan, options: RunOptions) -> RunSummary:
+    """Runs the experiment and writes `trials.parquet` and `iterations.parquet`.
+
+    The resolved spec is saved as `spec.yaml` beside the results, for `tunefleet resume`.
+
+    Raises:
+        RunError: If the results folder is taken (and `overwrite` is off).
+        ClusterError: If Ray cannot be started or reached.
+    """
+    started = time.monotonic()
+    spec = plan.spec
+    exp_dir = experiment_dir(plan, options)
+    _claim_directory(exp_dir, options.overwrite)
+    write_spec_file(exp_dir, plan.raw)
+    total = spec.search.trials * spec.search.repeat * spec.space.grid_size()
+    recorder, callbacks = _callbacks(plan, exp_dir, options, total)
+    with connect(options.address, verbose=options.verbose):
+        if spec.baseline is not None:
+            from tunefleet.experiments.run.baseline import run_baseline
+
+            run_baseline(plan, exp_dir, verbose=options.verbose)  # before the search
+        tuner = build_tuner(plan, exp_dir, callbacks, verbose=options.verbose)
+        summary = _fit(tuner, recorder, plan, options, started)
+        if spec.final is not None and summary.best_trial is not None and not summary.unfinished:
+            from tunefleet.experiments.run.final_evaluation import run_final
+
+            run_final(plan, exp_dir)  # the best configs on the held-out test split
+        return summary
+
+
+def write_spec_file(exp_dir: str, raw: dict[str, Any]) -> None:
+    """Saves the spec as run (overrides applied) in the experiment folder."""
+    import yaml
+
+    from tunefleet.experiments.results.parquet_io import write_text_atomic
+
+    write_text_atomic(f"{exp_dir}/{SPEC_FILE}", yaml.safe_dump(raw, sort_keys=False))

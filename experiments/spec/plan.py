@@ -1,0 +1,193 @@
+"""A validated spec resolved into what will run: the trainable, space, searcher, scheduler."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from tunefleet.experiments.spec.experiment import ExperimentSpec
+from tunefleet.experiments.spec.optional_sections import check_tracking
+from tunefleet.search.algorithms import describe_searcher
+from tunefleet.search.compat import SearchConfigError, check_mutations
+from tunefleet.search.schedulers import describe_scheduler
+from tunefleet.search.space import Const, Space
+from tunefleet.trainables.resolve import (
+    TrainableError,
+    can_checkpoint,
+    check_trainable,
+    import_object,
+)
+
+__all__ = ["Plan", "make_plan", "with_seed"]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything `tunefleet run` needs, checked, before Ray starts.
+
+    Attributes:
+        spec: The validated spec.
+        raw: The mapping the spec was read from (after overrides), kept in the results.
+        trainable: The imported user object (function, Trainable class or wrapper).
+    """
+
+    spec: ExperimentSpec
+    raw: dict[str, Any]
+    trainable: Any
+
+    def describe(self, *, experiment_dir: str | None = None) -> str:
+        """The resolved plan, for `tunefleet validate`."""
+        spec = self.spec
+        rows: list[tuple[str, str]] = [
+            ("experiment", spec.name),
+            ("trainable", f"{spec.trainable} ({_kind(self.trainable)})"),
+            (
+                "objective",
+                ", ".join(
+                    f"{'maximize' if mode == 'max' else 'minimize'} {metric}"
+                    for metric, mode in zip(spec.metrics, spec.modes, strict=True)
+                )
+                + (" (Pareto front marked; ranked by the first)" if spec.multi_objective else ""),
+            ),
+        ]
+        space_lines = spec.space.describe() or ["(empty: every trial gets the same config)"]
+        rows += [("space" if i == 0 else "", line) for i, line in enumerate(space_lines)]
+        rows += [
+            ("searcher", describe_searcher(spec.search, conditional=bool(spec.space.conditional))),
+            ("scheduler", self._scheduler_text()),
+            ("trials", self._trials_text()),
+            ("resources", f"{spec.resources.cpu:g} CPU, {spec.resources.gpu:g} GPU per trial"),
+            (
+                "stop",
+                ", ".join(f"{k} >= {v:g}" for k, v in spec.stop.items())
+                or "when the trainable returns",
+            ),
+        ]
+        rows += self._trust_rows()
+        if experiment_dir is not None:
+            rows.append(("results", experiment_dir))
+        width = max(len(k) for k, _ in rows)
+        return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
+
+    def _trust_rows(self) -> list[tuple[str, str]]:
+        """Baseline, budgets, final evaluation and tracking, when the spec has them."""
+        spec, rows = self.spec, []
+        if spec.baseline is not None:
+            given = ", ".join(f"{k}={v!r}" for k, v in spec.baseline.config.items())
+            rows.append(("baseline", f"one trial first: {given or 'the trainable defaults'}"))
+        budgets = [
+            f"{value:g} {unit}"
+            for value, unit in (
+                (spec.search.time_budget_s, "s wall time"),
+                (spec.search.budget_cpu_hours, "CPU-hours of trials"),
+                (spec.search.budget_gpu_hours, "GPU-hours of trials"),
+            )
+            if value is not None
+        ]
+        if budgets:
+            rows.append(("budget", ", ".join(budgets)))
+        if spec.final is not None:
+            f = spec.final
+            text = f"top {f.top_k} configs x {f.seeds} new seeds on the {f.split} split"
+            rows.append(("final", text))
+        tracking = spec.tracking
+        tools = ["tensorboard"] * tracking.tensorboard + ["mlflow"] * (tracking.mlflow is not None)
+        if tools:
+            rows.append(("tracking", ", ".join(tools)))
+        return rows
+
+    def _scheduler_text(self) -> str:
+        if self.spec.search.population_based:
+            return f"{self.spec.search.algorithm} (population-based training is the scheduler)"
+        return describe_scheduler(self.spec.scheduler, self.spec.stop)
+
+    def _trials_text(self) -> str:
+        spec = self.spec
+        grid = spec.space.grid_size()
+        count = spec.search.trials * grid * spec.search.repeat
+        text = f"{count}"
+        if grid > 1:
+            text += f" ({spec.search.trials} x {grid} grid points)"
+        if spec.search.repeat > 1:
+            text += f" ({spec.search.trials} configs x {spec.search.repeat} seeds)"
+        cpus = os.cpu_count() or 1
+        parallel = max(1, int(cpus // spec.resources.cpu))
+        if spec.search.max_concurrent is not None:
+            parallel = min(parallel, spec.search.max_concurrent)
+        text += f"; up to {parallel} at once on this machine ({cpus} CPUs)"
+        return text
+
+
+def _kind(obj: Any) -> str:
+    if hasattr(obj, "to_tune"):
+        return type(obj).__name__
+    return "class" if isinstance(obj, type) else "function"
+
+
+def make_plan(spec: ExperimentSpec, raw: dict[str, Any]) -> Plan:
+    """Imports and checks the trainable; raises `TrainableError` with a one-line reason."""
+    obj = check_trainable(import_object(spec.trainable), spec.trainable)
+    check = getattr(obj, "check", None)
+    if callable(check):
+        # Wrappers check the config keys the space will set (a typo fails here, not in
+        # every trial after Ray has started).
+        check(config_keys=sorted({path.split("/")[0] for path in spec.space.config_paths()}))
+    if spec.search.population_based and not can_checkpoint(obj):
+        raise TrainableError(
+            f"trainable: {spec.search.algorithm} restores trials from each other's checkpoints, "
+            f"but '{spec.trainable}' never saves one; report with a checkpoint (see "
+            "tunefleet.trainables.report) or use another search algorithm."
+        )
+    try:
+        check_mutations(
+            spec.search, spec.space, getattr(obj, "structural_keys", ()), trainable=spec.trainable
+        )
+    except SearchConfigError as exc:
+        raise TrainableError(str(exc)) from None
+    check_tracking(spec.tracking)  # a missing optional package fails here, before Ray starts
+    if spec.final is not None and not getattr(obj, "has_test", False):
+        raise TrainableError(
+            f"final: trainable '{spec.trainable}' has no held-out test split; give "
+            "TorchTrainable a `test=` function or SklearnTrainable a `test_size=`, or remove "
+            "`final:`."
+        )
+    return Plan(spec=with_checkpoints(with_seed(spec, obj), obj), raw=raw, trainable=obj)
+
+
+# Schedulers that continue trials from checkpoints: PBT/PB2 exploits, HyperBand's pauses.
+RESTORING_SCHEDULERS = ("hyperband",)
+
+
+def with_checkpoints(spec: ExperimentSpec, trainable: Any) -> ExperimentSpec:
+    """The spec with `checkpoint_every: 1` in its space when its scheduler continues trials
+    from checkpoints and a tunefleet wrapper would otherwise save them only every few seconds
+    (a PBT exploit or a resumed pause would go back to an older state). Left alone when the
+    spec or the wrapper's `defaults` set the key."""
+    key = getattr(trainable, "checkpoint_key", None)
+    restoring = spec.search.population_based or spec.scheduler.name in RESTORING_SCHEDULERS
+    if key is None or not restoring:
+        return spec
+    if key in spec.space.params or key in getattr(trainable, "defaults", {}):
+        return spec
+    params = {**spec.space.params, key: Const(1)}
+    return spec.model_copy(update={"space": Space(params)})
+
+
+def with_seed(spec: ExperimentSpec, trainable: Any) -> ExperimentSpec:
+    """The spec with a constant `seed` in its space when a tunefleet wrapper would otherwise
+    fall back to its default seed, so every trial's seed is in its config (and in the results'
+    `config/seed` column). The value is `search.seed` (0 when unset).
+
+    Left alone: user functions and classes (the key would be new to them), spaces that set
+    `seed` or `random_state` themselves, and wrappers whose `defaults` or `fixed_params`
+    fix them.
+    """
+    if not hasattr(trainable, "to_tune"):
+        return spec
+    fixed = {**getattr(trainable, "defaults", {}), **getattr(trainable, "fixed_params", {})}
+    taken = {"seed", "random_state"}
+    if taken & set(spec.space.params) or taken & set(fixed):
+        return spec
+    params = {**spec.space.params, "seed": Const(spec.search.seed or 0)}
+    return spec.model_copy(update={"space": Space(params)})
