@@ -1,0 +1,41 @@
+"""The files of an experiment folder, by name, and the baseline's row.
+
+    <storage>/<name>/spec.yaml             the spec as run (overrides applied)
+    <storage>/<name>/trials.parquet        one row per trial
+    <storage>/<name>/iterations.parquet    one row per reported result
+    <storage>/<name>/exploits.parquet      population-based training's exploits
+    <storage>/<name>/final.parquet         the final evaluation on held-out data
+    <storage>/<name>/baseline/             the baseline trial, an experiment of its own
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+__all__ = [
+    "BASELINE_DIR",
+    "EXPLOITS_FILE",
+    "FINAL_FILE",
+    "ITERATIONS_FILE",
+    "SPEC_FILE",
+    "TRIALS_FILE",
+    "read_baseline",
+]
+
+SPEC_FILE = "spec.yaml"
+TRIALS_FILE = "trials.parquet"
+ITERATIONS_FILE = "iterations.parquet"
+EXPLOITS_FILE = "exploits.parquet"
+FINAL_FILE = "final.parquet"
+BASELINE_DIR = "baseline"
+
+
+def read_baseline(exp_dir: str | Path) -> pd.Series | None:
+    """The baseline trial's row of `<exp_dir>/baseline/trials.parquet`, or None."""
+    path = Path(exp_dir) / BASELINE_DIR / TRIALS_FILE
+    if not path.is_file():
+        return None
+    trials = pd.read_parquet(path)
+    return None if trials.empty else trials.iloc[0]
