@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from importlib import metadata as importlib_metadata
 
 from tunefleet.cluster import ClusterError, discard_early_start, start_early
+from tunefleet.common.errors import TunefleetError
 from tunefleet.experiments.results.files import ITERATIONS_FILE, TRIALS_FILE
 from tunefleet.experiments.results.recorder import flatten
 from tunefleet.experiments.run.final_evaluation import FinalError
@@ -45,7 +46,15 @@ from tunefleet.trainables.resolve import TrainableError, module_exists
 
 __all__ = ["main"]
 
-USER_ERRORS = (SpecError, SpaceError, TrainableError, RunError, ClusterError, FinalError)
+USER_ERRORS = (
+    SpecError,
+    SpaceError,
+    TrainableError,
+    RunError,
+    ClusterError,
+    FinalError,
+    TunefleetError,
+)
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
@@ -136,7 +145,11 @@ def _parser() -> argparse.ArgumentParser:
         "and one PNG per plot (needs matplotlib: pip install 'tunefleet[report]')."
     )  # fmt: skip
     report.add_argument("experiment", help="the experiment folder, <storage>/<name>")
-    report.add_argument("--out", help="output folder (default: <experiment>/report)")
+    report.add_argument(
+        "--out",
+        help="local output folder (default: <experiment>/report, or ./report-<name> for an "
+        "experiment on an object store)",
+    )
 
     export = commands.add_parser(
         "export", help="rebuild trials.parquet and iterations.parquet from Ray's files",
@@ -206,7 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         outcome = _resume(args) if args.command == "resume" else _run_or_validate(args)
     except USER_ERRORS as exc:
         _error(exc)
-        return EXIT_USAGE
+        return _exit_code(exc)
     except KeyboardInterrupt:
         print("tunefleet: interrupted.", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -329,9 +342,9 @@ def _tool(args: argparse.Namespace) -> int:
 
         code: int = getattr(launcher, args.action)(args.config)
         return code
-    except (AnalysisError, ClusterError, ImportError) as exc:
+    except (AnalysisError, ClusterError, TunefleetError, ImportError) as exc:
         _error(exc)
-        return EXIT_USAGE
+        return _exit_code(exc)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
 
@@ -348,6 +361,12 @@ def _export(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     print(describe(summary))
     return EXIT_OK
+
+
+def _exit_code(exc: Exception) -> int:
+    """2 for a wrong spec or command line; a `TunefleetError` may say 1 (e.g. an object
+    store that refused the credentials or could not be reached)."""
+    return int(exc.exit_code) if isinstance(exc, TunefleetError) else EXIT_USAGE
 
 
 def _error(exc: Exception) -> None:

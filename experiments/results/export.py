@@ -22,14 +22,14 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from tunefleet.common.locations import LocationError, locate
 from tunefleet.common.logs import quiet_logger
 from tunefleet.experiments.results.files import ITERATIONS_FILE, SPEC_FILE, TRIALS_FILE
-from tunefleet.experiments.results.recorder import ResultsRecorder
 from tunefleet.experiments.results.parquet_io import join_path as _join
 from tunefleet.experiments.results.parquet_io import path_exists as _exists
+from tunefleet.experiments.results.recorder import ResultsRecorder
 
 __all__ = ["ExportError", "ExportSummary", "describe", "export_experiment"]
 
@@ -144,35 +144,26 @@ def export_experiment(
 
 
 def _normalize(path: str) -> str:
-    if "://" in path:
-        return path.rstrip("/")
-    folder = Path(path).expanduser().resolve()
+    try:
+        folder = locate(path)
+    except LocationError as exc:
+        raise ExportError(str(exc)) from None
     if not folder.is_dir():
+        why = folder.missing() if folder.remote else "not found"
+        cause = f" ({why})" if why != "not found" else ""
         raise ExportError(
-            f"{path}: no such folder; give the experiment folder Ray Tune wrote "
+            f"{folder}: no such folder{cause}; give the experiment folder Ray Tune wrote "
             "(<storage_path>/<name>)."
         )
-    return str(folder)
-
-
-def _filesystem(path: str) -> tuple[Any, str]:
-    from pyarrow import fs as pafs
-
-    if "://" in path:
-        filesystem, fs_path = pafs.FileSystem.from_uri(path)
-        return filesystem, fs_path
-    return pafs.LocalFileSystem(), path
+    return folder.uri
 
 
 def _read_text(path: str) -> str | None:
-    """A small file's text through pyarrow's filesystems, or None if it is not there."""
-    from pyarrow import fs as pafs
-
-    filesystem, fs_path = _filesystem(path)
-    if filesystem.get_file_info(fs_path).type != pafs.FileType.File:
+    """A small file's text (local or on an object store), or None if it is not there."""
+    location = locate(path)
+    if not location.is_file():
         return None
-    with filesystem.open_input_stream(fs_path) as f:
-        return bytes(f.readall()).decode("utf-8", errors="replace")
+    return location.read_bytes().decode("utf-8", errors="replace")
 
 
 def _read_spec(exp_dir: str) -> dict[str, Any]:

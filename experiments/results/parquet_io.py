@@ -10,9 +10,12 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from ray.tune.result import AUTO_RESULT_KEYS
+
+from tunefleet.common.locations import Location, locate, translated
 
 __all__ = [
     "METADATA_KEY",
@@ -20,6 +23,7 @@ __all__ = [
     "flatten",
     "join_path",
     "path_exists",
+    "read_frame",
     "read_metadata",
     "read_metadata_any",
     "read_rows",
@@ -97,18 +101,16 @@ def _array(values: list[Any]) -> pa.Array:
 
 def write_text_atomic(path: str, text: str) -> None:
     """Writes a small text file whole (temporary file, then rename; object stores: one PUT)."""
-    if "://" in path and not path.startswith("file://"):
-        from pyarrow import fs as pafs
-
-        filesystem, fs_path = pafs.FileSystem.from_uri(path)
-        with filesystem.open_output_stream(fs_path) as out:
+    target = locate(path)
+    if target.remote:
+        with translated(target.uri), target.filesystem.open_output_stream(target.path) as out:
             out.write(text.encode())
         return
-    target = Path(path.removeprefix("file://"))
-    tmp = _temporary(target)
+    local = Path(target.path)
+    tmp = _temporary(local)
     try:
         tmp.write_text(text)
-        os.replace(tmp, target)
+        os.replace(tmp, local)
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -122,13 +124,12 @@ def write_parquet_atomic(table: pa.Table, path: str, info: Mapping[str, Any]) ->
     meta = dict(table.schema.metadata or {})
     meta[METADATA_KEY] = json.dumps(info, default=str).encode()
     table = table.replace_schema_metadata(meta)
-    if "://" in path and not path.startswith("file://"):
-        from pyarrow import fs as pafs
-
-        filesystem, fs_path = pafs.FileSystem.from_uri(path)
-        pq.write_table(table, fs_path, filesystem=filesystem)
+    location = locate(path)
+    if location.remote:
+        with translated(location.uri):
+            pq.write_table(table, location.path, filesystem=location.filesystem)
         return
-    target = Path(path.removeprefix("file://"))
+    target = Path(location.path)
     tmp = _temporary(target)
     try:
         pq.write_table(table, tmp)
@@ -164,8 +165,18 @@ def _alive(pid: int) -> bool:
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:
-    """The experiment metadata (spec, versions, metric, ...) stored in a results file."""
-    meta = pq.read_schema(path).metadata or {}
+    """The experiment metadata (spec, versions, metric, ...) stored in a results file.
+
+    Args:
+        path: A Parquet file: a local path or a URI (`s3://bucket/exp/trials.parquet`).
+
+    Raises:
+        FileNotFoundError: If there is no such file.
+        LocationError: If the object store cannot be read (the message says why).
+    """
+    location = locate(path)
+    with translated(location.uri), location.filesystem.open_input_file(location.path) as f:
+        meta = pq.read_schema(f).metadata or {}
     return json.loads(meta[METADATA_KEY]) if METADATA_KEY in meta else {}
 
 
@@ -184,12 +195,7 @@ def join_path(base: str, name: str) -> str:
 
 def path_exists(path: str) -> bool:
     """Whether a local path or a pyarrow filesystem URI exists."""
-    if "://" in path and not path.startswith("file://"):
-        from pyarrow import fs as pafs
-
-        filesystem, fs_path = pafs.FileSystem.from_uri(path)
-        return bool(filesystem.get_file_info(fs_path).type != pafs.FileType.NotFound)
-    return os.path.exists(path.removeprefix("file://"))
+    return locate(path).exists()
 
 
 def read_rows(path: str) -> list[dict[str, Any]]:
@@ -199,21 +205,21 @@ def read_rows(path: str) -> list[dict[str, Any]]:
 
 def read_table(path: str) -> pa.Table:
     """A Parquet file (local path or pyarrow filesystem URI) as an Arrow table."""
-    if "://" in path and not path.startswith("file://"):
-        from pyarrow import fs as pafs
+    location = locate(path)
+    with translated(location.uri):
+        return pq.read_table(location.path, filesystem=location.filesystem)
 
-        filesystem, fs_path = pafs.FileSystem.from_uri(path)
-        return pq.read_table(fs_path, filesystem=filesystem)
-    return pq.read_table(path.removeprefix("file://"))
+
+def read_frame(location: Location) -> pd.DataFrame:
+    """A Parquet file on a local or object-store location, as pandas reads it.
+
+    Raises:
+        LocationError: If the object store cannot be read (the message says why).
+    """
+    with translated(location.uri):
+        return pd.read_parquet(location.path, filesystem=location.filesystem)
 
 
 def read_metadata_any(path: str) -> dict[str, Any]:
-    """`read_metadata` for a local path or a pyarrow filesystem URI."""
-    if "://" in path and not path.startswith("file://"):
-        from pyarrow import fs as pafs
-
-        filesystem, fs_path = pafs.FileSystem.from_uri(path)
-        with filesystem.open_input_file(fs_path) as f:
-            meta = pq.read_schema(f).metadata or {}
-        return json.loads(meta[METADATA_KEY]) if METADATA_KEY in meta else {}
-    return read_metadata(path.removeprefix("file://"))
+    """`read_metadata` (kept for callers that used this name for URIs)."""
+    return read_metadata(path)

@@ -24,7 +24,6 @@ from ray.tune import Callback
 from tunefleet.experiments.results.files import EXPLOITS_FILE, ITERATIONS_FILE, TRIALS_FILE
 from tunefleet.experiments.results.iteration_log import COMPACT_EVERY, IterationLog
 from tunefleet.experiments.results.pareto import mark_pareto
-from tunefleet.experiments.results.pbt_log import read_exploits
 from tunefleet.experiments.results.parquet_io import (
     METADATA_KEY,
     build_table,
@@ -40,6 +39,7 @@ from tunefleet.experiments.results.parquet_io import (
 )
 from tunefleet.experiments.results.parquet_io import join_path as _join
 from tunefleet.experiments.results.parquet_io import path_exists as _exists
+from tunefleet.experiments.results.pbt_log import read_exploits
 from tunefleet.search.wrapping import target_problem
 
 __all__ = [

@@ -19,15 +19,15 @@ and validation data alone (see `tunefleet.trainables.held_out`).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from tunefleet.common.locations import locate
 from tunefleet.experiments.results.files import FINAL_FILE, SPEC_FILE, TRIALS_FILE, read_baseline
-from tunefleet.experiments.results.parquet_io import write_parquet_atomic
+from tunefleet.experiments.results.parquet_io import read_frame, write_parquet_atomic
 from tunefleet.experiments.spec.optional_sections import FINAL_SEED_OFFSET, FinalSettings
 from tunefleet.experiments.spec.plan import Plan
 
@@ -66,7 +66,7 @@ def _unflatten(flat: dict[str, Any]) -> dict[str, Any]:
 
 
 def _top_trials(exp_dir: str, metric: str, mode: str, k: int) -> pd.DataFrame:
-    trials = pd.read_parquet(f"{exp_dir}/{TRIALS_FILE}")
+    trials = read_frame(locate(exp_dir) / TRIALS_FILE)
     best = f"best/{metric}"
     if best not in trials.columns:
         raise FinalError(f"final: no trial in {exp_dir} reported {metric!r}; nothing to evaluate.")
@@ -189,10 +189,14 @@ def evaluate_dir(
     from tunefleet.experiments.spec.loading import load_spec
     from tunefleet.experiments.spec.plan import make_plan
 
-    spec_path = Path(exp_dir) / SPEC_FILE
-    if not spec_path.is_file():
+    location = locate(exp_dir)
+    exp_dir = location.uri
+    spec_path = f"{exp_dir}/{SPEC_FILE}"
+    if not locate(spec_path).is_file():
+        why = location.missing() if location.remote else "not found"
+        cause = f" ({why})" if why != "not found" else ""
         raise FinalError(
-            f"{exp_dir} has no {SPEC_FILE}; pass the folder a `tunefleet run` wrote "
+            f"{exp_dir} has no {SPEC_FILE}{cause}; pass the folder a `tunefleet run` wrote "
             "(<storage>/<name>)."
         )
     for flag, value in (("--top", top), ("--seeds", seeds)):

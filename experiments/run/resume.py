@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from tunefleet.cluster import connect
+from tunefleet.common.locations import locate
 from tunefleet.experiments.results.files import SPEC_FILE, TRIALS_FILE
 from tunefleet.experiments.results.recorder import read_rows
 from tunefleet.experiments.run.runner import (
@@ -23,7 +24,7 @@ from tunefleet.experiments.run.runner import (
     build_tuner,
     storage_root,
 )
-from tunefleet.experiments.spec.loading import load_spec
+from tunefleet.experiments.spec.loading import SpecError, load_spec
 from tunefleet.experiments.spec.plan import Plan, make_plan
 from tunefleet.search.warm_start import EvaluatedPoint
 
@@ -47,11 +48,14 @@ def resume_experiment(
     exp_dir = storage_root(path)
     try:
         spec, raw = load_spec(f"{exp_dir}/{SPEC_FILE}")
-    except ValueError as exc:
+    except SpecError as exc:
         if "no such file" in str(exc):
+            location = locate(exp_dir)
+            why = location.missing() if location.remote else "not found"
+            cause = f" ({why})" if why != "not found" else ""
             raise RunError(
-                f"{exp_dir}: no {SPEC_FILE} here; give the folder `tunefleet run` wrote "
-                "(<storage>/<name>)."
+                f"{exp_dir}: no {SPEC_FILE} here{cause}; give the folder `tunefleet run` "
+                "wrote (<storage>/<name>)."
             ) from None
         raise
     plan = make_plan(spec, raw)

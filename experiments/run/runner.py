@@ -13,7 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pyarrow.fs import FileType
+
 from tunefleet.cluster import connect
+from tunefleet.common.locations import Location, LocationError, locate
 from tunefleet.experiments.results.files import SPEC_FILE
 from tunefleet.experiments.results.recorder import ResultsRecorder
 from tunefleet.experiments.run.lean_trials import LeanFinishedTrials
@@ -86,21 +89,16 @@ class RunSummary:
 
 
 def storage_root(storage: str) -> str:
-    """An absolute local path, or the URI unchanged.
+    """An absolute local path, or the URI (no trailing `/`).
 
     Raises:
         RunError: If the URI carries credentials (`s3://KEY:SECRET@bucket`), which would be
-            printed and saved with the results.
+            printed and saved with the results, or pyarrow cannot open its scheme.
     """
-    if "://" in storage and not storage.startswith("file://"):
-        if "@" in storage.split("://", 1)[1].split("/", 1)[0]:
-            raise RunError(
-                "--storage: the URI holds credentials (user:secret@...), which would be "
-                "printed and saved with the results; give them through the environment "
-                "(e.g. AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) instead."
-            )
-        return storage.rstrip("/")
-    return str(Path(storage.removeprefix("file://")).expanduser().resolve())
+    try:
+        return locate(storage).uri
+    except LocationError as exc:
+        raise RunError(f"--storage: {exc}") from None
 
 
 def experiment_dir(plan: Plan, options: RunOptions) -> str:
@@ -109,9 +107,11 @@ def experiment_dir(plan: Plan, options: RunOptions) -> str:
 
 
 def _claim_directory(path: str, overwrite: bool) -> None:
-    if "://" in path:
-        return  # object stores: Ray and the results writer create what they need
-    target = Path(path)
+    location = locate(path)
+    if location.remote:
+        _claim_remote(location, overwrite)
+        return
+    target = Path(location.path)
     existing = next((p for p in (target, *target.parents) if p.exists()), None)
     if existing is not None and not existing.is_dir():
         raise RunError(
@@ -125,6 +125,25 @@ def _claim_directory(path: str, overwrite: bool) -> None:
                 "--name NEW to keep both."
             )
         shutil.rmtree(target)
+
+
+def _claim_remote(location: Location, overwrite: bool) -> None:
+    """An object store: the bucket must exist and the credentials work (checked here, before
+    Ray starts); a prefix that holds files is taken unless `overwrite`."""
+    kind = location.kind()  # LocationError: refused credentials, unreachable endpoint
+    if kind == FileType.NotFound:
+        why = location.missing()
+        if why != "not found":
+            raise LocationError(f"--storage: {location.parent}: {why}; create it first.")
+    elif kind == FileType.File:
+        raise RunError(f"--storage: {location} is a file, not a folder; give a folder prefix.")
+    elif not overwrite:
+        raise RunError(
+            f"{location} already holds an experiment; pass --overwrite to replace it, or "
+            "--name NEW to keep both."
+        )
+    else:
+        location.delete_contents()
 
 
 @contextmanager

@@ -58,7 +58,7 @@ def start_object_store() -> Iterator[ObjectStore]:
     # Unsigned set-up requests: the user, its policy and its key. Every later request
     # must be signed with that key.
     settings.INITIAL_NO_AUTH_ACTION_COUNT = 3
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
+    logging.getLogger("werkzeug").setLevel(logging.CRITICAL)  # a line per request otherwise
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     try:
