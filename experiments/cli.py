@@ -1,11 +1,13 @@
 """The `tunefleet` command.
 
     tunefleet run SPEC.yaml [--address A] [--storage DIR] [--name N] [--set key=value]... [-v]
+        [--dashboard [--dashboard-host H] [--dashboard-port P]]
     tunefleet validate SPEC.yaml [--set key=value]...
     tunefleet resume EXPERIMENT_DIR [--extend N]
     tunefleet show EXPERIMENT_DIR [--top K]
     tunefleet report EXPERIMENT_DIR [--out DIR]
     tunefleet export EXPERIMENT_DIR [--metric M --mode min|max] [--overwrite]
+    tunefleet dashboard LOCATION [--host 127.0.0.1] [--port 8080]
     tunefleet cluster submit SPEC --address http://HEAD:8265 --storage URI
     tunefleet cluster up|down|attach CLUSTER.yaml
 
@@ -22,10 +24,12 @@ import re
 import sys
 import traceback
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from importlib import metadata as importlib_metadata
 
 from tunefleet.cluster import ClusterError, discard_early_start, start_early
 from tunefleet.common.errors import TunefleetError
+from tunefleet.experiments.analysis.dashboard import DashboardError
 from tunefleet.experiments.results.files import ITERATIONS_FILE, TRIALS_FILE
 from tunefleet.experiments.results.recorder import flatten
 from tunefleet.experiments.run.final_evaluation import FinalError
@@ -53,6 +57,7 @@ USER_ERRORS = (
     RunError,
     ClusterError,
     FinalError,
+    DashboardError,
     TunefleetError,
 )
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -103,6 +108,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="stop the experiment at the first failed trial (for debugging)",
     )
+    run.add_argument(
+        "--dashboard", action="store_true", help="serve a live web view of the run (see dashboard)"
+    )
+    run.add_argument("--dashboard-host", default="127.0.0.1", help="its address (127.0.0.1)")
+    run.add_argument("--dashboard-port", type=int, default=8080, help="its port (8080)")
     spec_command("validate", "check a spec and print the resolved plan, without running it")
 
     resume = commands.add_parser(
@@ -163,6 +173,18 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--mode", choices=["min", "max"], help="min or max (default: spec.yaml)")
     export.add_argument("--overwrite", action="store_true", help="replace existing Parquet files")
 
+    dashboard = commands.add_parser(
+        "dashboard", help="serve a live web view of experiments (optuna-dashboard)",
+        description="Serve optuna-dashboard over the Parquet results of one experiment folder "
+        "or of every experiment under a storage root (a folder or a URI such as s3://...), "
+        "following running experiments as their files are rewritten. Read-only, and without "
+        "authentication: it binds 127.0.0.1 unless --host says otherwise. Needs "
+        "pip install 'tunefleet[dashboard]'.",
+    )  # fmt: skip
+    dashboard.add_argument("location", help="an experiment folder, or a storage root")
+    dashboard.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    dashboard.add_argument("--port", type=int, default=8080, help="port to listen on (8080)")
+
     cluster = commands.add_parser(
         "cluster", help="submit to a Ray cluster, or start, stop and enter one",
         description="Ray jobs and Ray's cluster launcher (see cluster/README.md).",
@@ -211,7 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Like `python -m`, resolve the spec's import paths against the current folder.
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
-    if args.command in ("show", "report", "export", "cluster"):
+    if args.command in ("show", "report", "export", "cluster", "dashboard"):
         return _tool(args)
     try:
         if args.command == "evaluate":
@@ -259,6 +281,10 @@ def _run_or_validate(args: argparse.Namespace) -> int | tuple[Plan, RunSummary]:
             f"--name: {args.name!r} is not a usable name; use letters, digits, '.', '_' "
             "and '-', starting with a letter or digit."
         )
+    if getattr(args, "dashboard", False):
+        from tunefleet.experiments.analysis.dashboard import require_dashboard
+
+        require_dashboard()  # before Ray starts
     spec, raw = load_spec(args.spec, overrides)
     embedded = args.command == "run" and getattr(args, "address", None) is None
     if embedded and module_exists(spec.trainable):  # not for a mistyped path: it fails fast
@@ -277,7 +303,16 @@ def _run_or_validate(args: argparse.Namespace) -> int | tuple[Plan, RunSummary]:
         print(plan.describe(experiment_dir=experiment_dir(plan, options)))
         print("spec is valid.")
         return EXIT_OK
-    return plan, run_plan(plan, options)
+    with _dashboard_beside(args, experiment_dir(plan, options)):
+        return plan, run_plan(plan, options)
+
+
+def _dashboard_beside(args: argparse.Namespace, location: str) -> AbstractContextManager[object]:
+    if not getattr(args, "dashboard", False):
+        return nullcontext()
+    from tunefleet.experiments.analysis.dashboard import beside
+
+    return beside(location, host=args.dashboard_host, port=args.dashboard_port)
 
 
 def _resume(args: argparse.Namespace) -> tuple[Plan, RunSummary]:
@@ -300,8 +335,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _tool(args: argparse.Namespace) -> int:
-    """`show`, `report` and `cluster ...`: commands that run no experiment here."""
-    from tunefleet.experiments.analysis.experiment import AnalysisError
+    """`show`, `report`, `dashboard` and `cluster ...`: commands that run no experiment here."""
+    from tunefleet.experiments.analysis import AnalysisError
 
     try:
         if args.command == "show":
@@ -324,6 +359,11 @@ def _tool(args: argparse.Namespace) -> int:
             return EXIT_OK
         if args.command == "export":
             return _export(args)
+        if args.command == "dashboard":
+            from tunefleet.experiments.analysis.dashboard import serve
+
+            serve(args.location, host=args.host, port=args.port)
+            return EXIT_OK
         if args.action == "submit":
             from tunefleet.cluster.jobs import submit
 
@@ -342,7 +382,7 @@ def _tool(args: argparse.Namespace) -> int:
 
         code: int = getattr(launcher, args.action)(args.config)
         return code
-    except (AnalysisError, ClusterError, TunefleetError, ImportError) as exc:
+    except (AnalysisError, ClusterError, DashboardError, TunefleetError, ImportError) as exc:
         _error(exc)
         return _exit_code(exc)
     except KeyboardInterrupt:

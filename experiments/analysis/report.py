@@ -308,7 +308,7 @@ def _require_matplotlib() -> None:
         import matplotlib  # noqa: F401
     except ImportError as exc:
         raise ImportError(
-            "tunefleet report needs matplotlib; install it with `pip install matplotlib`."
+            "tunefleet report needs matplotlib; install it with `pip install 'tunefleet[report]'`."
         ) from exc
 
 

@@ -1,11 +1,11 @@
 """The files of an experiment folder, by name, and the baseline's row.
 
-    <storage>/<name>/spec.yaml             the spec as run (overrides applied)
-    <storage>/<name>/trials.parquet        one row per trial
-    <storage>/<name>/iterations.parquet    one row per reported result
-    <storage>/<name>/exploits.parquet      population-based training's exploits
-    <storage>/<name>/final.parquet         the final evaluation on held-out data
-    <storage>/<name>/baseline/             the baseline trial, an experiment of its own
+<storage>/<name>/spec.yaml             the spec as run (overrides applied)
+<storage>/<name>/trials.parquet        one row per trial
+<storage>/<name>/iterations.parquet    one row per reported result
+<storage>/<name>/exploits.parquet      population-based training's exploits
+<storage>/<name>/final.parquet         the final evaluation on held-out data
+<storage>/<name>/baseline/             the baseline trial, an experiment of its own
 """
 
 from __future__ import annotations

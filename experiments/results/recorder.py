@@ -52,7 +52,6 @@ __all__ = [
 ]
 
 
-
 @dataclass
 class _TrialRecord:
     """What the recorder keeps per trial between writes."""

@@ -309,7 +309,10 @@ def test_report_without_matplotlib_says_what_to_install(tmp_path: Path, monkeypa
     exp = fabricated(tmp_path)
     exp.iterations.to_parquet(tmp_path / "iterations.parquet")
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    with pytest.raises(ImportError, match=r"needs matplotlib; install it with `pip install"):
+    with pytest.raises(
+        ImportError,
+        match=r"^tunefleet report needs matplotlib; install it with `pip install 'tunefleet\[report\]'`\.$",
+    ):
         write_report(tmp_path)
     assert not (tmp_path / "report").exists()
 
