@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import time
 from collections.abc import Iterable, Mapping
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -175,8 +176,10 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
         LocationError: If the object store cannot be read (the message says why).
     """
     location = locate(path)
-    with translated(location.uri), location.filesystem.open_input_file(location.path) as f:
-        meta = pq.read_schema(f).metadata or {}
+    if location.remote:
+        meta = pq.read_schema(pa.BufferReader(_whole_object(location))).metadata or {}
+    else:
+        meta = pq.read_schema(location.path).metadata or {}
     return json.loads(meta[METADATA_KEY]) if METADATA_KEY in meta else {}
 
 
@@ -206,8 +209,9 @@ def read_rows(path: str) -> list[dict[str, Any]]:
 def read_table(path: str) -> pa.Table:
     """A Parquet file (local path or pyarrow filesystem URI) as an Arrow table."""
     location = locate(path)
-    with translated(location.uri):
-        return pq.read_table(location.path, filesystem=location.filesystem)
+    if location.remote:
+        return pq.read_table(pa.BufferReader(_whole_object(location)))
+    return pq.read_table(location.path)
 
 
 def read_frame(location: Location) -> pd.DataFrame:
@@ -216,8 +220,32 @@ def read_frame(location: Location) -> pd.DataFrame:
     Raises:
         LocationError: If the object store cannot be read (the message says why).
     """
-    with translated(location.uri):
-        return pd.read_parquet(location.path, filesystem=location.filesystem)
+    if location.remote:
+        return pd.read_parquet(pa.BufferReader(_whole_object(location)))
+    return pd.read_parquet(location.path)
+
+
+def _whole_object(location: Location, attempts: int = 5) -> bytes:
+    """A Parquet object's bytes, fetched again when it was replaced while being read.
+
+    Each rewrite replaces the object whole (one upload), but pyarrow reads an object as a
+    HEAD (its size) then ranged GETs: a reader that races a writer can get the first bytes
+    of the newer version. Those lack Parquet's closing magic, so they are told apart.
+    """
+    data = location.read_bytes()
+    for attempt in range(1, attempts):
+        if _is_whole_parquet(data):
+            break
+        time.sleep(0.05 * attempt)
+        data = location.read_bytes()
+    return data  # still not whole: pyarrow says what is wrong with it
+
+
+def _is_whole_parquet(data: bytes) -> bool:
+    """Starts and ends with `PAR1`, with room for the footer its trailer announces."""
+    if len(data) < 12 or data[:4] != b"PAR1" or data[-4:] != b"PAR1":
+        return False
+    return int.from_bytes(data[-8:-4], "little") + 12 <= len(data)
 
 
 def read_metadata_any(path: str) -> dict[str, Any]:

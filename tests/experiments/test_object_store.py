@@ -22,7 +22,8 @@ from tunefleet.experiments.analysis import AnalysisError, load, load_all, read_m
 from tunefleet.experiments.cli import main
 from tunefleet.experiments.results.files import FINAL_FILE, ITERATIONS_FILE, TRIALS_FILE
 
-REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.core
+
 
 SPEC = """
 name: digits
@@ -192,3 +193,51 @@ def test_local_paths_still_work_as_before(tmp_path: Path) -> None:
     here = locate(str(tmp_path / "a" / ".." / "b"))
     assert here.uri == str(tmp_path / "b") and not here.remote and not here.exists()
     assert locate(f"file://{tmp_path}").local_path == tmp_path
+
+
+def test_readers_never_see_half_a_file_while_it_is_rewritten(s3_storage: str) -> None:
+    """Each rewrite is one upload: a plain GET always gets a whole Parquet file. pyarrow's
+    own reads (a HEAD, then ranged GETs) can straddle two versions; tunefleet's readers
+    detect that and fetch again."""
+    import io
+    import threading
+
+    import boto3
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from tunefleet.experiments.results.parquet_io import read_frame, write_parquet_atomic
+
+    target = locate(f"{s3_storage}/trials.parquet")
+    bucket, key = target.path.split("/", 1)
+    client = boto3.client("s3")
+    done = threading.Event()
+    failures: list[str] = []
+    reads = {"plain GET": 0, "tunefleet": 0}
+
+    def writer() -> None:
+        for n in range(60):
+            table = pa.table({"x": list(range(200 + 50 * n)), "n": [n] * (200 + 50 * n)})
+            write_parquet_atomic(table, target.uri, {"n": n})
+        done.set()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    while not done.is_set():
+        try:
+            data = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except client.exceptions.NoSuchKey:
+            continue
+        try:
+            pq.read_table(io.BytesIO(data))
+            reads["plain GET"] += 1
+        except Exception as exc:
+            failures.append(f"plain GET: {exc}")
+        try:
+            read_frame(target)
+            reads["tunefleet"] += 1
+        except Exception as exc:
+            failures.append(f"tunefleet: {exc}")
+    thread.join()
+    assert failures == []
+    assert min(reads.values()) >= 5, reads
