@@ -28,6 +28,12 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from tunefleet.cluster.connect import ClusterError
+from tunefleet.common.ray_compat import (
+    authentication_error,
+    cluster_ray_version,
+    ray_version,
+    version_problem,
+)
 
 __all__ = ["DEFAULT_EXCLUDES", "JobRequest", "job_request", "submit"]
 
@@ -222,21 +228,25 @@ def _client(address: str) -> Any:
     except ImportError:
         raise ClusterError(
             "submitting jobs needs Ray's job client, which is not installed here "
-            "(aiohttp is missing): pip install 'ray[default]>=2.60,<2.61'."
+            f"(aiohttp is missing): pip install 'ray[default]=={ray_version()}'."
         ) from None
     from ray.job_submission import JobSubmissionClient
 
-    return _call(address, lambda: JobSubmissionClient(address))
+    client = _call(address, lambda: JobSubmissionClient(address))
+    # Before anything is uploaded: Ray's own mismatch error comes late and is hard to read.
+    problem = version_problem(ray_version(), cluster_ray_version(client))
+    if problem is not None:
+        raise ClusterError(problem)
+    return client
 
 
 def _call(address: str, fn: Any) -> Any:
     """Runs one request to the job server, turning Ray's errors into one line."""
     import requests
-    from ray.exceptions import AuthenticationError
 
     try:
         return fn()
-    except AuthenticationError as exc:
+    except authentication_error() as exc:
         if "Authentication required" in str(exc):
             raise ClusterError(
                 f"{address} requires token authentication: set RAY_AUTH_MODE=token and "

@@ -29,6 +29,7 @@ from importlib import metadata as importlib_metadata
 
 from tunefleet.cluster import ClusterError, discard_early_start, start_early
 from tunefleet.common.errors import TunefleetError
+from tunefleet.common.ray_compat import ray_version
 from tunefleet.experiments.analysis.dashboard import DashboardError
 from tunefleet.experiments.results.files import ITERATIONS_FILE, TRIALS_FILE
 from tunefleet.experiments.results.recorder import flatten
@@ -72,7 +73,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="tunefleet", description="Hyperparameter tuning on Ray Tune from one YAML file."
     )
-    parser.add_argument("--version", action="version", version=f"tunefleet {_version()}")
+    parser.add_argument(
+        "--version", action="version", version=f"tunefleet {_version()} (Ray {ray_version()})"
+    )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def spec_command(name: str, help_text: str) -> argparse.ArgumentParser:

@@ -10,6 +10,7 @@ The tests that need the cluster run in file order: the last one kills a worker n
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from tests.support.local_cluster import BIN, LocalCluster, busy_worker, free_por
 from tunefleet.cluster import ClusterError
 from tunefleet.cluster.jobs import DEFAULT_EXCLUDES, job_request, submit
 from tunefleet.cluster.launcher import attach, down, launcher_command, up
+from tunefleet.common.ray_compat import ray_version
 
 # --- Helpers that need no Ray -------------------------------------------------------
 
@@ -137,7 +139,7 @@ def test_submit_needs_rays_job_client(tmp_path: Path, monkeypatch: pytest.Monkey
     with pytest.raises(
         ClusterError,
         match=r"^submitting jobs needs Ray's job client, which is not installed here "
-        r"\(aiohttp is missing\): pip install 'ray\[default\]>=2\.60,<2\.61'\.$",
+        rf"\(aiohttp is missing\): pip install 'ray\[default\]=={re.escape(ray_version())}'\.$",
     ):
         submit(
             tmp_path / "exp.yaml",
@@ -341,6 +343,7 @@ failure: {max_failures: 3}
 
 
 @pytest.mark.slow
+@pytest.mark.core
 def test_killing_a_worker_node_mid_run_resumes_its_trials(
     cluster: LocalCluster, tmp_path: Path
 ) -> None:
