@@ -148,6 +148,7 @@ def test_an_existing_experiment_is_not_overwritten_by_accident(
     assert (tmp_path / "linear-2" / "trials.parquet").exists()
 
 
+@pytest.mark.core
 def test_quickstart_reaches_its_accuracy(tmp_path: Path, monkeypatch, capsys) -> None:
     """The shipped quickstart: Optuna TPE + ASHA on a real PyTorch MLP over digits; then the
     README's pandas lines, as written, read its results."""
