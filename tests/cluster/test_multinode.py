@@ -343,7 +343,6 @@ failure: {max_failures: 3}
 
 
 @pytest.mark.slow
-@pytest.mark.core
 def test_killing_a_worker_node_mid_run_resumes_its_trials(
     cluster: LocalCluster, tmp_path: Path
 ) -> None:
