@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.functions import FUNCTIONS, Objective
+from tunefleet.common.ray_compat import sample_variant
 from tunefleet.search import FifoSettings, SearchSettings, parse_space
 from tunefleet.search.algorithms import build_search
 
@@ -43,11 +44,9 @@ def suggestions(
     history: list[tuple[dict[str, Any], float]] = []
     if settings.algorithm in ("random", "grid"):
         # Ray's variant generator: the same generator `tune.Tuner` uses for random search.
-        from ray.tune.search.variant_generator import generate_variants
-
         rng = np.random.RandomState(settings.seed)
         for _ in range(n_trials):
-            _, config = next(iter(generate_variants(search.param_space, random_state=rng)))
+            config = sample_variant(search.param_space, rng)
             history.append((config, objective(config)))
         return history
     searcher = search.search_alg

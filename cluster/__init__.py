@@ -4,10 +4,22 @@ from __future__ import annotations
 
 from tunefleet.cluster.connect import (
     ClusterError,
+    ClusterInputError,
+    ClusterUnavailable,
     RayConnection,
     connect,
     discard_early_start,
     start_early,
 )
+from tunefleet.cluster.join import check_address
 
-__all__ = ["ClusterError", "RayConnection", "connect", "discard_early_start", "start_early"]
+__all__ = [
+    "ClusterError",
+    "ClusterInputError",
+    "ClusterUnavailable",
+    "RayConnection",
+    "check_address",
+    "connect",
+    "discard_early_start",
+    "start_early",
+]

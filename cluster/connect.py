@@ -15,11 +15,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ClusterError", "RayConnection", "connect", "discard_early_start", "start_early"]
+from tunefleet.cluster.errors import ClusterError, ClusterInputError, ClusterUnavailable
+from tunefleet.cluster.join import join
 
-
-class ClusterError(RuntimeError):
-    """Ray could not be reached or started; the message says what to check."""
+__all__ = [
+    "ClusterError",
+    "ClusterInputError",
+    "ClusterUnavailable",
+    "RayConnection",
+    "connect",
+    "discard_early_start",
+    "start_early",
+]
 
 
 @dataclass(frozen=True)
@@ -56,24 +63,30 @@ def connect(
     If Ray is already initialized in this process (a notebook, a test session), that
     connection is used as it is and left open. Ray puts the driver's working directory on
     its workers' import path, so a user's module next to the spec imports there too.
+
+    Raises:
+        ClusterError: If `address` is not a cluster address.
+        ClusterUnavailable: If Ray cannot be started, or the cluster reached or joined
+            (within seconds: see `tunefleet.cluster.join`).
     """
+    # Ray loads on first use (about a second), not when this module is imported.
     import ray
 
     early = _take_early_start() if address is None else None
     if ray.is_initialized() and early is None:
         yield _describe("existing", started_here=False)
         return
-    level = logging.INFO if verbose else logging.ERROR
-    try:
-        if early is not None:
-            early.result()
-        elif address is None:
-            _init_local(verbose, num_cpus)
-        else:
-            ray.init(address=address, log_to_driver=verbose, logging_level=level)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        where = "an embedded local Ray" if address is None else f"Ray at {address!r}"
-        raise ClusterError(f"could not start {where}: {exc}".splitlines()[0]) from exc
+    if address is not None:
+        join(address, verbose=verbose)
+    else:
+        try:
+            if early is not None:
+                early.result()
+            else:
+                _init_local(verbose, num_cpus)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ClusterUnavailable(f"could not start an embedded local Ray: {first}") from exc
     try:
         yield _describe(address or "local", started_here=True)
     finally:
@@ -83,6 +96,7 @@ def connect(
 
 
 def _init_local(verbose: bool, num_cpus: int | None) -> None:
+    # Ray loads on first use (about a second), not when this module is imported.
     import ray
 
     ray.init(
@@ -139,11 +153,6 @@ def _exit_on_signal(signum: int, frame: Any) -> None:
     sys.exit(signum)
 
 
-class _NotMainThreadWarning(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("SIGTERM handler is not set")
-
-
 _early: _EarlyStart | None = None
 
 
@@ -155,11 +164,15 @@ def start_early(*, verbose: bool = False, num_cpus: int | None = None) -> None:
     `connect` (an error), so that the instance is not left running.
     """
     global _early
+    # Ray loads on first use (about a second), not when this module is imported; so does
+    # the Ray boundary, which imports Ray.
     import ray
+
+    from tunefleet.common.ray_compat import quiet_sigterm_warning
 
     if _early is not None or ray.is_initialized():
         return
-    logging.getLogger("ray._private.worker").addFilter(_NotMainThreadWarning())
+    quiet_sigterm_warning()  # Ray warns that this thread is not the main one
     _early = _EarlyStart(verbose, num_cpus)
     _early.start()
 
@@ -175,6 +188,7 @@ def discard_early_start() -> None:
     early = _take_early_start()
     if early is None:
         return
+    # Ray loads on first use (about a second), not when this module is imported.
     import ray
 
     try:
@@ -186,6 +200,7 @@ def discard_early_start() -> None:
 
 
 def _describe(address: str, *, started_here: bool) -> RayConnection:
+    # Ray loads on first use (about a second), not when this module is imported.
     import ray
 
     resources = ray.cluster_resources()

@@ -27,11 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from tunefleet.cluster.connect import ClusterError
+from tunefleet.cluster.connect import ClusterError, ClusterInputError
 from tunefleet.common.ray_compat import (
-    authentication_error,
     cluster_ray_version,
-    ray_version,
+    installed_ray_version,
     version_problem,
 )
 
@@ -97,20 +96,20 @@ def job_request(
     """
     root = Path(working_dir).expanduser().resolve()
     if not root.is_dir():
-        raise ClusterError(f"working_dir: {working_dir} is not a folder.")
+        raise ClusterInputError(f"working_dir: {working_dir} is not a folder.")
     spec = Path(spec_path).expanduser()
     spec = (spec if spec.is_absolute() else Path.cwd() / spec).resolve()
     if not spec.is_file():
-        raise ClusterError(f"{spec_path}: no such file.")
+        raise ClusterInputError(f"{spec_path}: no such file.")
     try:
         relative = spec.relative_to(root)
     except ValueError:
-        raise ClusterError(
+        raise ClusterInputError(
             f"{spec_path} is outside the working directory {root}; the job sees only that "
             "folder: move the spec into it or choose another working_dir."
         ) from None
     if "://" not in storage and not storage.startswith(("/", "~")):
-        raise ClusterError(
+        raise ClusterInputError(
             f"storage: {storage!r} is relative, but the job runs in a temporary copy of the "
             "working directory; give a URI (s3://, gs://, abfs://) or an absolute path that "
             "every node sees."
@@ -190,63 +189,77 @@ def submit(
     if not follow:
         print(f"  follow it with: ray job logs --follow --address {address} {job_id}", file=stream)
         return str(_call(address, lambda: client.get_job_status(job_id)))
+    info = _follow(client, address, job_id, stream)
+    print(_outcome(job_id, info), file=stream, flush=True)
+    return str(info.status)
+
+
+def _follow(client: Any, address: str, job_id: str, out: TextIO) -> Any:
+    """Prints the job's logs until it ends and returns its final info; Ctrl-C stops following
+    (the job goes on) and says how to stop the job."""
     try:
-        _call(address, lambda: _follow_logs(client, job_id, stream))
-        info = _wait_until_done(client, address, job_id)
+        _call(address, lambda: _follow_logs(client, job_id, out))
+        return _wait_until_done(client, address, job_id)
     except KeyboardInterrupt:
         print(
             f"stopped following; job {job_id} goes on. Stop it with: "
             f"ray job stop --address {address} {job_id}",
-            file=stream,
+            file=out,
         )
         raise
+
+
+def _outcome(job_id: str, info: Any) -> str:
+    """`job ID succeeded`, or `job ID failed: <the first line of Ray's message>`."""
     status = str(info.status)
     message = (info.message or "").strip().splitlines()
     # Ray appends ", last available logs (truncated to ...):" and the logs just shown.
     first = message[0].split(", last available logs")[0] if message else ""
     detail = f": {first}" if status != "SUCCEEDED" and first else ""
-    print(f"job {job_id} {status.lower()}{detail}", file=stream, flush=True)
-    return status
+    return f"job {job_id} {status.lower()}{detail}"
 
 
 def _client(address: str) -> Any:
     """Ray's `JobSubmissionClient` for `address`, with one-line errors."""
     if not address.startswith(("http://", "https://")):
-        raise ClusterError(
+        raise ClusterInputError(
             f"address: {address!r} is not the dashboard's HTTP address; jobs go to "
             "http://HEAD:8265 (HOST:6379 is the address for `tunefleet run --address`)."
         )
     for variable in _ADDRESS_VARIABLES:
         value = os.environ.get(variable)
         if value and value.rstrip("/") != address.rstrip("/"):
-            raise ClusterError(
+            raise ClusterInputError(
                 f"{variable}={value} is set and Ray would use it instead of {address}; unset "
                 "it or make the two match."
             )
     try:
         import aiohttp  # noqa: F401  (Ray's job client needs it, and says so less clearly)
     except ImportError:
-        raise ClusterError(
+        raise ClusterInputError(
             "submitting jobs needs Ray's job client, which is not installed here "
-            f"(aiohttp is missing): pip install 'ray[default]=={ray_version()}'."
+            f"(aiohttp is missing): pip install 'ray[default]=={installed_ray_version()}'."
         ) from None
+    # Ray's job client: the optional `ray[default]`, checked just above.
     from ray.job_submission import JobSubmissionClient
 
     client = _call(address, lambda: JobSubmissionClient(address))
     # Before anything is uploaded: Ray's own mismatch error comes late and is hard to read.
-    problem = version_problem(ray_version(), cluster_ray_version(client))
+    problem = version_problem(installed_ray_version(), cluster_ray_version(client))
     if problem is not None:
-        raise ClusterError(problem)
+        raise ClusterInputError(problem)
     return client
 
 
 def _call(address: str, fn: Any) -> Any:
     """Runs one request to the job server, turning Ray's errors into one line."""
+    # Loaded with Ray's job client (`ray[default]`).
     import requests
+    from ray.exceptions import AuthenticationError
 
     try:
         return fn()
-    except authentication_error() as exc:
+    except AuthenticationError as exc:
         if "Authentication required" in str(exc):
             raise ClusterError(
                 f"{address} requires token authentication: set RAY_AUTH_MODE=token and "
@@ -264,7 +277,7 @@ def _call(address: str, fn: Any) -> Any:
         ) from exc
     except ValueError as exc:  # e.g. the working directory is over Ray's upload limit
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ClusterError(f"could not prepare the job: {first}") from exc
+        raise ClusterInputError(f"could not prepare the job: {first}") from exc
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ClusterError(f"the Ray job server at {address} refused: {first}") from exc

@@ -18,7 +18,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from tunefleet.cluster.connect import ClusterError
+from tunefleet.cluster.connect import ClusterError, ClusterInputError
 
 __all__ = ["attach", "down", "launcher_command", "ray_executable", "up"]
 
@@ -36,7 +36,7 @@ def ray_executable() -> str:
         return str(beside)
     found = shutil.which("ray")
     if found is None:
-        raise ClusterError(
+        raise ClusterInputError(
             "the `ray` command is not installed here (not next to "
             f"{sys.executable} nor on PATH); install it with pip install 'ray[default]'."
         )
@@ -57,10 +57,10 @@ def launcher_command(
         ClusterError: If the action is unknown, the file is missing, or `ray` is not found.
     """
     if action not in _ACTIONS:
-        raise ClusterError(f"action: {action!r} is not one of {', '.join(_ACTIONS)}.")
+        raise ClusterInputError(f"action: {action!r} is not one of {', '.join(_ACTIONS)}.")
     path = Path(config_path).expanduser()
     if not path.is_file():
-        raise ClusterError(f"{config_path}: no such cluster config file.")
+        raise ClusterInputError(f"{config_path}: no such cluster config file.")
     return [ray or ray_executable(), *_ACTIONS[action], str(path)]
 
 

@@ -6,6 +6,6 @@ and the one module that touches Ray's private state.
 
 from __future__ import annotations
 
-from tunefleet.common.errors import TunefleetError
+from tunefleet.common.errors import MissingDependencyError, TunefleetError
 
-__all__ = ["TunefleetError"]
+__all__ = ["MissingDependencyError", "TunefleetError"]

@@ -1,43 +1,297 @@
-"""The one module that holds what differs between the Ray versions tunefleet supports, and
-its uses of Ray's private or undocumented state.
+"""The one module that touches Ray's private or undocumented state.
 
-Supported: Ray 2.55 to 2.60 (`SUPPORTED`, and `ray[tune]>=2.55,<2.61` in pyproject.toml).
-Measured differences inside the window and just below it (each with a test in
-tests/common/test_ray_compat.py):
+Everywhere else tunefleet uses Ray's public API only (`tests/test_architecture.py` checks
+that). Each entry below says what it relies on, why no public API serves, and the Ray
+versions it was checked on; `tests/common/test_ray_compat.py` checks every entry against
+the installed Ray and fails naming the Ray version and what changed. Differences between
+supported Ray versions belong here too.
 
-- Ray checks that a driver and its cluster run the same minor version, but its error comes
-  late and is hard to read: `version_problem` says it first, in one line.
-- `ray.exceptions.AuthenticationError` exists from Ray 2.52 on, with token authentication
-  (`RAY_AUTH_MODE=token`); older Rays have neither.
-- The cluster's Ray version is known to Ray's job client only through a private attribute
-  (`cluster_ray_version`).
+Ray is imported at module level: every module that imports this one adapts Ray anyway.
+
+Supported Ray versions: 2.55 to 2.60 (`SUPPORTED`; pyproject: `ray[tune]>=2.55,<2.61`). CI
+runs the whole suite on 2.60 and the core tests (`pytest -m core`) on 2.55. Measured here:
+Ray 2.50 and 2.51 have no token authentication (`RAY_AUTH_MODE=token`,
+`ray.exceptions.AuthenticationError` arrive in 2.52); before 2.55 a worker node ignores
+`ray start --temp-dir` and shares the head's folder, so several nodes on one machine delete
+each other's copy of a job's working directory (the three-node tests fail there). Between 2.55
+and 2.60 tunefleet needed no change; the one difference users meet is Ray's rule that the
+driver and the cluster run the same minor version (`version_problem`).
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import math
 import re
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
 from importlib import metadata
+from itertools import islice
+from pathlib import Path
 from typing import Any
 
+import ray
+from ray.tune.experiment import Trial
+from ray.tune.result import AUTO_RESULT_KEYS
+from ray.tune.search.variant_generator import generate_variants
+
 __all__ = [
+    "CHECKED_ON",
+    "PBT_LOG_FILE",
+    "RAY_RESULT_FIELDS",
+    "RAY_WORKER_LOGGER",
+    "SIGTERM_WARNING",
     "SUPPORTED",
-    "authentication_error",
+    "PbtExploit",
+    "SkipFinishedTrials",
+    "best_value_seen",
     "cluster_ray_version",
+    "freeze_finished_windows",
+    "installed_ray_version",
     "minor",
+    "parse_pbt_log",
+    "pbt_log_path",
+    "quiet_sigterm_warning",
     "ray_version",
+    "restored_run_config",
+    "sample_variant",
     "version_problem",
 ]
+
+#: Ray versions (major.minor) every entry below was checked on.
+CHECKED_ON = ("2.55", "2.60")
+
+# The fields Ray adds to every result ------------------------------------------------------
+# Why private: `ray.tune.result` is not in Ray's API docs, and no public API lists the fields
+# Ray adds to a trial's reported metrics. Checked on: 2.60.
+
+#: Result fields Ray fills in itself (timings, host, iteration counts, config, bookkeeping).
+RAY_RESULT_FIELDS: frozenset[str] = frozenset(AUTO_RESULT_KEYS) | {
+    "done",
+    "trial_id",
+    "experiment_tag",
+    "should_checkpoint",
+    "__duplicate__",
+}
+
+
+# Replacing the callbacks of a restored experiment ------------------------------------------
+# Why private: `Tuner.restore` takes no `RunConfig`, and Ray offers no public way to replace
+# the callbacks it pickled with the experiment; the restored `RunConfig` is reachable only
+# through `Tuner._local_tuner`. Checked on: 2.60.
+
+
+def restored_run_config(tuner: Any) -> Any | None:
+    """The `RunConfig` a `Tuner.restore` will run with, to change its callbacks and verbosity.
+
+    Args:
+        tuner: A `ray.tune.Tuner` from `Tuner.restore(...)`.
+
+    Returns:
+        The `tune.RunConfig` the restored run uses (changes to it take effect at `fit()`),
+        or None when the driver runs remotely (Ray Client), where it cannot be reached.
+    """
+    local = tuner._local_tuner
+    return None if local is None else local.get_run_config()
+
+
+# A finished trial's last-n windows ---------------------------------------------------------
+# Why private: Ray keeps, per trial, deques of the last 5 and 10 values of every numeric
+# result field in `Trial.run_metadata.metric_n_steps` (run metadata is a private class) and
+# caches their JSON form; no public API reaches or shrinks them. Checked on: 2.60.
+
+
+def freeze_finished_windows(trial: Any) -> bool:
+    """Turns a terminated trial's last-n value windows from deques into lists (same values).
+
+    Returns:
+        Whether the trial held the windows this was written for (False: left alone).
+    """
+    metadata = getattr(trial, "run_metadata", None)
+    windows = getattr(metadata, "metric_n_steps", None)
+    invalidate = getattr(metadata, "invalidate_cache", None)
+    if not isinstance(windows, dict) or not callable(invalidate):
+        return False
+    for per_metric in windows.values():
+        for n, values in per_metric.items():
+            if isinstance(values, deque):
+                per_metric[n] = list(values)
+    invalidate()
+    return True
+
+
+# A trial's best value, from Ray's saved state ----------------------------------------------
+# Why private: without the trial's `result.json`, the only record of its best value is Ray's
+# running metric analysis (`Trial.metric_analysis`, an undocumented property over the private
+# run metadata, saved with the experiment state). Checked on: 2.60.
+
+
+def best_value_seen(trial: Any, metric: str, mode: str) -> float | None:
+    """The best value of `metric` over the trial's history, as Ray's metric analysis kept it.
+
+    Args:
+        trial: A `Trial` (e.g. from `ExperimentAnalysis(path).trials`).
+        metric: The metric.
+        mode: `min` or `max`.
+
+    Returns:
+        The value, or None when Ray kept none or it is not a finite number.
+    """
+    analysis = getattr(trial, "metric_analysis", None) or {}
+    value = (analysis.get(metric) or {}).get(mode)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+# Population-based training's exploit log ---------------------------------------------------
+# Why private: `PopulationBasedTraining` exposes its exploits only through the file it
+# appends to in the experiment's local folder (`Trial.local_experiment_path`, undocumented);
+# the row layout is stated in its docstring, but no API returns it. Checked on: 2.60.
+
+#: The file Ray's PBT appends one JSON row per exploit to.
+PBT_LOG_FILE = "pbt_global.txt"
+
+
+@dataclass(frozen=True)
+class PbtExploit:
+    """One row of Ray's PBT log: a trial took over another's checkpoint and a new config.
+
+    Attributes:
+        target_tag: The exploiting trial's original experiment tag.
+        cloned_tag: The copied trial's original experiment tag.
+        target_iteration: The exploiting trial's iteration at the exploit.
+        cloned_iteration: The copied trial's iteration (of the checkpoint taken).
+        cloned_config: The copied trial's config.
+        new_config: The exploiting trial's new config (the copy, perturbed).
+    """
+
+    target_tag: str
+    cloned_tag: str
+    target_iteration: int
+    cloned_iteration: int
+    cloned_config: Mapping[str, Any]
+    new_config: Mapping[str, Any]
+
+
+def pbt_log_path(trial: Any) -> Path:
+    """Where Ray's PBT writes its exploit log for the experiment `trial` belongs to."""
+    return Path(trial.local_experiment_path, PBT_LOG_FILE)
+
+
+def parse_pbt_log(text: str) -> list[PbtExploit]:
+    """The exploits in the text of Ray's PBT log (a line cut short by a crash is skipped)."""
+    rows = []
+    for line in text.splitlines():
+        try:
+            target, cloned, target_iter, cloned_iter, old_config, new_config = json.loads(line)
+            rows.append(
+                PbtExploit(
+                    target_tag=str(target),
+                    cloned_tag=str(cloned),
+                    target_iteration=int(target_iter),
+                    cloned_iteration=int(cloned_iter),
+                    cloned_config=old_config,
+                    new_config=new_config,
+                )
+            )
+        except (ValueError, TypeError):
+            continue
+    return rows
+
+
+# Ray's warning when it starts outside the main thread --------------------------------------
+# Why private: `ray.init` from another thread logs "SIGTERM handler is not set ..." through
+# the logger of its private module `ray._private.worker`; there is no public switch for it.
+# Checked on: 2.60.
+
+#: The logger of Ray's private worker module.
+RAY_WORKER_LOGGER = "ray._private.worker"
+#: The start of the warning `ray.init` logs when called outside the main thread.
+SIGTERM_WARNING = "SIGTERM handler is not set"
+
+
+class _NotMainThreadWarning(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(SIGTERM_WARNING)
+
+
+def quiet_sigterm_warning() -> None:
+    """Drops Ray's "SIGTERM handler is not set" warning (tunefleet starts Ray in a thread
+    on purpose and sets the handler itself)."""
+    log = logging.getLogger(RAY_WORKER_LOGGER)
+    if not any(isinstance(f, _NotMainThreadWarning) for f in log.filters):
+        log.addFilter(_NotMainThreadWarning())
+
+
+# Choosing the next trial without rescanning finished ones ----------------------------------
+# Why private: a scheduler's `choose_trial_to_run(tune_controller)` is Ray's DeveloperAPI,
+# but what it is passed (`TrialRunnerWrapper` around `TuneController`, `ray.tune.execution`)
+# is not public; this calls its `get_trials()` (every trial, in creation order; one of the
+# calls the wrapper lets schedulers make) and must choose exactly what
+# `FIFOScheduler.choose_trial_to_run` would. Checked on: 2.60.
+
+
+class SkipFinishedTrials:
+    """Mixin for a FIFO-based scheduler: `FIFOScheduler.choose_trial_to_run`'s choice (the
+    first PENDING trial in creation order, else the first PAUSED one), starting after the
+    leading run of TERMINATED trials, which never run again in the same run.
+
+    Ray's own method walks the whole trial list, finished trials first, on every step of the
+    controller; put this first among the bases (`class X(SkipFinishedTrials, ASHA)`).
+    """
+
+    _finished_prefix = 0  # trials [0, _finished_prefix) were TERMINATED when last looked at
+
+    def choose_trial_to_run(self, tune_controller: Any) -> Trial | None:
+        trials = tune_controller.get_trials()
+        start = self._finished_prefix if self._finished_prefix <= len(trials) else 0
+        while start < len(trials) and trials[start].status == Trial.TERMINATED:
+            start += 1
+        self._finished_prefix = start
+        for wanted in (Trial.PENDING, Trial.PAUSED):
+            for trial in islice(trials, start, None):
+                if trial.status == wanted:
+                    return trial
+        return None
+
+
+# Drawing a config as Tune's random search does ---------------------------------------------
+# Why private: `ray.tune.search.variant_generator.generate_variants` is a DeveloperAPI left
+# out of Ray's API docs; it is the generator Tune's random and grid search use, and the only
+# way to draw a config from a param space without running trials. Checked on: 2.60.
+
+
+def sample_variant(param_space: Mapping[str, Any], random_state: Any) -> dict[str, Any]:
+    """One config drawn from a Ray Tune param space, as Tune's random search draws it.
+
+    Args:
+        param_space: A Ray Tune param space (nested dicts of `tune.uniform(...)` etc.).
+        random_state: A `numpy.random.RandomState` (or seed) to draw with.
+    """
+    _, config = next(iter(generate_variants(dict(param_space), random_state=random_state)))
+    return dict(config)
+
+
+def ray_version() -> str:
+    """The installed Ray's major.minor version, as `CHECKED_ON` lists them."""
+    return ".".join(ray.__version__.split(".")[:2])
+
+
+# The supported Ray versions, and a cluster's --------------------------------------------
 
 #: The oldest and the newest Ray minor version tunefleet supports, both included.
 SUPPORTED = ((2, 55), (2, 60))
 
 
-def ray_version() -> str:
-    """The installed Ray's version (`2.60.0`), read without importing Ray."""
+def installed_ray_version() -> str:
+    """The installed Ray's full version (`2.60.0`), as pip names it."""
     try:
         return metadata.version("ray")
-    except metadata.PackageNotFoundError:
-        return "not installed"
+    except metadata.PackageNotFoundError:  # a Ray run from a source tree
+        return str(ray.__version__)
 
 
 def minor(version: str) -> tuple[int, int] | None:
@@ -46,46 +300,37 @@ def minor(version: str) -> tuple[int, int] | None:
     return (int(match[1]), int(match[2])) if match else None
 
 
-def _window() -> str:
-    (low_major, low), (high_major, high) = SUPPORTED
-    return f"{low_major}.{low} to {high_major}.{high}"
-
-
 def version_problem(client: str, cluster: str | None) -> str | None:
     """One line saying what to install when this machine's Ray (`client`) and the cluster's
     cannot work together, or None when they can (or the cluster's is unknown).
 
-    Ray needs the same minor version on the driver's machine and the cluster.
+    Ray needs the same minor version on the driver's machine and on the cluster; its own
+    error comes late (after the upload, from the job's driver) and is hard to read.
     """
     if cluster is None or minor(client) == minor(cluster):
         return None
+    (low_major, low), (high_major, high) = SUPPORTED
     cluster_minor = minor(cluster)
-    low, high = SUPPORTED
-    if cluster_minor is not None and low <= cluster_minor <= high:
+    if cluster_minor is not None and SUPPORTED[0] <= cluster_minor <= SUPPORTED[1]:
         return (
             f"the cluster runs Ray {cluster} and this machine Ray {client}; Ray needs the same "
             f"minor version on both: pip install 'ray[default,tune]=={cluster}' here."
         )
     return (
-        f"the cluster runs Ray {cluster}, which tunefleet does not support (Ray {_window()}); "
-        f"use a cluster image of the Ray this machine has, rayproject/ray:{client}-py311-cpu, "
-        f"or install a supported Ray on both."
+        f"the cluster runs Ray {cluster}, which tunefleet does not support (Ray "
+        f"{low_major}.{low} to {high_major}.{high}); use a cluster image of the Ray this "
+        f"machine has, rayproject/ray:{client}-py311-cpu, or install a supported Ray on both."
     )
+
+
+# A cluster's Ray version, from Ray's job client ------------------------------------------
+# Why private: `JobSubmissionClient` reads the cluster's Ray version from the job server's
+# /api/version when it connects and keeps it in `_server_ray_version`; no public accessor
+# returns it. Checked on: 2.55, 2.60.
 
 
 def cluster_ray_version(client: Any) -> str | None:
     """The Ray version a cluster's job server reported to Ray's `JobSubmissionClient` when
-    it connected, or None if this Ray's client does not keep it."""
-    # Private: the client reads it from the server's /api/version on connection and keeps
-    # it in `_server_ray_version` (Ray 2.50 to 2.60); there is no public accessor.
+    it connected, or None if the client does not keep it."""
     version = getattr(client, "_server_ray_version", None)
     return str(version) if version else None
-
-
-def authentication_error() -> type[BaseException] | tuple[()]:
-    """Ray's `AuthenticationError` (token authentication, Ray 2.52 and later), or an empty
-    tuple (which an `except` clause matches against nothing) for older Rays."""
-    import ray.exceptions
-
-    error = getattr(ray.exceptions, "AuthenticationError", None)
-    return error if isinstance(error, type) else ()

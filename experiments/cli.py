@@ -5,15 +5,18 @@
     tunefleet validate SPEC.yaml [--set key=value]...
     tunefleet resume EXPERIMENT_DIR [--extend N]
     tunefleet show EXPERIMENT_DIR [--top K]
+    tunefleet evaluate EXPERIMENT_DIR [--top K] [--seeds N]
     tunefleet report EXPERIMENT_DIR [--out DIR]
     tunefleet export EXPERIMENT_DIR [--metric M --mode min|max] [--overwrite]
     tunefleet dashboard LOCATION [--host 127.0.0.1] [--port 8080]
     tunefleet cluster submit SPEC --address http://HEAD:8265 --storage URI
     tunefleet cluster up|down|attach CLUSTER.yaml
 
-Exit codes: 0 done; 1 the experiment ran but every trial failed, or an unexpected error;
-2 the spec or the command line is wrong (one line on stderr, Ray never started);
-130 interrupted.
+Every command answers a `TunefleetError` with one line on stderr, `tunefleet: error: ...`,
+and the error's exit code; any other error with one line too (`-v` shows the traceback).
+Exit codes: 0 done; 1 every trial failed, Ray or the cluster could not be reached, or an
+unexpected error; 2 the spec or the command line is wrong (Ray never started); 130
+interrupted.
 """
 
 from __future__ import annotations
@@ -23,18 +26,26 @@ import os
 import re
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from importlib import metadata as importlib_metadata
+from typing import TypeAlias
 
-from tunefleet.cluster import ClusterError, discard_early_start, start_early
+from tunefleet.cluster import check_address, discard_early_start, launcher, start_early
+from tunefleet.cluster.jobs import submit
 from tunefleet.common.errors import TunefleetError
-from tunefleet.common.ray_compat import ray_version
-from tunefleet.experiments.analysis.dashboard import DashboardError
+from tunefleet.common.ray_compat import installed_ray_version
+from tunefleet.experiments.analysis.baseline_and_final import baseline_text, final_text
+from tunefleet.experiments.analysis.experiment import AnalysisError, load
+from tunefleet.experiments.analysis.report import write_report
+from tunefleet.experiments.analysis.show import leaderboard_text
+from tunefleet.experiments.results.export import describe, export_experiment
 from tunefleet.experiments.results.files import ITERATIONS_FILE, TRIALS_FILE
 from tunefleet.experiments.results.recorder import flatten
-from tunefleet.experiments.run.final_evaluation import FinalError
+from tunefleet.experiments.results.trust import trust_notice
+from tunefleet.experiments.run.final_evaluation import evaluate_dir
 from tunefleet.experiments.run.progress import format_value
+from tunefleet.experiments.run.resume import resume_experiment
 from tunefleet.experiments.run.runner import (
     RunError,
     RunOptions,
@@ -46,22 +57,14 @@ from tunefleet.experiments.spec.experiment import NAME_PATTERN
 from tunefleet.experiments.spec.hints import advise
 from tunefleet.experiments.spec.loading import SpecError, load_spec
 from tunefleet.experiments.spec.plan import Plan, make_plan
-from tunefleet.search import SpaceError
-from tunefleet.trainables.resolve import TrainableError, module_exists
+from tunefleet.trainables.resolve import module_exists
 
 __all__ = ["main"]
 
-USER_ERRORS = (
-    SpecError,
-    SpaceError,
-    TrainableError,
-    RunError,
-    ClusterError,
-    FinalError,
-    DashboardError,
-    TunefleetError,
-)
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+# The command line ------------------------------------------------------------------------
 
 
 class _Parser(argparse.ArgumentParser):
@@ -69,36 +72,73 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"tunefleet: error: {message} (see `{self.prog} --help`)\n")
 
 
+_Commands: TypeAlias = "argparse._SubParsersAction[_Parser]"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="tunefleet", description="Hyperparameter tuning on Ray Tune from one YAML file."
     )
     parser.add_argument(
-        "--version", action="version", version=f"tunefleet {_version()} (Ray {ray_version()})"
+        "--version",
+        action="version",
+        version=f"tunefleet {_version()} (Ray {installed_ray_version()})",
     )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for add in (
+        _add_run,
+        _add_validate,
+        _add_resume,
+        _add_show,
+        _add_evaluate,
+        _add_report,
+        _add_export,
+        _add_dashboard,
+        _add_cluster,
+    ):
+        add(commands)
+    return parser
 
-    def spec_command(name: str, help_text: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help_text, description=help_text)
-        sub.add_argument("spec", help="the experiment's YAML file")
-        sub.add_argument(
-            "--set",
-            dest="overrides",
-            action="append",
-            default=[],
-            metavar="KEY=VALUE",
-            help="override a spec value, e.g. --set search.num_samples=8 (repeatable)",
-        )
-        sub.add_argument(
-            "--storage", default="results", help="results root: folder or URI (default: ./results)"
-        )
-        sub.add_argument("--name", help="experiment name (default: the spec's `name`)")
-        sub.add_argument(
-            "-v", "--verbose", action="store_true", help="Ray's own tables, worker logs, tracebacks"
-        )
-        return sub
 
-    run = spec_command("run", "run an experiment")
+def _command(commands: _Commands, name: str, help_text: str, description: str = "") -> _Parser:
+    return commands.add_parser(name, help=help_text, description=description or help_text)
+
+
+def _verbose(sub: argparse.ArgumentParser, text: str = "tracebacks of unexpected errors") -> None:
+    sub.add_argument("-v", "--verbose", action="store_true", help=text)
+
+
+def _experiment(
+    sub: argparse.ArgumentParser, text: str = "the experiment folder, <storage>/<name>"
+) -> None:
+    sub.add_argument("experiment", help=text)
+
+
+def _address(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--address", help="join a running Ray cluster instead of an embedded one")
+
+
+def _spec_arguments(sub: argparse.ArgumentParser) -> None:
+    """What `run` and `validate` share: the spec, overrides, where results go."""
+    sub.add_argument("spec", help="the experiment's YAML file")
+    sub.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a spec value, e.g. --set search.num_samples=8 (repeatable)",
+    )
+    sub.add_argument(
+        "--storage", default="results", help="results root: folder or URI (default: ./results)"
+    )
+    sub.add_argument("--name", help="experiment name (default: the spec's `name`)")
+    _verbose(sub, "Ray's own tables, worker logs, tracebacks")
+
+
+def _add_run(commands: _Commands) -> None:
+    run = _command(commands, "run", "run an experiment")
+    _spec_arguments(run)
     run.add_argument(
         "--address",
         help="join a running Ray cluster (`auto` or HOST:PORT) instead of an embedded one",
@@ -116,88 +156,133 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--dashboard-host", default="127.0.0.1", help="its address (127.0.0.1)")
     run.add_argument("--dashboard-port", type=int, default=8080, help="its port (8080)")
-    spec_command("validate", "check a spec and print the resolved plan, without running it")
 
-    resume = commands.add_parser(
+
+def _add_validate(commands: _Commands) -> None:
+    text = "check a spec and print the resolved plan, without running it"
+    _spec_arguments(_command(commands, "validate", text))
+
+
+def _add_resume(commands: _Commands) -> None:
+    resume = _command(
+        commands,
         "resume",
-        help="finish an interrupted experiment, or add trials to a finished one",
-        description="Finish an interrupted experiment (finished trials are kept, unfinished "
-        "ones continue from their checkpoints), or --extend a finished one with N more trials "
-        "whose searcher knows every earlier result. Ray's saved state is unpickled: resume "
-        "only folders you trust.",
+        "finish an interrupted experiment, or add trials to a finished one",
+        "Finish an interrupted experiment (finished trials are kept, unfinished ones continue "
+        "from their checkpoints), or --extend a finished one with N more trials whose "
+        f"searcher knows every earlier result. {trust_notice('resume')}",
     )
-    resume.add_argument("experiment", help="the experiment folder, <storage>/<name>")
+    _experiment(resume)
     resume.add_argument("--extend", type=int, metavar="N", help="run N more trials")
-    resume.add_argument("--address", help="join a running Ray cluster instead of an embedded one")
-    resume.add_argument(
-        "-v", "--verbose", action="store_true", help="Ray's own tables, worker logs, tracebacks"
+    _address(resume)
+    _verbose(resume, "Ray's own tables, worker logs, tracebacks")
+
+
+def _add_show(commands: _Commands) -> None:
+    show = _command(
+        commands,
+        "show",
+        "print an experiment's leaderboard",
+        "Print a one-line summary and the top trials of an experiment (it may still be running).",
     )
-
-    show = commands.add_parser(
-        "show", help="print an experiment's leaderboard", description="Print a one-line "
-        "summary and the top trials of an experiment (it may still be running)."
-    )  # fmt: skip
-    show.add_argument("experiment", help="the experiment folder, <storage>/<name>")
+    _experiment(show)
     show.add_argument("--top", type=int, default=10, metavar="K", help="trials listed (10)")
+    _verbose(show)
 
-    evaluate = commands.add_parser(
-        "evaluate", help="retrain the best configs with new seeds and score the test split",
-        description="Retrain the top-k configs of a finished experiment with new seeds (as "
-        "Ray tasks) and score them on the held-out test split; writes final.parquet.",
-    )  # fmt: skip
-    evaluate.add_argument("experiment", help="the experiment folder, <storage>/<name>")
+
+def _add_evaluate(commands: _Commands) -> None:
+    evaluate = _command(
+        commands,
+        "evaluate",
+        "retrain the best configs with new seeds and score the test split",
+        "Retrain the top-k configs of a finished experiment with new seeds (as Ray tasks) "
+        "and score them on the held-out test split; writes final.parquet.",
+    )
+    _experiment(evaluate)
     evaluate.add_argument("--top", type=int, metavar="K", help="configs (spec's final.top_k, 3)")
     evaluate.add_argument("--seeds", type=int, metavar="N", help="seeds per config (final.seeds)")
-    evaluate.add_argument("--address", help="join a running Ray cluster instead of an embedded one")
-    evaluate.add_argument(
-        "-v", "--verbose", action="store_true", help="Ray's own logs and tracebacks"
-    )
+    _address(evaluate)
+    _verbose(evaluate, "Ray's own logs and tracebacks")
 
-    report = commands.add_parser(
-        "report", help="write an HTML report with plots", description="Write report.html "
-        "and one PNG per plot (needs matplotlib: pip install 'tunefleet[report]')."
-    )  # fmt: skip
-    report.add_argument("experiment", help="the experiment folder, <storage>/<name>")
+
+def _add_report(commands: _Commands) -> None:
+    report = _command(
+        commands,
+        "report",
+        "write an HTML report with plots",
+        "Write report.html and one PNG per plot (needs matplotlib: pip install "
+        "'tunefleet[report]').",
+    )
+    _experiment(report)
     report.add_argument(
         "--out",
         help="local output folder (default: <experiment>/report, or ./report-<name> for an "
         "experiment on an object store)",
     )
+    _verbose(report)
 
-    export = commands.add_parser(
-        "export", help="rebuild trials.parquet and iterations.parquet from Ray's files",
-        description="Rebuild the Parquet files of an experiment folder (local or a URI such "
-        "as s3://...) from Ray's experiment state and per-trial result.json: a plain Ray Tune "
-        "run, or a tunefleet run whose files were lost (then iterations.parquet holds each "
-        "trial's last result only).",
-    )  # fmt: skip
-    export.add_argument("experiment", help="the experiment folder Ray wrote, <storage>/<name>")
+
+def _add_export(commands: _Commands) -> None:
+    export = _command(
+        commands,
+        "export",
+        "rebuild trials.parquet and iterations.parquet from Ray's files",
+        "Rebuild the Parquet files of an experiment folder (local or a URI such as s3://...) "
+        "from Ray's experiment state and per-trial result.json: a plain Ray Tune run, or a "
+        "tunefleet run whose files were lost (then iterations.parquet holds each trial's "
+        f"last result only). {trust_notice('export')}",
+    )
+    _experiment(export, "the experiment folder Ray wrote, <storage>/<name>")
     export.add_argument("--metric", help="target metric (default: the folder's spec.yaml)")
     export.add_argument("--mode", choices=["min", "max"], help="min or max (default: spec.yaml)")
     export.add_argument("--overwrite", action="store_true", help="replace existing Parquet files")
+    _verbose(export)
 
-    dashboard = commands.add_parser(
-        "dashboard", help="serve a live web view of experiments (optuna-dashboard)",
-        description="Serve optuna-dashboard over the Parquet results of one experiment folder "
-        "or of every experiment under a storage root (a folder or a URI such as s3://...), "
-        "following running experiments as their files are rewritten. Read-only, and without "
+
+def _add_dashboard(commands: _Commands) -> None:
+    dashboard = _command(
+        commands,
+        "dashboard",
+        "serve a live web view of experiments (optuna-dashboard)",
+        "Serve optuna-dashboard over the Parquet results of one experiment folder or of every "
+        "experiment under a storage root (a folder or a URI such as s3://...), following "
+        "running experiments as their files are rewritten. Read-only, and without "
         "authentication: it binds 127.0.0.1 unless --host says otherwise. Needs "
         "pip install 'tunefleet[dashboard]'.",
-    )  # fmt: skip
+    )
     dashboard.add_argument("location", help="an experiment folder, or a storage root")
     dashboard.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     dashboard.add_argument("--port", type=int, default=8080, help="port to listen on (8080)")
+    _verbose(dashboard)
 
-    cluster = commands.add_parser(
-        "cluster", help="submit to a Ray cluster, or start, stop and enter one",
-        description="Ray jobs and Ray's cluster launcher (see cluster/README.md).",
-    )  # fmt: skip
+
+def _add_cluster(commands: _Commands) -> None:
+    cluster = _command(
+        commands,
+        "cluster",
+        "submit to a Ray cluster, or start, stop and enter one",
+        "Ray jobs and Ray's cluster launcher (see cluster/README.md).",
+    )
     actions = cluster.add_subparsers(dest="action", required=True, parser_class=_Parser)
-    submit = actions.add_parser(
-        "submit", help="run a spec on a cluster as a Ray job, following its logs",
-        description="Upload the working folder and run `tunefleet run SPEC --address auto` "
-        "on the cluster's head as a Ray job; prints the job id and follows its logs.",
-    )  # fmt: skip
+    _add_submit(actions)
+    for action, text in (
+        ("up", "start or update the cluster a launcher YAML describes (ray up)"),
+        ("down", "stop the cluster and release its machines (ray down)"),
+        ("attach", "open a shell on the cluster's head node (ray attach)"),
+    ):
+        sub = _command(actions, action, text)
+        sub.add_argument("config", help="the launcher's cluster YAML, e.g. cluster/aws.yaml")
+        _verbose(sub)
+
+
+def _add_submit(actions: _Commands) -> None:
+    submit = _command(
+        actions,
+        "submit",
+        "run a spec on a cluster as a Ray job, following its logs",
+        "Upload the working folder and run `tunefleet run SPEC --address auto` on the "
+        "cluster's head as a Ray job; prints the job id and follows its logs.",
+    )
     submit.add_argument("spec", help="the experiment's YAML file, inside --working-dir")
     submit.add_argument(
         "--address", required=True, help="the dashboard's address, e.g. http://127.0.0.1:8265"
@@ -207,20 +292,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     submit.add_argument("--working-dir", default=".", help="folder uploaded (default: .)")
     submit.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="override a spec value (repeatable)",
-    )  # fmt: skip
+    )
     submit.add_argument("--name", help="experiment name (default: the spec's `name`)")
     submit.add_argument("--overwrite", action="store_true", help="replace an experiment")
     submit.add_argument("--no-follow", action="store_true", help="print the job id and return")
-    for action, text in (
-        ("up", "start or update the cluster a launcher YAML describes (ray up)"),
-        ("down", "stop the cluster and release its machines (ray down)"),
-        ("attach", "open a shell on the cluster's head node (ray attach)"),
-    ):
-        sub = actions.add_parser(action, help=text, description=text)
-        sub.add_argument("config", help="the launcher's cluster YAML, e.g. cluster/aws.yaml")
-    return parser
+    _verbose(submit)
 
 
 def _version() -> str:
@@ -230,21 +312,25 @@ def _version() -> str:
         return "unknown"
 
 
+# Running a command -----------------------------------------------------------------------
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the command line; returns the exit code."""
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error (already printed)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     # Like `python -m`, resolve the spec's import paths against the current folder.
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
-    if args.command in ("show", "report", "export", "cluster", "dashboard"):
-        return _tool(args)
     try:
-        if args.command == "evaluate":
-            return _evaluate(args)
-        outcome = _resume(args) if args.command == "resume" else _run_or_validate(args)
-    except USER_ERRORS as exc:
+        if args.command in ("run", "resume", "evaluate") and args.address is not None:
+            check_address(args.address)  # milliseconds, before seconds go into the trainable
+        return _COMMANDS[args.command](args)
+    except TunefleetError as exc:
         _error(exc)
-        return _exit_code(exc)
+        return exc.exit_code
     except KeyboardInterrupt:
         print("tunefleet: interrupted.", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -252,30 +338,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _unexpected(exc, args.verbose)
     finally:
         discard_early_start()  # a Ray started early that the run never used
-    if isinstance(outcome, int):
-        return outcome
-    plan, summary = outcome
-    print(_summary_text(plan, summary))
-    if plan.spec.baseline is not None:
-        from tunefleet.experiments.analysis.baseline_and_final import baseline_text
-
-        exp, metric, mode = summary.experiment_dir, plan.spec.target_metric, plan.spec.target_mode
-        print(baseline_text(exp, metric=metric, mode=mode, best=summary.best_value) or "")
-    if plan.spec.final is not None:
-        from tunefleet.experiments.analysis.baseline_and_final import final_text
-
-        print(final_text(summary.experiment_dir) or "final evaluation: not run.")
-    if summary.unfinished:
-        print(
-            f"tunefleet: interrupted with {summary.unfinished} trials unfinished; continue "
-            f"with: tunefleet resume {summary.experiment_dir}",
-            file=sys.stderr,
-        )
-        return EXIT_INTERRUPTED
-    return EXIT_FAILED if summary.all_failed else EXIT_OK
 
 
-def _run_or_validate(args: argparse.Namespace) -> int | tuple[Plan, RunSummary]:
+def _run(args: argparse.Namespace) -> int:
+    plan, options = _plan(args)
+    with _dashboard_beside(args, experiment_dir(plan, options)):
+        summary = run_plan(plan, options)
+    return _finished(plan, summary)
+
+
+def _dashboard_beside(args: argparse.Namespace, location: str) -> AbstractContextManager[object]:
+    if not args.dashboard:
+        return nullcontext()
+    # The dashboard's packages (an optional extra) load only for `run --dashboard`.
+    from tunefleet.experiments.analysis.dashboard import beside
+
+    return beside(location, host=args.dashboard_host, port=args.dashboard_port)
+
+
+def _validate(args: argparse.Namespace) -> int:
+    plan, options = _plan(args)
+    print(plan.describe(experiment_dir=experiment_dir(plan, options)))
+    print("spec is valid.")
+    return EXIT_OK
+
+
+def _plan(args: argparse.Namespace) -> tuple[Plan, RunOptions]:
+    """`run` and `validate`: the spec, overrides applied, checked and resolved."""
     overrides = list(args.overrides)
     if getattr(args, "fail_fast", False):
         overrides += ["failure.fail_fast=true", "failure.max_failures=0"]
@@ -285,6 +374,7 @@ def _run_or_validate(args: argparse.Namespace) -> int | tuple[Plan, RunSummary]:
             "and '-', starting with a letter or digit."
         )
     if getattr(args, "dashboard", False):
+        # The dashboard's packages (an optional extra) load only for `run --dashboard`.
         from tunefleet.experiments.analysis.dashboard import require_dashboard
 
         require_dashboard()  # before Ray starts
@@ -302,129 +392,125 @@ def _run_or_validate(args: argparse.Namespace) -> int | tuple[Plan, RunSummary]:
         verbose=args.verbose,
         overwrite=getattr(args, "overwrite", False),
     )
-    if args.command == "validate":
-        print(plan.describe(experiment_dir=experiment_dir(plan, options)))
-        print("spec is valid.")
-        return EXIT_OK
-    with _dashboard_beside(args, experiment_dir(plan, options)):
-        return plan, run_plan(plan, options)
+    return plan, options
 
 
-def _dashboard_beside(args: argparse.Namespace, location: str) -> AbstractContextManager[object]:
-    if not getattr(args, "dashboard", False):
-        return nullcontext()
-    from tunefleet.experiments.analysis.dashboard import beside
-
-    return beside(location, host=args.dashboard_host, port=args.dashboard_port)
-
-
-def _resume(args: argparse.Namespace) -> tuple[Plan, RunSummary]:
-    from tunefleet.experiments.run.resume import resume_experiment
-
+def _resume(args: argparse.Namespace) -> int:
     if args.extend is not None and args.extend < 1:
         raise RunError("--extend: give a positive number of trials.")
     options = RunOptions(address=args.address, verbose=args.verbose)
-    return resume_experiment(args.experiment, options, extend=args.extend)
+    return _finished(*resume_experiment(args.experiment, options, extend=args.extend))
+
+
+def _finished(plan: Plan, summary: RunSummary) -> int:
+    """Prints what a run or a resumed run did; its exit code."""
+    print(_summary_text(plan, summary))
+    spec = plan.spec
+    if spec.baseline is not None:
+        exp, metric, mode = summary.experiment_dir, spec.target_metric, spec.target_mode
+        print(baseline_text(exp, metric=metric, mode=mode, best=summary.best_value) or "")
+    if spec.final is not None:
+        print(final_text(summary.experiment_dir) or "final evaluation: not run.")
+    if summary.unfinished:
+        print(
+            f"tunefleet: interrupted with {summary.unfinished} trials unfinished; continue "
+            f"with: tunefleet resume {summary.experiment_dir}",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    return EXIT_FAILED if summary.all_failed else EXIT_OK
+
+
+def _show(args: argparse.Namespace) -> int:
+    if args.top < 1:
+        raise AnalysisError("--top: give a positive number of trials.")
+    print(leaderboard_text(load(args.experiment), k=args.top))
+    final = final_text(args.experiment)
+    if final is not None:
+        print(final)
+    return EXIT_OK
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from tunefleet.experiments.analysis.baseline_and_final import final_text
-    from tunefleet.experiments.run.final_evaluation import evaluate_dir
-
     evaluate_dir(args.experiment, top=args.top, seeds=args.seeds, address=args.address,
                  verbose=args.verbose)  # fmt: skip
     print(final_text(args.experiment) or "")
     return EXIT_OK
 
 
-def _tool(args: argparse.Namespace) -> int:
-    """`show`, `report`, `dashboard` and `cluster ...`: commands that run no experiment here."""
-    from tunefleet.experiments.analysis import AnalysisError
-
-    try:
-        if args.command == "show":
-            from tunefleet.experiments.analysis.experiment import load
-            from tunefleet.experiments.analysis.show import leaderboard_text
-
-            if args.top < 1:
-                raise AnalysisError("--top: give a positive number of trials.")
-            print(leaderboard_text(load(args.experiment), k=args.top))
-            from tunefleet.experiments.analysis.baseline_and_final import final_text
-
-            final = final_text(args.experiment)
-            if final is not None:
-                print(final)
-            return EXIT_OK
-        if args.command == "report":
-            from tunefleet.experiments.analysis.report import write_report
-
-            print(f"report: {write_report(args.experiment, args.out)}")
-            return EXIT_OK
-        if args.command == "export":
-            return _export(args)
-        if args.command == "dashboard":
-            from tunefleet.experiments.analysis.dashboard import serve
-
-            serve(args.location, host=args.host, port=args.port)
-            return EXIT_OK
-        if args.action == "submit":
-            from tunefleet.cluster.jobs import submit
-
-            status = submit(
-                args.spec,
-                address=args.address,
-                storage=args.storage,
-                working_dir=args.working_dir,
-                overrides=args.overrides,
-                follow=not args.no_follow,
-                name=args.name,
-                overwrite=args.overwrite,
-            )
-            return EXIT_FAILED if status in ("FAILED", "STOPPED") else EXIT_OK
-        from tunefleet.cluster import launcher
-
-        code: int = getattr(launcher, args.action)(args.config)
-        return code
-    except (AnalysisError, ClusterError, DashboardError, TunefleetError, ImportError) as exc:
-        _error(exc)
-        return _exit_code(exc)
-    except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
+def _report(args: argparse.Namespace) -> int:
+    print(f"report: {write_report(args.experiment, args.out)}")
+    return EXIT_OK
 
 
 def _export(args: argparse.Namespace) -> int:
-    from tunefleet.experiments.results.export import ExportError, describe, export_experiment
-
-    try:
-        summary = export_experiment(
-            args.experiment, metric=args.metric, mode=args.mode, overwrite=args.overwrite
-        )
-    except ExportError as exc:
-        _error(exc)
-        return EXIT_USAGE
+    summary = export_experiment(
+        args.experiment,
+        metric=args.metric,
+        mode=args.mode,
+        overwrite=args.overwrite,
+        warn=lambda line: print(line, file=sys.stderr),
+    )
     print(describe(summary))
     return EXIT_OK
 
 
-def _exit_code(exc: Exception) -> int:
-    """2 for a wrong spec or command line; a `TunefleetError` may say 1 (e.g. an object
-    store that refused the credentials or could not be reached)."""
-    return int(exc.exit_code) if isinstance(exc, TunefleetError) else EXIT_USAGE
+def _dashboard(args: argparse.Namespace) -> int:
+    # The dashboard's packages (an optional extra) load only for this command.
+    from tunefleet.experiments.analysis.dashboard import serve
+
+    serve(args.location, host=args.host, port=args.port)
+    return EXIT_OK
+
+
+def _cluster(args: argparse.Namespace) -> int:
+    if args.action != "submit":
+        code: int = getattr(launcher, args.action)(args.config)
+        return code
+    status = submit(
+        args.spec,
+        address=args.address,
+        storage=args.storage,
+        working_dir=args.working_dir,
+        overrides=args.overrides,
+        follow=not args.no_follow,
+        name=args.name,
+        overwrite=args.overwrite,
+    )
+    return EXIT_FAILED if status in ("FAILED", "STOPPED") else EXIT_OK
+
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "run": _run,
+    "validate": _validate,
+    "resume": _resume,
+    "show": _show,
+    "evaluate": _evaluate,
+    "report": _report,
+    "export": _export,
+    "dashboard": _dashboard,
+    "cluster": _cluster,
+}
 
 
 def _error(exc: Exception) -> None:
     """Prints a user error as one line: characters that would break it (a newline in a key
     or a file name, say) are written as escapes."""
-    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(exc))
-    print(f"tunefleet: error: {text}", file=sys.stderr)
+    print(f"tunefleet: error: {_one_line(str(exc))}", file=sys.stderr)
+
+
+def _one_line(text: str) -> str:
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _unexpected(exc: Exception, verbose: bool) -> int:
+    """An error tunefleet did not foresee: one line (the traceback with -v); exit code 1."""
     if verbose:
         traceback.print_exc()
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     print(
-        f"tunefleet: {type(exc).__name__}: {first} (run with -v for the traceback)",
+        f"tunefleet: error: unexpected {type(exc).__name__}: {_one_line(first)} "
+        "(run with -v for the traceback)",
         file=sys.stderr,
     )
     return EXIT_FAILED

@@ -1,4 +1,7 @@
-"""Search spaces, searchers and schedulers: from a declarative spec to Ray Tune's objects."""
+"""Search spaces, searchers and schedulers: from a declarative spec to Ray Tune's objects.
+
+May import `tunefleet.common` only; never `trainables`, `cluster` or `experiments`.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from tunefleet.search.space import (
     Const,
     Float,
     Int,
+    Normal,
     Param,
     Space,
     SpaceError,
@@ -42,6 +46,7 @@ __all__ = [
     "HyperbandSettings",
     "Int",
     "MedianSettings",
+    "Normal",
     "PBTSettings",
     "Param",
     "SamplerSettings",

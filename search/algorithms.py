@@ -1,8 +1,9 @@
 """Builds the Ray Tune search algorithm and scheduler a spec asks for.
 
 Every piece is Ray Tune's, Optuna's or Hyperopt's own (`BasicVariantGenerator`,
-`HyperOptSearch`, `OptunaSearch` around Optuna's samplers, `Repeater`,
-`PopulationBasedTraining`, `PB2`); this module only chooses, configures and seeds them.
+`HyperOptSearch` (taught log-normal parameters), `OptunaSearch` around Optuna's samplers,
+`Repeater`, `PopulationBasedTraining`, `PB2`); this module only chooses, configures and
+seeds them.
 """
 
 from __future__ import annotations
@@ -11,10 +12,15 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
+from ray.tune.search import Repeater
+from ray.tune.search.basic_variant import BasicVariantGenerator
+
+from tunefleet.common.nesting import find_path, nest
+from tunefleet.search.conditional import ConditionalSearcher, DefineByRun, hyperopt_space
 from tunefleet.search.schedulers import AnyScheduler, build_scheduler
 from tunefleet.search.settings import SearchSettings
-from tunefleet.search.space import Choice, Const, Float, Int, Space
-from tunefleet.search.tune_space import nest, to_tune_domain, to_tune_param_space
+from tunefleet.search.space import Choice, Const, Float, Int, Normal, Space
+from tunefleet.search.tune_space import to_tune_domain, to_tune_param_space
 from tunefleet.search.typed_choices import DecodeChoices, encode_point, encoded_choices
 from tunefleet.search.wrapping import FiniteTarget
 
@@ -66,13 +72,22 @@ def build_search(
             ),
         )
     if search.population_based:
-        from ray.tune.search.basic_variant import BasicVariantGenerator
-
         return TuneSearch(
             search_alg=BasicVariantGenerator(
                 max_concurrent=search.max_concurrent or 0, random_state=search.seed
             ),
             scheduler=_population_scheduler(search, space),
+            param_space=to_tune_param_space(space),
+        )
+    if not space.searched and search.repeat > 1:
+        # One config of constants, repeated with other seeds: no backend to sample with.
+        from ray.tune.search import Repeater
+
+        from tunefleet.search.wrapping import NoSearch
+
+        return TuneSearch(
+            search_alg=Repeater(NoSearch(), repeat=search.repeat, set_index=True),
+            scheduler=build_scheduler(scheduler, stop=stop),
             param_space=to_tune_param_space(space),
         )
     # Ray's variant generator samples choice values as they are; the model-based
@@ -118,8 +133,6 @@ def build_searcher(
     points = [encode_point(nest(p), choices) for p in settings.points_to_evaluate] or None
     algorithm = _backend(settings)
     if algorithm == "variants":
-        from ray.tune.search.basic_variant import BasicVariantGenerator
-
         # Ray applies `TuneConfig.max_concurrent_trials` only to a `Searcher` (through a
         # ConcurrencyLimiter); this generator is not one, so it must carry the cap itself.
         return BasicVariantGenerator(
@@ -127,39 +140,26 @@ def build_searcher(
             max_concurrent=settings.max_concurrent or 0,
             random_state=settings.seed,
         )
+    searcher: Any
     if algorithm == "hyperopt":
-        from ray.tune.search.hyperopt import HyperOptSearch
-
-        kwargs: dict[str, Any] = {}
-        if settings.n_initial_points is not None:
-            kwargs["n_initial_points"] = settings.n_initial_points
-        searcher: Any = HyperOptSearch(
-            points_to_evaluate=points, random_state_seed=settings.seed, **kwargs
-        )
+        searcher = _hyperopt(settings, points=points)
     elif algorithm in ("optuna", "optuna-random"):
-        import optuna
-        from ray.tune.search.optuna import OptunaSearch
-
-        sampler = (
-            optuna.samplers.RandomSampler(seed=settings.seed)
-            if algorithm == "optuna-random"
-            else _optuna_sampler(settings)
+        sampler = _optuna_sampler(settings, random=algorithm == "optuna-random")
+        # TuneConfig takes one metric; several (multi-objective) go to the searcher.
+        several = isinstance(metric, list)
+        searcher = _optuna(
+            sampler,
+            points=points,
+            metric=list(metric) if isinstance(metric, list) else None,
+            mode=list(mode or []) if several else None,
         )
-        objectives: dict[str, Any] = {}
-        if isinstance(metric, list):
-            objectives = {"metric": list(metric), "mode": list(mode or [])}
-        searcher = OptunaSearch(points_to_evaluate=points, sampler=sampler, **objectives)
     else:
         raise ValueError(f"not a searcher: {algorithm!r}")
     # NaN, infinite or missing values of the target reach the backend as failed trials.
     searcher = FiniteTarget(searcher)
     if choices:
         searcher = DecodeChoices(searcher, choices)
-    if settings.repeat > 1:
-        from ray.tune.search import Repeater
-
-        searcher = Repeater(searcher, repeat=settings.repeat, set_index=True)
-    return searcher
+    return _repeated(searcher, settings.repeat)
 
 
 def _conditional_searcher(
@@ -167,44 +167,77 @@ def _conditional_searcher(
 ) -> Any:
     """Hyperopt with nested `hp.choice`, or Optuna define-by-run (random search: Optuna's
     random sampler), built with their own space and wrapped to decode suggestions."""
-    from tunefleet.search.conditional import ConditionalSearcher, DefineByRun, hyperopt_space
-
     searcher: Any
     if settings.algorithm == "hyperopt":
-        from ray.tune.search.hyperopt import HyperOptSearch
-
-        kwargs: dict[str, Any] = {}
-        if settings.n_initial_points is not None:
-            kwargs["n_initial_points"] = settings.n_initial_points
-        searcher = HyperOptSearch(
-            space=hyperopt_space(space),
-            metric=metric,  # type: ignore[arg-type]
-            mode=mode,  # type: ignore[arg-type]
-            random_state_seed=settings.seed,
-            **kwargs,
-        )
+        searcher = _hyperopt(settings, space=hyperopt_space(space), metric=metric, mode=mode)
     else:
-        import optuna
-        from ray.tune.search.optuna import OptunaSearch
-
-        sampler = (
-            optuna.samplers.RandomSampler(seed=settings.seed)
-            if settings.algorithm == "random"
-            else _optuna_sampler(settings, conditional=True)
-        )
-        searcher = OptunaSearch(space=DefineByRun(space), metric=metric, mode=mode, sampler=sampler)
+        sampler = _optuna_sampler(settings, random=settings.algorithm == "random", conditional=True)
+        searcher = _optuna(sampler, space=DefineByRun(space), metric=metric, mode=mode)
     # NaN, infinite or missing values of the target reach the backend as failed trials.
     searcher = ConditionalSearcher(FiniteTarget(searcher), space)
-    if settings.repeat > 1:
-        from ray.tune.search import Repeater
-
-        searcher = Repeater(searcher, repeat=settings.repeat, set_index=True)
-    return searcher
+    return _repeated(searcher, settings.repeat)
 
 
-def _optuna_sampler(settings: SearchSettings, *, conditional: bool = False) -> Any:
-    import optuna
+def _hyperopt(
+    settings: SearchSettings,
+    *,
+    space: dict[str, Any] | None = None,
+    points: list[dict[str, Any]] | None = None,
+    metric: str | list[str] | None = None,
+    mode: str | list[str] | None = None,
+) -> Any:
+    """Ray's `HyperOptSearch` (knowing tunefleet's log-normal domains), seeded; with its own
+    `space` for conditional spaces, else it gets the Tuner's `param_space`."""
+    # Hyperopt loads only for a Hyperopt search.
+    from tunefleet.search.hyperopt_search import LogNormalHyperOptSearch
 
+    startup: dict[str, Any] = {}  # unset: Hyperopt's own default
+    if settings.n_initial_points is not None:
+        startup["n_initial_points"] = settings.n_initial_points
+    return LogNormalHyperOptSearch(
+        space=space,
+        metric=metric,
+        mode=mode,
+        points_to_evaluate=points,
+        random_state_seed=settings.seed,
+        **startup,
+    )
+
+
+def _optuna(
+    sampler: Any,
+    *,
+    space: Any = None,
+    points: list[dict[str, Any]] | None = None,
+    metric: str | list[str] | None = None,
+    mode: str | list[str] | None = None,
+) -> Any:
+    """Ray's `OptunaSearch` around `sampler`; with its own `space` (define-by-run) for
+    conditional spaces, else it gets the Tuner's `param_space`."""
+    # Optuna loads only for an Optuna search (about half a second).
+    from ray.tune.search.optuna import OptunaSearch
+
+    return OptunaSearch(
+        space=space, metric=metric, mode=mode, points_to_evaluate=points, sampler=sampler
+    )
+
+
+def _repeated(searcher: Any, repeat: int) -> Any:
+    """Ray's `Repeater` around `searcher` when each config runs `repeat` times (the trial
+    copies numbered by `__trial_index__`, the searcher told their mean)."""
+    if repeat == 1:
+        return searcher
+    return Repeater(searcher, repeat=repeat, set_index=True)
+
+
+def _optuna_sampler(
+    settings: SearchSettings, *, random: bool = False, conditional: bool = False
+) -> Any:
+    """The sampler `settings` asks for, or Optuna's seeded random sampler (`random`)."""
+    import optuna  # Optuna: only for an Optuna search
+
+    if random:
+        return optuna.samplers.RandomSampler(seed=settings.seed)
     with warnings.catch_warnings():
         # Multivariate TPE and QMC are marked experimental by Optuna; they are chosen here.
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -212,6 +245,7 @@ def _optuna_sampler(settings: SearchSettings, *, conditional: bool = False) -> A
 
 
 def _make_optuna_sampler(settings: SearchSettings, *, conditional: bool = False) -> Any:
+    # Optuna loads only for an Optuna search (about half a second).
     import optuna
 
     samplers = optuna.samplers
@@ -248,24 +282,27 @@ class ClipToSpace:
 
     Ray's PBT multiplies numeric values by 0.8 or 1.2, which can leave the declared range
     (a dropout of 0.6, a learning rate above the log-uniform bound) and break integer or
-    quantized types; this clips and re-quantizes them.
+    quantized types; this clips and re-quantizes them (normal parameters have no range:
+    they are only re-quantized).
     """
 
-    def __init__(self, params: dict[str, Float | Int]) -> None:
+    def __init__(self, params: dict[str, Float | Int | Normal]) -> None:
         self.params = params
 
     def __call__(self, config: dict[str, Any]) -> dict[str, Any]:
         for path, param in self.params.items():
-            *groups, name = path.split("/")
-            node = config
-            for group in groups:
-                node = node.get(group, {})
-            if name in node and isinstance(node[name], (int, float)):
+            found = find_path(config, path)
+            if found is None:
+                continue
+            node, name = found
+            if isinstance(node[name], (int, float)):
                 node[name] = _clip(param, node[name])
         return config
 
 
-def _clip(param: Float | Int, value: float) -> float | int:
+def _clip(param: Float | Int | Normal, value: float) -> float | int:
+    if isinstance(param, Normal):
+        return float(value if param.q is None else round(value / param.q) * param.q)
     value = min(max(value, param.low), param.high)
     if param.q is not None:
         value = round(value / param.q) * param.q
@@ -276,29 +313,29 @@ def _clip(param: Float | Int, value: float) -> float | int:
 
 
 def _population_scheduler(search: SearchSettings, space: Space) -> Any:
+    # PB2's module loads scikit-learn: only for a population-based search.
     from ray.tune.schedulers import PopulationBasedTraining
     from ray.tune.schedulers.pb2 import PB2
 
     options = search.pbt_settings
-    numeric = {k: p for k, p in space.searched.items() if isinstance(p, (Float, Int))}
+    numeric = {k: p for k, p in space.searched.items() if isinstance(p, (Float, Int, Normal))}
     if search.algorithm == "pb2":
+        bounded = {k: p for k, p in numeric.items() if isinstance(p, (Float, Int))}
         return PB2(
             time_attr=options.time_attr,
             perturbation_interval=options.perturbation_interval,
             # Nested like the config: Ray refuses `/` in a bound's name.
-            hyperparam_bounds=nest({k: [p.low, p.high] for k, p in numeric.items()}),
+            hyperparam_bounds=nest({k: [p.low, p.high] for k, p in bounded.items()}),
             quantile_fraction=options.quantile_fraction,
             custom_explore_fn=ClipToSpace(numeric),
             synch=options.synch,
         )
-    mutations: dict[str, Any] = {}
-    for path, param in space.searched.items():
-        value = list(param.values) if isinstance(param, Choice) else to_tune_domain(param)
-        *groups, name = path.split("/")
-        node = mutations
-        for group in groups:
-            node = node.setdefault(group, {})
-        node[name] = value
+    mutations = nest(
+        {
+            path: list(param.values) if isinstance(param, Choice) else to_tune_domain(param)
+            for path, param in space.searched.items()
+        }
+    )
     return PopulationBasedTraining(
         time_attr=options.time_attr,
         perturbation_interval=options.perturbation_interval,

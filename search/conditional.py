@@ -18,8 +18,9 @@ from typing import Any
 
 from ray.tune.search import Searcher
 
-from tunefleet.search.space import Choice, Conditional, Const, Float, Int, Space
-from tunefleet.search.tune_space import nest, to_tune_param_space
+from tunefleet.common.nesting import nest, set_path
+from tunefleet.search.space import Choice, Conditional, Const, Float, Int, Normal, Space
+from tunefleet.search.tune_space import to_tune_param_space
 from tunefleet.search.wrapping import DelegatingSearcher
 
 __all__ = ["ConditionalSearcher", "DefineByRun", "decode", "hyperopt_space"]
@@ -53,6 +54,7 @@ class _Node:
 
 
 def _optuna_node(space: Space, prefix: str) -> _Node:
+    # Optuna (through Ray's searcher) loads only for an Optuna search.
     from ray.tune.search.optuna import OptunaSearch
 
     domains, _ = _plain(space)
@@ -87,6 +89,7 @@ class DefineByRun:
 
 
 def _suggest(trial: Any, node: _Node) -> None:
+    # Optuna loads only for an Optuna search.
     from optuna.distributions import FloatDistribution, IntDistribution
 
     for name, dist in node.distributions.items():
@@ -107,19 +110,20 @@ def _suggest(trial: Any, node: _Node) -> None:
 def hyperopt_space(space: Space, prefix: str = "") -> dict[str, Any]:
     """The space as a Hyperopt space: nested `hp.choice` whose options hold their branch.
 
-    Unconditional parameters are Ray's own conversion (`HyperOptSearch.convert_search_space`).
+    Unconditional parameters are Ray's own conversion (`HyperOptSearch.convert_search_space`,
+    log-normal ones `tunefleet.search.hyperopt_search`'s).
 
     Args:
         space: The parsed space.
         prefix: Internal name of the branch this space belongs to ("" at the top).
     """
+    # Hyperopt loads only for a Hyperopt search.
     from hyperopt import hp
-    from ray.tune.search.hyperopt import HyperOptSearch
+
+    from tunefleet.search.hyperopt_search import convert_search_space
 
     domains, _ = _plain(space)
-    tree: dict[str, Any] = (
-        HyperOptSearch.convert_search_space(domains, prefix=prefix) if domains else {}
-    )
+    tree: dict[str, Any] = convert_search_space(domains, prefix=prefix) if domains else {}
     for path, param in space.conditional.items():
         name = _name(prefix, path)
         options = []
@@ -129,11 +133,7 @@ def hyperopt_space(space: Space, prefix: str = "") -> dict[str, Any]:
             if sub:
                 option[_branch(name, value)] = sub
             options.append(option)
-        *groups, leaf = path.split("/")
-        node = tree
-        for group in groups:
-            node = node.setdefault(group, {})
-        node[leaf] = hp.choice(name, options)
+        set_path(tree, path, hp.choice(name, options))
     return tree
 
 
@@ -179,7 +179,7 @@ def _decode(
             out[target] = copy.deepcopy(param.values[int(flat[name])])
         elif isinstance(param, Int):
             out[target] = round(float(flat[name]))
-        elif isinstance(param, Float):
+        elif isinstance(param, (Float, Normal)):
             out[target] = float(flat[name])
 
 

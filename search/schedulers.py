@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from tunefleet.common.sections import Section
 
 __all__ = [
     "SCHEDULERS",
@@ -31,18 +33,13 @@ SCHEDULERS = ("fifo", "asha", "hyperband", "median")
 TimeAttr = Literal["training_iteration", "time_total_s"]
 
 
-class _Section(BaseModel):
-    # Every float setting must be finite: YAML reads `.inf` and `.nan` as floats.
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-
-class FifoSettings(_Section):
+class FifoSettings(Section):
     """Run every trial to its end (Ray's FIFO scheduler)."""
 
     name: Literal["fifo"] = "fifo"
 
 
-class AshaSettings(_Section):
+class AshaSettings(Section):
     """Asynchronous successive halving: stop the worst trials early.
 
     Attributes:
@@ -70,7 +67,7 @@ class AshaSettings(_Section):
         return self
 
 
-class HyperbandSettings(_Section):
+class HyperbandSettings(Section):
     """Synchronous Hyperband: brackets of successive halving (trials pause at rungs).
 
     Attributes:
@@ -85,7 +82,7 @@ class HyperbandSettings(_Section):
     reduction_factor: float = Field(default=3, gt=1)
 
 
-class MedianSettings(_Section):
+class MedianSettings(Section):
     """Median stopping: stop a trial whose best result is below the median of the others'
     running averages at the same point.
 
@@ -125,14 +122,17 @@ def build_scheduler(settings: AnyScheduler, *, stop: dict[str, Any]) -> Any:
         settings: The validated `scheduler:` section.
         stop: The spec's stop criteria, which give `max_t` when it is not set.
     """
+    # Ray (and fifo, which subclasses Ray's schedulers) load only when a scheduler is built:
+    # a spec is checked without Ray.
     from ray.tune import schedulers
 
-    from tunefleet.search import fifo  # Ray's schedulers, without the rescans of finished trials
+    # Ray's schedulers, without the rescans of finished trials (they import Ray: loaded here).
+    from tunefleet.search import trial_order
 
     if isinstance(settings, FifoSettings):
-        return fifo.FifoScheduler()
+        return trial_order.FifoScheduler()
     if isinstance(settings, AshaSettings):
-        return fifo.AshaScheduler(
+        return trial_order.AshaScheduler(
             time_attr=settings.time_attr,
             max_t=resolved_max_t(settings, stop) or 100,
             grace_period=settings.grace_period,
@@ -145,7 +145,7 @@ def build_scheduler(settings: AnyScheduler, *, stop: dict[str, Any]) -> Any:
             max_t=resolved_max_t(settings, stop) or 81,
             reduction_factor=settings.reduction_factor,
         )
-    return fifo.MedianStopping(
+    return trial_order.MedianStopping(
         time_attr=settings.time_attr,
         grace_period=settings.grace_period,
         min_samples_required=settings.min_samples_required,

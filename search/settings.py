@@ -14,7 +14,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
+
+from tunefleet.common.sections import Section
 
 __all__ = [
     "OPTUNA_SAMPLERS",
@@ -35,12 +37,7 @@ OPTUNA_SAMPLERS = ("tpe", "cmaes", "gp", "nsga2", "qmc", "random")
 POPULATION_BASED = ("pbt", "pb2")
 
 
-class _Section(BaseModel):
-    # Every float setting must be finite: YAML reads `.inf` and `.nan` as floats.
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-
-class TPESettings(_Section):
+class TPESettings(Section):
     """Optuna's Tree-structured Parzen Estimator (the default sampler).
 
     Attributes:
@@ -57,7 +54,7 @@ class TPESettings(_Section):
     n_ei_candidates: int = Field(default=24, ge=1)
 
 
-class CmaEsSettings(_Section):
+class CmaEsSettings(Section):
     """Optuna's CMA-ES: continuous and integer spaces of two or more dimensions.
 
     Attributes:
@@ -72,7 +69,7 @@ class CmaEsSettings(_Section):
     popsize: int | None = Field(default=None, ge=2)
 
 
-class GPSettings(_Section):
+class GPSettings(Section):
     """Optuna's Gaussian-process Bayesian optimization (for small budgets).
 
     Attributes:
@@ -83,7 +80,7 @@ class GPSettings(_Section):
     deterministic_objective: bool = False
 
 
-class NSGA2Settings(_Section):
+class NSGA2Settings(Section):
     """Optuna's NSGA-II evolutionary sampler (single- or multi-objective).
 
     Attributes:
@@ -98,7 +95,7 @@ class NSGA2Settings(_Section):
     crossover_prob: float = Field(default=0.9, ge=0, le=1)
 
 
-class QMCSettings(_Section):
+class QMCSettings(Section):
     """Optuna's quasi-Monte Carlo sampler: low-discrepancy points that cover the space evenly.
 
     Attributes:
@@ -111,7 +108,7 @@ class QMCSettings(_Section):
     scramble: bool = True
 
 
-class RandomSamplerSettings(_Section):
+class RandomSamplerSettings(Section):
     """Optuna's random sampler."""
 
     name: Literal["random"]
@@ -129,7 +126,7 @@ SamplerSettings = Annotated[
 ]
 
 
-class PBTSettings(_Section):
+class PBTSettings(Section):
     """Population Based Training (`pbt`) and its Gaussian-process variant (`pb2`).
 
     Every `perturbation_interval` units of `time_attr`, trials in the bottom
@@ -159,7 +156,7 @@ class PBTSettings(_Section):
     synch: bool = True
 
 
-class SearchSettings(_Section):
+class SearchSettings(Section):
     """How configurations are chosen.
 
     Attributes:

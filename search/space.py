@@ -5,6 +5,7 @@ names a distribution::
 
     lr: {loguniform: [1.0e-4, 1.0e-1]}
     hidden: {randint: [32, 256]}        # integer bounds are inclusive at both ends
+    dropout: {normal: [0.3, 0.05]}      # [mu, sigma]: unbounded, centred on a known value
     optimizer: {choice: [adam, sgd]}
     model:                              # a nested group becomes config["model"][...]
       depth: {grid: [1, 2, 3]}
@@ -27,9 +28,17 @@ groups and conditional choices of their own, but no `grid` values. Hyperopt gets
 `hp.choice`, Optuna a define-by-run function, and random search Optuna's random sampler
 (`tunefleet.search.conditional`); grid search and PBT/PB2 refuse conditional choices.
 
-Parsing gives typed, immutable parameter objects (`Float`, `Int`, `Choice`, `Conditional`,
-`Const`), in the manner of Optuna's distributions; `tunefleet.search.tune_space` translates
-them to Ray Tune's domains. Nothing here imports Ray.
+`normal`, `qnormal`, `lognormal` and `qlognormal` take `[mu, sigma]` (`[mu, sigma, q]`);
+for the log-normal ones, mu and sigma are those of the value's logarithm (as in Hyperopt and
+numpy). They have no bounds, so only searchers that sample such priors take them (random
+search, Hyperopt, PBT; see `tunefleet.search.combinations`).
+
+A one-key mapping whose value is a list is always read as a distribution (an unknown name is
+an error); a group of constants is written with scalar values or with `const:`.
+
+Parsing gives typed, immutable parameter objects (`Float`, `Int`, `Normal`, `Choice`,
+`Conditional`, `Const`), in the manner of Optuna's distributions;
+`tunefleet.search.tune_space` translates them to Ray Tune's domains. Nothing here imports Ray.
 """
 
 from __future__ import annotations
@@ -40,6 +49,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from tunefleet.common.errors import TunefleetError
+
 __all__ = [
     "DISTRIBUTIONS",
     "Choice",
@@ -47,6 +58,7 @@ __all__ = [
     "Const",
     "Float",
     "Int",
+    "Normal",
     "Param",
     "Space",
     "SpaceError",
@@ -54,7 +66,7 @@ __all__ = [
 ]
 
 
-class SpaceError(ValueError):
+class SpaceError(TunefleetError, ValueError):
     """A search space that cannot be used; the message names the parameter and the fix."""
 
     def __init__(self, path: str, message: str) -> None:
@@ -102,6 +114,39 @@ class Int:
 
 
 @dataclass(frozen=True)
+class Normal:
+    """A real-valued parameter drawn from a normal distribution, with no bounds.
+
+    With `log`, the value is log-normal: `exp(x)` for `x` drawn from N(mu, sigma²), so it is
+    positive and `mu`, `sigma` are those of its logarithm. With `q`, the drawn value is
+    rounded to a multiple of `q`.
+    """
+
+    mu: float
+    sigma: float
+    log: bool = False
+    q: float | None = None
+
+    @property
+    def keyword(self) -> str:
+        return ("q" if self.q is not None else "") + ("lognormal" if self.log else "normal")
+
+    def interval(self, z: float = 1.96) -> tuple[float, float]:
+        """The central interval holding 95% of the draws (before rounding to `q`)."""
+        low, high = self.mu - z * self.sigma, self.mu + z * self.sigma
+        return (math.exp(low), math.exp(high)) if self.log else (low, high)
+
+    def describe(self) -> str:
+        q = f", step {self.q:g}" if self.q is not None else ""
+        low, high = self.interval()
+        if self.log:
+            shape = f"median {math.exp(self.mu):.4g}, 95% in [{low:.4g}, {high:.4g}], positive"
+        else:
+            shape = f"95% in [{low:.4g}, {high:.4g}], unbounded"
+        return f"{self.keyword}[mu {self.mu:g}, sigma {self.sigma:g}{q}] ({shape})"
+
+
+@dataclass(frozen=True)
 class Choice:
     """One of a list of values, of any YAML type; `grid=True` means every value is tried."""
 
@@ -146,7 +191,7 @@ class Const:
         return f"{self.value!r}"
 
 
-Param = Float | Int | Choice | Const
+Param = Float | Int | Normal | Choice | Const
 
 # keyword -> (kind, log, quantized)
 DISTRIBUTIONS: dict[str, tuple[str, bool, bool]] = {
@@ -157,6 +202,10 @@ DISTRIBUTIONS: dict[str, tuple[str, bool, bool]] = {
     "randint": ("int", False, False),
     "qrandint": ("int", False, True),
     "lograndint": ("int", True, False),
+    "normal": ("normal", False, False),
+    "qnormal": ("normal", False, True),
+    "lognormal": ("normal", True, False),
+    "qlognormal": ("normal", True, True),
     "choice": ("choice", False, False),
     "grid": ("grid", False, False),
     "const": ("const", False, False),
@@ -296,12 +345,35 @@ def _parse_group(
                     f"'{keyword}' is not a distribution; did you mean '{close[0]}'? "
                     f"(write {{const: {{...}}}} for a constant mapping)",
                 )
+            if isinstance(value[keyword], list):
+                # `{normal: [0.5, 0.1]}` with an unknown name reads like a distribution:
+                # never let it pass as a nested constant.
+                raise SpaceError(
+                    path,
+                    f"'{keyword}' is not a distribution; choose one of "
+                    f"{', '.join(DISTRIBUTIONS)} (for a constant list in a group, write "
+                    f"`{key}: {{const: {{{keyword}: [...]}}}}`).",
+                )
         if isinstance(value, Mapping):
             if not value:
                 raise SpaceError(path, "an empty mapping is neither a parameter nor a group.")
+            named = [k for k, v in value.items() if _looks_like_distribution(k, v)]
+            if named:
+                # `x: {uniform: [0, 1], loguniform: [...]}` is not a group of constants.
+                raise SpaceError(
+                    path,
+                    f"'{named[0]}' names a distribution, but sits beside other keys "
+                    f"({', '.join(repr(k) for k in value if k != named[0])}); give a parameter "
+                    f"one distribution, or write a constant as `{named[0]}: {{const: ...}}`.",
+                )
             _parse_group(value, root, (*prefix, key), out)
         else:
             out["/".join((*prefix, key))] = Const(value)
+
+
+def _looks_like_distribution(key: Any, value: Any) -> bool:
+    """A key of a group named like a distribution, holding its arguments."""
+    return key in DISTRIBUTIONS and key != "const" and isinstance(value, list)
 
 
 def _parse_param(keyword: str, args: Any, path: str) -> Param:
@@ -315,6 +387,9 @@ def _parse_param(keyword: str, args: Any, path: str) -> Param:
         if not isinstance(args, list) or not args:
             raise SpaceError(where, f"needs a non-empty list of values, got {_show(args)}.")
         return Choice(tuple(args), grid=kind == "grid")
+    if kind == "normal":
+        names = ("mu", "sigma", "q") if quantized else ("mu", "sigma")
+        return _normal_param(_bounds(args, names, keyword, where), log, where)
     names = ("low", "high", "q") if quantized else ("low", "high")
     bounds = _bounds(args, names, keyword, where)
     if kind == "float":
@@ -418,6 +493,30 @@ def _int_param(b: dict[str, Any], log: bool, where: str) -> Int:
                 where, f"`low` and `high` must be multiples of q={q}, got low={low}, high={high}."
             )
     return Int(low, high, log=log, q=q)
+
+
+# exp() of more than this overflows a float; a log-normal must stay well below it.
+_MAX_LOG = math.log(1e300)
+
+
+def _normal_param(b: dict[str, Any], log: bool, where: str) -> Normal:
+    mu = _number(b["mu"], "mu", where, integer=False)
+    sigma = _number(b["sigma"], "sigma", where, integer=False)
+    if sigma <= 0:
+        raise SpaceError(where, f"the spread `sigma` must be > 0, got {sigma:g}.")
+    if log and abs(mu) + 10 * sigma > _MAX_LOG:
+        raise SpaceError(
+            where,
+            f"mu and sigma are those of the value's logarithm, and exp(mu +/- 10 sigma) would "
+            f"overflow with mu={mu:g}, sigma={sigma:g}; give log-scale values (e.g. mu=-6.9 "
+            "for a median of 0.001).",
+        )
+    q = None
+    if "q" in b:
+        q = _number(b["q"], "q", where, integer=False)
+        if q <= 0:
+            raise SpaceError(where, f"the step `q` must be > 0, got {q:g}.")
+    return Normal(mu, sigma, log=log, q=q)
 
 
 def _is_multiple(value: float, q: float) -> bool:

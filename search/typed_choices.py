@@ -13,6 +13,7 @@ from typing import Any
 
 from ray.tune.search import Searcher
 
+from tunefleet.common.nesting import find_path
 from tunefleet.search.space import Choice, Space
 from tunefleet.search.wrapping import DelegatingSearcher
 
@@ -30,16 +31,6 @@ def encoded_choices(space: Space) -> dict[str, tuple[Any, ...]]:
         and not param.grid
         and not all(isinstance(v, _PRIMITIVE) for v in param.values)
     }
-
-
-def _get(config: dict[str, Any], path: str) -> tuple[dict[str, Any], str] | None:
-    *groups, name = path.split("/")
-    node = config
-    for group in groups:
-        node = node.get(group)  # type: ignore[assignment]
-        if not isinstance(node, dict):
-            return None
-    return (node, name) if name in node else None
 
 
 class DecodeChoices(DelegatingSearcher):
@@ -60,7 +51,7 @@ class DecodeChoices(DelegatingSearcher):
             return suggestion  # None or Searcher.FINISHED
         decoded = copy.deepcopy(suggestion)
         for path, values in self.choices.items():
-            found = _get(decoded, path)
+            found = find_path(decoded, path)
             if found is not None:
                 node, name = found
                 node[name] = copy.deepcopy(values[int(node[name])])
@@ -82,7 +73,7 @@ def encode_point(point: dict[str, Any], choices: dict[str, tuple[Any, ...]]) -> 
     """A nested `points_to_evaluate` entry with encoded choices replaced by their index."""
     encoded = copy.deepcopy(point)
     for path, values in choices.items():
-        found = _get(encoded, path)
+        found = find_path(encoded, path)
         if found is not None:
             node, name = found
             node[name] = next(i for i, v in enumerate(values) if v == node[name])

@@ -1,16 +1,18 @@
 """A Ray `Searcher` that delegates to another, the base of tunefleet's searcher wrappers,
-and `FiniteTarget`, which keeps unusable metric values (NaN, inf, missing) from searchers."""
+`FiniteTarget`, which keeps unusable metric values (NaN, inf, missing) from searchers, and
+`NoSearch`, the searcher of a space of constants."""
 
 from __future__ import annotations
 
 import copy
 import math
+import pickle
 from collections.abc import Mapping
 from typing import Any
 
 from ray.tune.search import Searcher
 
-__all__ = ["DelegatingSearcher", "FiniteTarget", "target_problem"]
+__all__ = ["DelegatingSearcher", "FiniteTarget", "NoSearch", "target_problem"]
 
 
 class DelegatingSearcher(Searcher):
@@ -24,12 +26,20 @@ class DelegatingSearcher(Searcher):
         self.searcher = searcher
         super().__init__(metric=searcher.metric, mode=searcher.mode)
 
+    @property
+    def metric(self) -> Any:
+        """The wrapped searcher's metric (set by Ray through `set_search_properties`)."""
+        return self.searcher.metric
+
+    @property
+    def mode(self) -> Any:
+        """The wrapped searcher's mode."""
+        return self.searcher.mode
+
     def set_search_properties(
         self, metric: str | None, mode: str | None, config: dict[str, Any], **spec: Any
     ) -> bool:
-        ok = self.searcher.set_search_properties(metric, mode, config, **spec)
-        self._metric, self._mode = self.searcher.metric, self.searcher.mode
-        return ok
+        return self.searcher.set_search_properties(metric, mode, config, **spec)
 
     def set_max_concurrency(self, max_concurrent: int) -> bool:
         return self.searcher.set_max_concurrency(max_concurrent)
@@ -134,3 +144,64 @@ class FiniteTarget(DelegatingSearcher):
         if not error and not math.isfinite(value):
             value, error = 0.0, True
         self.searcher.add_evaluated_point(parameters, value, error, pruned, intermediate_values)
+
+
+class NoSearch(Searcher):
+    """The searcher of a space of constants: every suggestion is `{}`, and the Tuner's
+    `param_space` gives each trial the constants.
+
+    Ray's `Repeater` (`search.repeat`: one config run with several seeds) needs a searcher
+    to wrap, and Optuna's and Hyperopt's refuse a space with nothing to sample.
+    """
+
+    def __init__(self, metric: str | None = None, mode: str | None = None) -> None:
+        super().__init__()
+        self._target: tuple[str | None, str | None] = (metric, mode)
+
+    @property
+    def metric(self) -> Any:
+        """The target metric Ray set (kept here, not in Ray's private fields)."""
+        return self._target[0]
+
+    @property
+    def mode(self) -> Any:
+        """`min` or `max`, as Ray set it."""
+        return self._target[1]
+
+    def set_search_properties(
+        self, metric: str | None, mode: str | None, config: dict[str, Any], **spec: Any
+    ) -> bool:
+        self._target = (metric or self._target[0], mode or self._target[1])
+        return True
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        return {}
+
+    def on_trial_complete(
+        self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
+    ) -> None:
+        """Nothing to learn from."""
+
+    def add_evaluated_point(
+        self,
+        parameters: dict[str, Any],
+        value: float,
+        error: bool = False,
+        pruned: bool = False,
+        intermediate_values: list[float] | None = None,
+    ) -> None:
+        """Nothing to learn from."""
+
+    def get_state(self) -> dict[str, Any]:
+        return {"metric": self._target[0], "mode": self._target[1]}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self._target = (state["metric"], state["mode"])
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as f:
+            pickle.dump(self.get_state(), f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as f:
+            self.set_state(pickle.load(f))

@@ -82,3 +82,10 @@ def test_readme_trainable_examples_run_from_a_users_module(tmp_path: Path) -> No
     svc = pd.read_parquet(results / "svc" / "trials.parquet")
     assert len(svc) == 2 and (svc["status"] == "TERMINATED").all()
     assert (svc["cv_score_mean"] > 0.9).all()
+
+
+def test_readme_search_quality_table_has_a_column_per_benchmarked_searcher() -> None:
+    from benchmarks.search_quality import SEARCHERS
+
+    header = next(line for line in README.splitlines() if line.startswith("| function |"))
+    assert [cell.strip() for cell in header.strip("|").split("|")][1:] == list(SEARCHERS)

@@ -25,10 +25,19 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+import ray
 from ray import tune
 from ray.tune import Checkpoint
 
-__all__ = ["Checkpoint", "get_checkpoint", "report", "trial_cpus", "trial_gpus", "trial_id"]
+__all__ = [
+    "Checkpoint",
+    "get_checkpoint",
+    "node_id",
+    "report",
+    "trial_cpus",
+    "trial_gpus",
+    "trial_id",
+]
 
 
 def report(
@@ -45,14 +54,12 @@ def report(
     """
     if checkpoint is not None and not isinstance(checkpoint, Checkpoint):
         checkpoint = Checkpoint.from_directory(os.fspath(checkpoint))
-    tune.report({**metrics, "node_id": _node_id()}, checkpoint=checkpoint)
+    tune.report({**metrics, "node_id": node_id()}, checkpoint=checkpoint)
 
 
 @functools.cache
-def _node_id() -> str:
+def node_id() -> str:
     """The Ray node this process runs on (several nodes may share one IP address)."""
-    import ray
-
     return ray.get_runtime_context().get_node_id()
 
 

@@ -1,13 +1,20 @@
-"""Turns a spec's `trainable: package.module:object` into something Ray Tune can run."""
+"""Turns a spec's `trainable: package.module:object` into a `Wrapper` Ray Tune can run."""
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import importlib.util
 import inspect
 import re
-from typing import Any, Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import Any
+
+from ray.tune import Trainable
+
+from tunefleet.common.errors import TunefleetError
+from tunefleet.common.suggest import did_you_mean
+from tunefleet.trainables.classes import StepClass, is_step_class
+from tunefleet.trainables.contract import TuneAdaptable, Wrapper
 
 __all__ = [
     "IMPORT_PATH_PATTERN",
@@ -22,17 +29,8 @@ __all__ = [
 IMPORT_PATH_PATTERN = r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$"
 
 
-class TrainableError(ValueError):
+class TrainableError(TunefleetError, ValueError):
     """The spec's trainable cannot be imported or is not something Ray Tune can run."""
-
-
-@runtime_checkable
-class TuneAdaptable(Protocol):
-    """A wrapper (PyTorch, scikit-learn) that builds its own Ray Tune trainable."""
-
-    def to_tune(self) -> Any:
-        """Returns a Ray Tune trainable; called once, on the driver."""
-        ...
 
 
 def module_exists(path: str) -> bool:
@@ -76,8 +74,7 @@ def import_object(path: str, *, key: str = "trainable") -> Any:
             obj = getattr(obj, part)
         except AttributeError:
             names = [n for n in dir(obj) if not n.startswith("_")]
-            close = difflib.get_close_matches(part, names, n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else "."
+            hint = did_you_mean(part, names)
             raise TrainableError(f"{key}: '{owner}' has no attribute '{part}'{hint}") from None
         except (Exception, SystemExit) as exc:  # a module or class `__getattr__` that raises
             raise TrainableError(
@@ -94,74 +91,107 @@ def _describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
-def check_trainable(obj: Any, path: str) -> Any:
-    """Checks that `obj` is a trainable tunefleet can run, and returns it.
+def check_trainable(obj: Any, path: str) -> Wrapper:
+    """Checks that `obj` is a trainable tunefleet can run, and returns it as a `Wrapper`.
 
     Accepted: a function of one argument (`config`), a class with `setup(config)` and
-    `step()` (wrapped by `as_tune_class`), a `ray.tune.Trainable` subclass, or a wrapper
-    with a `to_tune()` method (`TorchTrainable`).
+    `step()` (a `StepClass`), a `ray.tune.Trainable` subclass, or a wrapper: a `Wrapper`
+    (`TorchTrainable`, `SklearnTrainable`) or another object with a `to_tune()` method.
 
     Raises:
         TrainableError: If `obj` is none of these.
     """
-    if isinstance(obj, TuneAdaptable):
+    if isinstance(obj, Wrapper):
         return obj
+    if isinstance(obj, TuneAdaptable):
+        return _Adaptable(obj)
     if inspect.isclass(obj):
-        from ray.tune import Trainable
-
-        from tunefleet.trainables.classes import as_tune_class, is_step_class
-
         if issubclass(obj, Trainable):
-            return obj
+            return _Runnable(obj, supports_checkpoints=can_checkpoint(obj), iterative=True)
         if is_step_class(obj):
-            return as_tune_class(obj)
+            return StepClass(obj)
         raise TrainableError(
             f"trainable: class '{path}' needs `setup(self, config)` and `step(self)` methods "
             "(and `save`/`restore` to checkpoint), or must subclass ray.tune.Trainable."
         )
     if callable(obj):
-        try:
-            signature = inspect.signature(obj)
-        except (TypeError, ValueError):
-            return obj
-        required = [
-            p
-            for p in signature.parameters.values()
-            if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-        ]
-        positional = [
-            p
-            for p in signature.parameters.values()
-            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
-        ]
-        if len(required) > 1 or not positional:
-            raise TrainableError(
-                f"trainable: '{path}' must take exactly one argument (the config dict), "
-                f"but its signature is {getattr(obj, '__name__', type(obj).__name__)}{signature}."
-            )
-        return obj
+        _check_signature(obj, path)
+        return _Runnable(obj, supports_checkpoints=can_checkpoint(obj), iterative=False)
     raise TrainableError(
         f"trainable: '{path}' is a {type(obj).__name__}, not a function, Trainable class or "
         "tunefleet wrapper."
     )
 
 
+def _check_signature(obj: Any, path: str) -> None:
+    """Raises `TrainableError` unless `obj` can be called with the config alone."""
+    try:
+        signature = inspect.signature(obj)
+    except (TypeError, ValueError):
+        return
+    required = [
+        p
+        for p in signature.parameters.values()
+        if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    positional = [
+        p
+        for p in signature.parameters.values()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
+    ]
+    if len(required) > 1 or not positional:
+        raise TrainableError(
+            f"trainable: '{path}' must take exactly one argument (the config dict), "
+            f"but its signature is {getattr(obj, '__name__', type(obj).__name__)}{signature}."
+        )
+
+
 def can_checkpoint(obj: Any) -> bool:
-    """Whether a trainable saves checkpoints (needed by PBT and to resume after a failure).
+    """Whether a function or `ray.tune.Trainable` class saves checkpoints (needed by PBT and
+    to resume after a failure); wrappers say so themselves (`Wrapper.supports_checkpoints`).
 
-    Wrappers say so themselves (`supports_checkpoints`); a Trainable class must override
-    `save_checkpoint`; a function must call `report(..., checkpoint=...)`, which is checked
-    by looking for the checkpoint calls among the names its code uses.
+    A Trainable class must override `save_checkpoint`; a function must call
+    `report(..., checkpoint=...)`, which is checked by looking for the checkpoint calls among
+    the names its code uses.
     """
-    flag = getattr(obj, "supports_checkpoints", None)
-    if flag is not None:
-        return bool(flag)
     if inspect.isclass(obj):
-        from ray.tune import Trainable
-
         return getattr(obj, "save_checkpoint", None) is not Trainable.save_checkpoint
     code = getattr(inspect.unwrap(obj), "__code__", None)
     if code is None:
         return True  # cannot tell; let Ray decide at run time
     names = set(code.co_names) | set(code.co_varnames)
     return bool(names & {"get_checkpoint", "Checkpoint", "checkpoint"})
+
+
+@dataclass(frozen=True)
+class _Runnable(Wrapper):
+    """A function or `ray.tune.Trainable` class: Ray runs it as it is."""
+
+    target: Any
+    supports_checkpoints: bool
+    iterative: bool
+
+    @property
+    def kind(self) -> str:
+        return "class" if inspect.isclass(self.target) else "function"
+
+    def to_tune(self) -> Any:
+        return self.target
+
+
+@dataclass(frozen=True)
+class _Adaptable(Wrapper):
+    """An object with only a `to_tune()` method: the contract's defaults, except that it
+    may save checkpoints (Ray decides at run time) and takes a `seed`, as wrappers do."""
+
+    target: TuneAdaptable
+
+    supports_checkpoints = True
+    reads_seed = True
+
+    @property
+    def kind(self) -> str:
+        return type(self.target).__name__
+
+    def to_tune(self) -> Any:
+        return self.target.to_tune()

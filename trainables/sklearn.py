@@ -37,15 +37,17 @@ training, which restores trials from each other's checkpoints, refuses it.
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from ray import tune
 
+from tunefleet.common.suggest import did_you_mean
 from tunefleet.trainables.api import report, trial_cpus
+from tunefleet.trainables.contract import Wrapper
 from tunefleet.trainables.resolve import TrainableError, import_object
 
 __all__ = ["DATASETS", "REPEAT_INDEX", "WRAPPER_KEYS", "SklearnTrainable"]
@@ -63,7 +65,7 @@ _SPACE_KEYS = tuple(k for k in WRAPPER_KEYS if k != REPEAT_INDEX)  # those a spe
 
 
 @dataclass(frozen=True, kw_only=True)
-class SklearnTrainable:
+class SklearnTrainable(Wrapper):
     """Tunes a scikit-learn estimator by k-fold cross-validation, one result per trial.
 
     Args:
@@ -98,6 +100,7 @@ class SklearnTrainable:
     test_size: float | None = None
 
     supports_checkpoints = False  # one result per trial, nothing to resume from
+    reads_seed = True  # `seed` sets the estimator's `random_state`
 
     def __post_init__(self) -> None:
         if isinstance(self.data, str):
@@ -125,8 +128,6 @@ class SklearnTrainable:
 
     def to_tune(self) -> Any:
         """Checks the wrapper, loads the data once and returns the Ray Tune trainable."""
-        from ray import tune
-
         self.check()
         x, y, _, _ = self.split()
         return tune.with_parameters(_cross_validate, wrapper=self, x=x, y=y)
@@ -141,8 +142,8 @@ class SklearnTrainable:
         x, y = self.load_data()
         if self.test_size is None:
             return x, y, None, None
-        from sklearn.base import is_classifier
-        from sklearn.model_selection import train_test_split
+        from sklearn.base import is_classifier  # scikit-learn: loaded on use
+        from sklearn.model_selection import train_test_split  # scikit-learn: loaded on use
 
         final = self.build({})
         final = final.steps[-1][1] if hasattr(final, "steps") else final
@@ -152,17 +153,39 @@ class SklearnTrainable:
         )
         return x_search, y_search, x_test, y_test
 
+    @property
+    def preset_keys(self) -> frozenset[str]:
+        """The keys of `fixed_params`."""
+        return frozenset(self.fixed_params)
+
     def held_out_metric(self, metric: str) -> str:
         """The score name in `evaluate`'s result: `score` (for `cv_score_mean`)."""
         return "score"
 
     def evaluate(self, config: dict[str, Any], *, seed: int, cpus: int = 1) -> dict[str, float]:
-        """Retrains `config` with `seed`; returns `val_score` (cross-validated on the search
-        rows) and `test_score` (refitted on them, scored on the held-out rows); see
-        `tunefleet.trainables.held_out.evaluate_sklearn`."""
-        from tunefleet.trainables.held_out import evaluate_sklearn
+        """Cross-validates `config` with `seed` on the search rows (`val_score`: the mean over
+        the search's folds), refits it on all of them and scores the held-out rows
+        (`test_score`).
 
-        return evaluate_sklearn(self, config, seed=seed, cpus=cpus)
+        Raises:
+            TrainableError: If the wrapper has no `test_size`.
+        """
+        from sklearn.metrics import check_scoring  # scikit-learn: loaded on use
+        from sklearn.model_selection import cross_val_score  # scikit-learn: loaded on use
+        from threadpoolctl import threadpool_limits  # scikit-learn: loaded on use
+
+        if self.test_size is None:
+            raise TrainableError("test_size: not set, so there is no test split to evaluate on.")
+        config = {k: v for k, v in config.items() if k != REPEAT_INDEX}
+        config["random_state" if "random_state" in config else "seed"] = seed
+        x, y, x_test, y_test = self.split()
+        model = self.build(config, cpus=cpus)
+        with threadpool_limits(limits=cpus):
+            folds = self.folds(model)
+            val = cross_val_score(model, x, y, cv=folds, scoring=self.scoring, n_jobs=1)
+            model.fit(x, y)
+            test = check_scoring(model, scoring=self.scoring)(model, x_test, y_test)
+        return {"val_score": float(np.mean(val)), "test_score": float(test)}
 
     def check(self, config_keys: Iterable[str] = ()) -> None:
         """Imports the estimator and transformers and checks `scoring`, `fixed_params` and
@@ -178,7 +201,7 @@ class SklearnTrainable:
         known = self.param_names()
         self.transformers()
         if self.scoring is not None:
-            from sklearn.metrics import get_scorer_names
+            from sklearn.metrics import get_scorer_names  # scikit-learn: loaded on use
 
             names = sorted(get_scorer_names())
             if self.scoring not in names:
@@ -231,7 +254,7 @@ class SklearnTrainable:
         Raises:
             TrainableError: If one does not import or is not a transformer.
         """
-        from sklearn.base import clone
+        from sklearn.base import clone  # scikit-learn: loaded on use
 
         steps = []
         for i, item in enumerate(self.preprocessing):
@@ -276,7 +299,7 @@ class SklearnTrainable:
 
     def build(self, config: Mapping[str, Any], *, cpus: int = 1) -> Any:
         """The unfitted estimator for a config, behind `preprocessing` in a `Pipeline`."""
-        from sklearn.pipeline import make_pipeline
+        from sklearn.pipeline import make_pipeline  # scikit-learn: loaded on use
 
         estimator = _instantiate(self.estimator_class(), self.estimator_params(config, cpus=cpus))
         steps = self.transformers()
@@ -290,8 +313,8 @@ class SklearnTrainable:
             repeat_index: The config's `__trial_index__` under `search.repeat`: added to
                 `random_state`, so each repeat shuffles the rows differently.
         """
-        from sklearn.base import is_classifier
-        from sklearn.model_selection import KFold, StratifiedKFold
+        from sklearn.base import is_classifier  # scikit-learn: loaded on use
+        from sklearn.model_selection import KFold, StratifiedKFold  # scikit-learn: loaded on use
 
         final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
         splitter = StratifiedKFold if is_classifier(final) else KFold
@@ -307,7 +330,7 @@ class SklearnTrainable:
             TrainableError: If `data()` does not return a pair.
         """
         if isinstance(self.data, str):
-            import sklearn.datasets
+            import sklearn.datasets  # scikit-learn: loaded on use
 
             loader = getattr(sklearn.datasets, f"load_{self.data}")
             x, y = loader(return_X_y=True)
@@ -336,8 +359,7 @@ def _instantiate(cls: type[Any], params: Mapping[str, Any]) -> Any:
 
 
 def _hint(key: str, names: Iterable[str]) -> str:
-    close = difflib.get_close_matches(key, list(names), n=1)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    return did_you_mean(key, names, otherwise="")
 
 
 def _check_keys(
@@ -359,8 +381,8 @@ def _check_keys(
 
 def _cross_validate(config: dict[str, Any], *, wrapper: SklearnTrainable, x: Any, y: Any) -> None:
     """The function trainable Ray Tune runs for each trial."""
-    from sklearn.model_selection import cross_validate
-    from threadpoolctl import threadpool_limits
+    from sklearn.model_selection import cross_validate  # scikit-learn: loaded on use
+    from threadpoolctl import threadpool_limits  # scikit-learn: loaded on use
 
     cpus = trial_cpus()
     model = wrapper.build(config, cpus=cpus)

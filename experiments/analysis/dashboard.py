@@ -28,6 +28,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
+from tunefleet.common.errors import TunefleetError
+
 if TYPE_CHECKING:
     from tunefleet.experiments.analysis.dashboard_storage import ResultsWatcher
 
@@ -43,7 +45,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-class DashboardError(ValueError):
+class DashboardError(TunefleetError, ValueError):
     """The dashboard cannot start; the message says why and what to do."""
 
 
@@ -202,6 +204,8 @@ def serve(location: str, *, host: str = "127.0.0.1", port: int = 8080) -> None:
         DashboardError: If the location does not exist, optuna-dashboard is missing, or the
             address cannot be bound.
     """
+    # pyarrow's filesystems, and the storage module that loads Optuna (the optional extra):
+    # only when the dashboard is served.
     from pyarrow import fs as pafs
 
     from tunefleet.experiments.analysis.dashboard_storage import filesystem

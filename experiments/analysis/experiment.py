@@ -23,12 +23,24 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tunefleet.common.errors import TunefleetError
 from tunefleet.common.locations import locate
 from tunefleet.common.logs import quiet_logger
 from tunefleet.experiments.results.files import EXPLOITS_FILE, ITERATIONS_FILE, TRIALS_FILE
 from tunefleet.experiments.results.iteration_log import FIXED
 from tunefleet.experiments.results.parquet_io import read_frame, read_metadata
-from tunefleet.search import Choice, Const, Float, Int, Param, Space, SpaceError, parse_space
+from tunefleet.search import (
+    Choice,
+    Const,
+    Float,
+    Int,
+    Normal,
+    Param,
+    Space,
+    SpaceError,
+    parse_space,
+)
+from tunefleet.search.tune_space import to_tune_param_space
 
 __all__ = ["AnalysisError", "Experiment", "load", "load_all"]
 
@@ -37,7 +49,7 @@ _ITERATION_FIELDS = frozenset({"experiment", *FIXED})
 _PRIMITIVE = (str, int, float, bool, type(None))
 
 
-class AnalysisError(ValueError):
+class AnalysisError(TunefleetError, ValueError):
     """Results that cannot be read or cannot answer the question; the message says why."""
 
 
@@ -389,9 +401,10 @@ def load_all(root: str | Path) -> pd.DataFrame:
 def _fanova(
     rows: pd.DataFrame, params: Mapping[str, Param], column: str, mode: str, seed: int
 ) -> pd.Series:
+    # Optuna loads only for importance (about half a second).
     import optuna
 
-    distributions = _distributions(params)
+    distributions = _distributions(params, rows)
     frozen = []
     for _, row in rows.iterrows():
         values = {n: _internal(params[n], row[f"config/{n}"]) for n in params}
@@ -421,15 +434,22 @@ def _fanova(
     return out
 
 
-def _distributions(params: Mapping[str, Param]) -> dict[str, Any]:
-    """The Optuna distributions Ray's `OptunaSearch` builds for these parameters."""
+def _distributions(params: Mapping[str, Param], rows: pd.DataFrame) -> dict[str, Any]:
+    """The Optuna distributions Ray's `OptunaSearch` builds for these parameters; a normal
+    parameter, which has no bounds, spans the values the trials drew."""
+    # Ray's Optuna searcher loads Optuna: only when distributions are asked for.
     from ray.tune.search.optuna import OptunaSearch
 
-    from tunefleet.search.tune_space import to_tune_param_space
-
-    sampled: dict[str, Param] = {
-        n: Choice(p.values) if isinstance(p, Choice) and p.grid else p for n, p in params.items()
-    }
+    sampled: dict[str, Param] = {}
+    for n, p in params.items():
+        if isinstance(p, Choice) and p.grid:
+            p = Choice(p.values)
+        elif isinstance(p, Normal):
+            drawn = pd.to_numeric(rows[f"config/{n}"], errors="coerce").dropna()
+            if drawn.empty:
+                raise AnalysisError(f"importance: no trial has a value of {n!r}.")
+            p = Float(float(drawn.min()), float(drawn.max()), log=p.log)
+        sampled[n] = p
     by_index = [n for n, p in sampled.items() if isinstance(p, Choice) and not _primitive(p)]
     with quiet_logger("ray.tune.search.optuna"):
         converted = OptunaSearch.convert_search_space(
@@ -447,7 +467,7 @@ def _internal(param: Param, value: Any) -> Any:
         value = value.item()
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return _MISSING
-    if isinstance(param, Float):
+    if isinstance(param, (Float, Normal)):
         return float(value)
     if isinstance(param, Int):
         return int(value)

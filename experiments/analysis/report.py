@@ -21,9 +21,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from tunefleet.common.errors import MissingDependencyError
 from tunefleet.experiments.analysis.experiment import AnalysisError, Experiment, load
+from tunefleet.experiments.analysis.outcome import outcome_table
 from tunefleet.experiments.analysis.show import summary_line
-from tunefleet.search import Choice, Float, Int
+from tunefleet.search import Choice, Float, Int, Normal
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -121,6 +123,7 @@ def _best(exp: Experiment) -> Figure:
 
 
 def _curves(exp: Experiment) -> Figure:
+    # matplotlib: the optional `tunefleet[report]`, loaded when a report is written.
     from matplotlib.collections import LineCollection
 
     curves = exp.learning_curves()
@@ -167,6 +170,7 @@ def _kind(trial: pd.Series, longest: int) -> str:
 
 
 def _parallel(exp: Experiment) -> Figure | None:
+    # matplotlib: the optional `tunefleet[report]`, loaded when a report is written.
     from matplotlib import colormaps
     from matplotlib.cm import ScalarMappable
     from matplotlib.collections import LineCollection
@@ -219,8 +223,9 @@ def _axis(exp: Experiment, values: pd.Series, name: str) -> tuple[np.ndarray, li
     numbers = values.to_numpy(float)
     if isinstance(param, (Float, Int)):
         low, high, log = float(param.low), float(param.high), param.log
-    else:
-        low, high, log = float(np.nanmin(numbers)), float(np.nanmax(numbers)), False
+    else:  # no declared range (normal parameters among them): the values drawn
+        low, high = float(np.nanmin(numbers)), float(np.nanmax(numbers))
+        log = isinstance(param, Normal) and param.log and low > 0
     if log:
         scaled, lo, hi = np.log10(numbers), math.log10(low), math.log10(high)
     else:
@@ -255,7 +260,7 @@ def _scatter(exp: Experiment, importance: pd.Series | None) -> Figure | None:
             ax.set_xticks([t[0] * count for t in ticks], [t[1] for t in ticks])
         else:
             x = values.to_numpy(float)
-            if isinstance(param, (Float, Int)) and param.log:
+            if isinstance(param, (Float, Int, Normal)) and param.log:
                 ax.set_xscale("log")
         y = ranked[exp.best_column].to_numpy(float)
         ax.scatter(x, y, s=18, alpha=0.7, color="tab:blue")
@@ -305,14 +310,15 @@ def _lineage(exp: Experiment) -> Figure | None:
 
 def _require_matplotlib() -> None:
     try:
-        import matplotlib  # noqa: F401
+        import matplotlib  # noqa: F401  (optional: tunefleet[report]; is it installed?)
     except ImportError as exc:
-        raise ImportError(
+        raise MissingDependencyError(
             "tunefleet report needs matplotlib; install it with `pip install 'tunefleet[report]'`."
         ) from exc
 
 
 def _figure(width: float, height: float, *, ncols: int = 1) -> Figure:
+    # matplotlib: the optional `tunefleet[report]`, loaded when a report is written.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -393,8 +399,6 @@ def _html(
 
 def _outcome_html(exp: Experiment) -> list[str]:
     """Baseline, best validation and test scores side by side (`outcome_table`)."""
-    from tunefleet.experiments.analysis.outcome import outcome_table
-
     table = outcome_table(exp)
     if table is None:
         return []

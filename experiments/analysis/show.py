@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from tunefleet.experiments.analysis.baseline_and_final import baseline_text
 from tunefleet.experiments.analysis.experiment import Experiment
 
 __all__ = ["leaderboard_text", "summary_line"]
@@ -49,8 +50,6 @@ def leaderboard_text(exp: Experiment, k: int = 10) -> str:
     board = exp.top(k)
     lines = [summary_line(exp)]
     if exp.path is not None:
-        from tunefleet.experiments.analysis.baseline_and_final import baseline_text
-
         best = None if board.empty else float(board.iloc[0][exp.best_column])
         base = baseline_text(exp.path, metric=exp.metric, mode=exp.mode, best=best)
         lines += [base] if base else []

@@ -14,29 +14,38 @@ Where the results come from, per trial:
   saved trial state: the trial's last result, and the best value of the target metric from
   Ray's running metric analysis. `trials.parquet` is then complete, and `iterations.parquet`
   holds one row per such trial, its last result; the summary says how many trials this was.
+
+Ray's `ExperimentAnalysis` unpickles the experiment state, which can run code: export only
+folders you trust. A folder without tunefleet's `spec.yaml` gets a warning line before it is
+read (`tunefleet.experiments.results.trust`).
 """
 
 from __future__ import annotations
 
 import json
-import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pyarrow import fs as pafs
+
+from tunefleet.common.errors import TunefleetError
 from tunefleet.common.locations import LocationError, locate
 from tunefleet.common.logs import quiet_logger
+from tunefleet.common.ray_compat import best_value_seen
 from tunefleet.experiments.results.files import ITERATIONS_FILE, SPEC_FILE, TRIALS_FILE
 from tunefleet.experiments.results.parquet_io import join_path as _join
 from tunefleet.experiments.results.parquet_io import path_exists as _exists
 from tunefleet.experiments.results.recorder import ResultsRecorder
+from tunefleet.experiments.results.trust import foreign_folder_warning
+from tunefleet.experiments.spec.loading import SpecError, parse_yaml
 
 __all__ = ["ExportError", "ExportSummary", "describe", "export_experiment"]
 
 _RESULT_FILE = "result.json"
 
 
-class ExportError(ValueError):
+class ExportError(TunefleetError, ValueError):
     """The folder cannot be exported as asked; the message says why and what to do."""
 
 
@@ -63,6 +72,7 @@ def export_experiment(
     metric: str | None = None,
     mode: str | None = None,
     overwrite: bool = False,
+    warn: Callable[[str], None] | None = None,
 ) -> ExportSummary:
     """Rebuilds `trials.parquet` and `iterations.parquet` in a Ray Tune experiment folder.
 
@@ -72,6 +82,8 @@ def export_experiment(
         metric: The target metric; by default the one in the folder's `spec.yaml`.
         mode: `min` or `max`; by default the one in `spec.yaml`.
         overwrite: Replace Parquet files already there.
+        warn: Called with a one-line warning before Ray's state in a folder tunefleet did
+            not write (no `spec.yaml`) is unpickled.
 
     Raises:
         ExportError: If the folder holds no Ray experiment, the metric or mode is unknown,
@@ -93,8 +105,9 @@ def export_experiment(
             f"{exp_dir} already has {TRIALS_FILE}; pass --overwrite to rebuild it from Ray's "
             "experiment state."
         )
-    trials = _ray_trials(exp_dir)
-    histories = {trial.trial_id: _history(trial) for trial in trials}
+    trials = _ray_trials(exp_dir, warn)
+    filesystem = locate(exp_dir).filesystem
+    histories = {trial.trial_id: _history(trial, filesystem) for trial in trials}
     results = [
         r
         for t in trials
@@ -127,7 +140,7 @@ def export_experiment(
                 result = {**result, "trial_id": trial.trial_id}
             recorder.on_trial_result(0, trials, trial, result)
         if from_state:
-            best = _ray_best(trial, str(metric), str(mode))
+            best = best_value_seen(trial, str(metric), str(mode))
             if best is not None:
                 recorder.note_best(trial.trial_id, best)
         if str(trial.status) == "ERROR":
@@ -167,8 +180,6 @@ def _read_text(path: str) -> str | None:
 
 
 def _read_spec(exp_dir: str) -> dict[str, Any]:
-    from tunefleet.experiments.spec.loading import SpecError, parse_yaml
-
     text = _read_text(_join(exp_dir, SPEC_FILE))
     if text is None:
         return {}
@@ -179,8 +190,14 @@ def _read_spec(exp_dir: str) -> dict[str, Any]:
     return raw if isinstance(raw, dict) else {}
 
 
-def _ray_trials(exp_dir: str) -> list[Any]:
-    from ray.tune import ExperimentAnalysis
+def _ray_trials(exp_dir: str, warn: Callable[[str], None] | None = None) -> list[Any]:
+    # Ray loads on first use (about a second), not when this module is imported.
+    from ray.tune import ExperimentAnalysis, Tuner
+
+    # Before the state is unpickled, and only when there is one (otherwise: the error below).
+    warning = foreign_folder_warning(exp_dir, "export")
+    if warn is not None and warning is not None and Tuner.can_restore(exp_dir):
+        warn(warning)
 
     # Ray warns for every trial without result.json (the usual case for tunefleet runs);
     # the summary says how many there were.
@@ -197,13 +214,13 @@ def _ray_trials(exp_dir: str) -> list[Any]:
     return sorted(analysis.trials, key=lambda t: str(t.trial_id))
 
 
-def _history(trial: Any) -> list[dict[str, Any]] | None:
-    """Every result in the trial's `result.json`, or None when there is none."""
-    storage = trial.storage
-    fs_path = f"{storage.trial_fs_path}/{_RESULT_FILE}"
-    from pyarrow import fs as pafs
+def _history(trial: Any, filesystem: Any) -> list[dict[str, Any]] | None:
+    """Every result in the trial's `result.json`, or None when there is none.
 
-    filesystem = storage.storage_filesystem
+    `trial.path` is the trial's folder on the experiment's filesystem (`ExperimentAnalysis`
+    points it at the folder it read, wherever the experiment was first written).
+    """
+    fs_path = f"{trial.path}/{_RESULT_FILE}"
     if filesystem.get_file_info(fs_path).type != pafs.FileType.File:
         return None
     with filesystem.open_input_stream(fs_path) as f:
@@ -214,15 +231,6 @@ def _history(trial: Any) -> list[dict[str, Any]] | None:
 def _start(result: Mapping[str, Any]) -> float:
     timestamp = float(result.get("timestamp") or 0.0)
     return timestamp - float(result.get("time_total_s") or 0.0)
-
-
-def _ray_best(trial: Any, metric: str, mode: str) -> float | None:
-    """The best value of `metric` over the trial's history, as Ray's metric analysis kept it."""
-    analysis = getattr(trial.run_metadata, "metric_analysis", {}) or {}
-    value = (analysis.get(metric) or {}).get(mode)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
 
 
 def describe(summary: ExportSummary) -> str:

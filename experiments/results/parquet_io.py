@@ -14,9 +14,10 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from ray.tune.result import AUTO_RESULT_KEYS
 
 from tunefleet.common.locations import Location, locate, translated
+from tunefleet.common.nesting import flatten
+from tunefleet.common.ray_compat import RAY_RESULT_FIELDS
 
 __all__ = [
     "METADATA_KEY",
@@ -39,13 +40,7 @@ __all__ = [
 METADATA_KEY = b"tunefleet"
 
 # Result fields Ray adds itself.
-RAY_FIELDS = frozenset(AUTO_RESULT_KEYS) | {
-    "done",
-    "trial_id",
-    "experiment_tag",
-    "should_checkpoint",
-    "__duplicate__",
-}
+RAY_FIELDS = RAY_RESULT_FIELDS
 
 
 def versions() -> dict[str, str]:
@@ -57,18 +52,6 @@ def versions() -> dict[str, str]:
         except importlib_metadata.PackageNotFoundError:
             continue
     return out
-
-
-def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Flattens nested mappings with `/` (`{"a": {"b": 1}}` -> `{"a/b": 1}`)."""
-    flat: dict[str, Any] = {}
-    for key, value in mapping.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
-            flat.update(flatten(value, path + "/"))
-        else:
-            flat[path] = value
-    return flat
 
 
 def _is_scalar(value: Any) -> bool:

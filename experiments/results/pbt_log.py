@@ -1,51 +1,43 @@
 """Population-based training's exploit history, read from Ray's own PBT log.
 
-Ray's `PopulationBasedTraining` appends one JSON line per exploit to `pbt_global.txt` in the
-experiment's folder: `[target tag, cloned tag, target iteration, cloned iteration,
-cloned config, new config]`, with trials named by their original experiment tag. This module
-turns those lines into rows keyed by trial id.
+Ray's `PopulationBasedTraining` appends one line per exploit to a log in the experiment's
+folder, naming trials by their original experiment tag (its file and row layout are
+Ray's, read by `tunefleet.common.ray_compat`). This module turns those rows into rows keyed
+by trial id.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from tunefleet.common.ray_compat import parse_pbt_log
 from tunefleet.experiments.results.parquet_io import flatten
 
-__all__ = ["PBT_LOG", "changes", "read_exploits"]
-
-PBT_LOG = "pbt_global.txt"
+__all__ = ["changes", "read_exploits"]
 
 
-def read_exploits(
-    experiment_path: str | Path, tag_to_id: Mapping[str, str]
-) -> list[dict[str, Any]]:
+def read_exploits(log_path: str | Path, tag_to_id: Mapping[str, str]) -> list[dict[str, Any]]:
     """One row per exploit: which trial copied which, at what iterations, into what config.
 
     Args:
-        experiment_path: The folder Ray writes `pbt_global.txt` into.
+        log_path: Ray's PBT log (`tunefleet.common.ray_compat.pbt_log_path(trial)`).
         tag_to_id: Each trial's original experiment tag -> its trial id.
     """
-    path = Path(experiment_path, PBT_LOG)
+    path = Path(log_path)
     if not path.exists():
         return []
     rows = []
-    for line in path.read_text().splitlines():
-        try:
-            target, cloned, target_iter, cloned_iter, old_config, new_config = json.loads(line)
-        except (ValueError, TypeError):
-            continue  # a line cut short by a crash
+    for exploit in parse_pbt_log(path.read_text()):
         row: dict[str, Any] = {
-            "trial_id": tag_to_id.get(target, target),
-            "training_iteration": int(target_iter),
-            "cloned_from": tag_to_id.get(cloned, cloned),
-            "cloned_iteration": int(cloned_iter),
+            "trial_id": tag_to_id.get(exploit.target_tag, exploit.target_tag),
+            "training_iteration": exploit.target_iteration,
+            "cloned_from": tag_to_id.get(exploit.cloned_tag, exploit.cloned_tag),
+            "cloned_iteration": exploit.cloned_iteration,
         }
-        row["changed"] = changes(old_config, new_config)
-        row.update({f"config/{k}": v for k, v in flatten(new_config).items()})
+        row["changed"] = changes(exploit.cloned_config, exploit.new_config)
+        row.update({f"config/{k}": v for k, v in flatten(exploit.new_config).items()})
         rows.append(row)
     return rows
 

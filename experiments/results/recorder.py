@@ -21,6 +21,7 @@ from typing import Any
 import pyarrow as pa
 from ray.tune import Callback
 
+from tunefleet.common.ray_compat import pbt_log_path
 from tunefleet.experiments.results.files import EXPLOITS_FILE, ITERATIONS_FILE, TRIALS_FILE
 from tunefleet.experiments.results.iteration_log import COMPACT_EVERY, IterationLog
 from tunefleet.experiments.results.pareto import mark_pareto
@@ -445,9 +446,7 @@ class ResultsRecorder(Callback):
 
     def exploits_table(self) -> pa.Table:
         """PBT: one row per exploit (which trial copied which, into what config)."""
-        rows = (
-            read_exploits(self._trials[0].local_experiment_path, self._tags) if self._trials else []
-        )
+        rows = read_exploits(pbt_log_path(self._trials[0]), self._tags) if self._trials else []
         fixed = ["trial_id", "training_iteration", "cloned_from", "cloned_iteration"]
         return build_table(rows, fixed)
 

@@ -15,12 +15,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from ray import tune
+
+from tunefleet.common.nesting import flatten, nest
 from tunefleet.experiments.results.files import BASELINE_DIR
-from tunefleet.experiments.results.parquet_io import flatten
+from tunefleet.experiments.results.recorder import ResultsRecorder
+from tunefleet.experiments.run.tune_setup import quiet_tune, trial_dirname, tune_trainable
 from tunefleet.experiments.spec.optional_sections import BaselineSettings
 from tunefleet.experiments.spec.plan import Plan
 from tunefleet.search.space import Const, Space
-from tunefleet.search.tune_space import nest
 
 __all__ = ["baseline_config", "run_baseline"]
 
@@ -38,11 +41,6 @@ def run_baseline(plan: Plan, exp_dir: str, *, verbose: bool) -> str:
     Raises:
         ValueError: If the spec has no `baseline:`.
     """
-    from ray import tune
-
-    from tunefleet.experiments.results.recorder import ResultsRecorder
-    from tunefleet.experiments.run.runner import _quiet_tune, _tune_trainable, trial_dirname
-
     spec = plan.spec
     if spec.baseline is None:
         raise ValueError("the spec has no `baseline:` section.")
@@ -54,7 +52,7 @@ def run_baseline(plan: Plan, exp_dir: str, *, verbose: bool) -> str:
         info={"experiment": BASELINE_DIR, "spec": plan.raw, "baseline": True},
     )
     tuner = tune.Tuner(
-        _tune_trainable(plan),
+        tune_trainable(plan),
         param_space=baseline_config(spec.space, spec.baseline),
         tune_config=tune.TuneConfig(
             metric=spec.target_metric,
@@ -73,7 +71,7 @@ def run_baseline(plan: Plan, exp_dir: str, *, verbose: bool) -> str:
         ),
     )
     try:
-        with _quiet_tune(verbose, spec.results.flush_every_s):
+        with quiet_tune(verbose, spec.results.flush_every_s):
             tuner.fit()
     finally:
         recorder.flush()

@@ -14,34 +14,39 @@ reserving a trial's resources, and writes `final.parquet`, one row per (config, 
   `mode: max`, the reverse for `min`) and `overfit` (`gap > final.gap_threshold`).
 
 The test split reaches only these tasks: the search's trainable is built from the training
-and validation data alone (see `tunefleet.trainables.held_out`).
+and validation data alone (see `tunefleet.trainables.contract`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import ray
 
+from tunefleet.cluster import connect
+from tunefleet.common.errors import TunefleetError
 from tunefleet.common.locations import locate
+from tunefleet.common.nesting import nest
 from tunefleet.experiments.results.files import FINAL_FILE, SPEC_FILE, TRIALS_FILE, read_baseline
 from tunefleet.experiments.results.parquet_io import read_frame, write_parquet_atomic
+from tunefleet.experiments.spec.loading import load_spec
 from tunefleet.experiments.spec.optional_sections import FINAL_SEED_OFFSET, FinalSettings
-from tunefleet.experiments.spec.plan import Plan
+from tunefleet.experiments.spec.plan import Plan, make_plan
 
 __all__ = ["FINAL_FILE", "FinalError", "check_final", "evaluate_dir", "run_final"]
 
 
-class FinalError(ValueError):
+class FinalError(TunefleetError, ValueError):
     """The final evaluation cannot run as asked; the message says why and what to do."""
 
 
 def check_final(plan: Plan) -> None:
     """Raises `FinalError` unless the trainable has a held-out test split to evaluate on."""
-    obj = plan.trainable
-    if not callable(getattr(obj, "evaluate", None)) or not getattr(obj, "has_test", False):
+    if not plan.trainable.has_test:
         raise FinalError(
             f"final: trainable '{plan.spec.trainable}' has no held-out test split; give "
             "TorchTrainable a `test=` function or SklearnTrainable a `test_size=`, or "
@@ -54,15 +59,9 @@ def _evaluate_one(wrapper: Any, config: dict[str, Any], seed: int, cpus: int) ->
     return scores
 
 
-def _unflatten(flat: dict[str, Any]) -> dict[str, Any]:
-    config: dict[str, Any] = {}
-    for path, value in flat.items():
-        *groups, name = path.split("/")
-        node = config
-        for group in groups:
-            node = node.setdefault(group, {})
-        node[name] = value.item() if isinstance(value, np.generic) else value
-    return config
+def _python(value: Any) -> Any:
+    """A Python value for a numpy scalar read from Parquet (the trainable gets plain types)."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _top_trials(exp_dir: str, metric: str, mode: str, k: int) -> pd.DataFrame:
@@ -90,50 +89,13 @@ def run_final(plan: Plan, exp_dir: str, settings: FinalSettings | None = None) -
     Raises:
         FinalError: If the trainable has no test split or no trial reported the metric.
     """
-    import ray
-
     check_final(plan)
     spec = plan.spec
     settings = settings or spec.final or FinalSettings()
-    top = _top_trials(exp_dir, spec.target_metric, spec.target_mode, settings.top_k)
-    entries = list(enumerate((row for _, row in top.iterrows()), start=1))
-
-    base_row = read_baseline(exp_dir)
-    if base_row is not None and pd.notna(base_row.get(f"best/{spec.target_metric}")):
-        entries.insert(0, (0, base_row))  # rank 0: the baseline, scored beside the best
     name = plan.trainable.held_out_metric(spec.target_metric)
-    cpus = max(1, int(spec.resources.cpu))
-    task = ray.remote(_evaluate_one).options(
-        num_cpus=spec.resources.cpu, num_gpus=spec.resources.gpu
-    )
-    wrapper = ray.put(plan.trainable)
-    jobs = []
-    for rank, row in entries:
-        flat = {
-            c.removeprefix("config/"): row[c]
-            for c in row.index
-            if c.startswith("config/") and _present(row[c])
-        }
-        config = _unflatten(flat)
-        base = int(config.get("seed", 0))
-        for i in range(settings.seeds):
-            seed = base + FINAL_SEED_OFFSET + i
-            jobs.append((rank, row, flat, seed, task.remote(wrapper, config, seed, cpus)))
-    rows = []
-    for rank, row, flat, seed, ref in jobs:
-        scores = ray.get(ref)
-        rows.append(
-            {
-                "rank": rank,
-                "trial_id": row["trial_id"],
-                "baseline": rank == 0,
-                "seed": seed,
-                f"search/{spec.target_metric}": float(row[f"best/{spec.target_metric}"]),
-                f"val_{name}": scores[f"val_{name}"],
-                f"test_{name}": scores[f"test_{name}"],
-                **{f"config/{k}": v for k, v in flat.items()},
-            }
-        )
+    entries = _ranked_rows(exp_dir, spec.target_metric, spec.target_mode, settings.top_k)
+    retrains = _start_retrains(plan, entries, settings.seeds)
+    rows = [_score_row(r, ray.get(r.ref), spec.target_metric, name) for r in retrains]
     table = _summarize(pd.DataFrame(rows), name, spec.target_mode, settings.gap_threshold)
     path = f"{exp_dir}/{FINAL_FILE}"
     info = {
@@ -147,6 +109,69 @@ def run_final(plan: Plan, exp_dir: str, settings: FinalSettings | None = None) -
     }
     write_parquet_atomic(pa.Table.from_pandas(table, preserve_index=False), path, info)
     return path
+
+
+@dataclass(frozen=True)
+class _Retrain:
+    """One retraining under way: a ranked trial's config with one new seed, as a Ray task."""
+
+    rank: int
+    row: pd.Series
+    flat: dict[str, Any]
+    seed: int
+    ref: Any
+
+
+def _ranked_rows(exp_dir: str, metric: str, mode: str, k: int) -> list[tuple[int, pd.Series]]:
+    """The `k` best trials ranked from 1, and the baseline as rank 0 when it has the metric
+    (scored beside the best)."""
+    top = _top_trials(exp_dir, metric, mode, k)
+    entries = list(enumerate((row for _, row in top.iterrows()), start=1))
+    base_row = read_baseline(exp_dir)
+    if base_row is not None and pd.notna(base_row.get(f"best/{metric}")):
+        entries.insert(0, (0, base_row))
+    return entries
+
+
+def _start_retrains(plan: Plan, entries: list[tuple[int, pd.Series]], seeds: int) -> list[_Retrain]:
+    """Starts `seeds` retrainings of each entry's config as Ray tasks, each reserving a
+    trial's resources; seed i of a config is `seed + FINAL_SEED_OFFSET + i`."""
+    import ray  # loaded only when a final evaluation runs
+
+    resources = plan.spec.resources
+    cpus = max(1, int(resources.cpu))
+    task = ray.remote(_evaluate_one).options(num_cpus=resources.cpu, num_gpus=resources.gpu)
+    wrapper = ray.put(plan.trainable)
+    retrains = []
+    for rank, row in entries:
+        flat = {
+            c.removeprefix("config/"): row[c]
+            for c in row.index
+            if c.startswith("config/") and _present(row[c])
+        }
+        config = nest({k: _python(v) for k, v in flat.items()})
+        base = int(config.get("seed", 0))
+        for i in range(seeds):
+            seed = base + FINAL_SEED_OFFSET + i
+            ref = task.remote(wrapper, config, seed, cpus)
+            retrains.append(_Retrain(rank=rank, row=row, flat=flat, seed=seed, ref=ref))
+    return retrains
+
+
+def _score_row(
+    retrain: _Retrain, scores: dict[str, float], metric: str, name: str
+) -> dict[str, Any]:
+    """One row of `final.parquet` (before `_summarize` adds the per-config columns)."""
+    return {
+        "rank": retrain.rank,
+        "trial_id": retrain.row["trial_id"],
+        "baseline": retrain.rank == 0,
+        "seed": retrain.seed,
+        f"search/{metric}": float(retrain.row[f"best/{metric}"]),
+        f"val_{name}": scores[f"val_{name}"],
+        f"test_{name}": scores[f"test_{name}"],
+        **{f"config/{k}": v for k, v in retrain.flat.items()},
+    }
 
 
 def _present(value: Any) -> bool:
@@ -185,10 +210,6 @@ def evaluate_dir(
     Returns:
         The path of `final.parquet`.
     """
-    from tunefleet.cluster import connect
-    from tunefleet.experiments.spec.loading import load_spec
-    from tunefleet.experiments.spec.plan import make_plan
-
     location = locate(exp_dir)
     exp_dir = location.uri
     spec_path = f"{exp_dir}/{SPEC_FILE}"

@@ -10,15 +10,17 @@ trial, and pickling them made most of the 2.4 ms each trial's state costs to sav
 
 Once a trial has terminated, those values never change again: `LeanFinishedTrials` turns
 its deques into lists (the same values), which JSON writes as lists. Errored trials keep
-theirs: a retry goes on updating them.
+theirs: a retry goes on updating them. The windows are Ray's private state:
+`tunefleet.common.ray_compat.freeze_finished_windows` does the change.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Any
 
 from ray.tune import Callback
+
+from tunefleet.common.ray_compat import freeze_finished_windows
 
 __all__ = ["LeanFinishedTrials"]
 
@@ -27,14 +29,4 @@ class LeanFinishedTrials(Callback):
     """Turns a terminated trial's last-n value windows from deques into lists."""
 
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        metadata = getattr(trial, "run_metadata", None)
-        windows = getattr(metadata, "metric_n_steps", None)
-        if not isinstance(windows, dict):
-            return  # not the Ray this was written for: leave its bookkeeping alone
-        for per_metric in windows.values():
-            for n, values in per_metric.items():
-                if isinstance(values, deque):
-                    per_metric[n] = list(values)
-        invalidate = getattr(metadata, "invalidate_cache", None)
-        if callable(invalidate):
-            invalidate()
+        freeze_finished_windows(trial)

@@ -18,7 +18,8 @@ from typing import Any, TextIO
 
 from ray.tune import Callback
 
-from tunefleet.experiments.results.recorder import error_summary, flatten
+from tunefleet.common.nesting import flatten
+from tunefleet.experiments.results.recorder import error_summary
 
 __all__ = ["ProgressPrinter", "format_config", "format_value"]
 

@@ -1,7 +1,8 @@
 """`tunefleet resume`: finish an interrupted experiment, or add trials to a finished one.
 
 Restoring unpickles Ray's experiment state (`tuner.pkl`, searcher state): only resume
-experiment folders you trust, as you would only run code you trust.
+experiment folders you trust, as you would only run code you trust (the command's help says
+so, in the words `tunefleet.experiments.results.trust` gives `export` too).
 """
 
 from __future__ import annotations
@@ -9,8 +10,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from ray import tune
+
 from tunefleet.cluster import connect
 from tunefleet.common.locations import locate
+from tunefleet.common.nesting import set_path
+from tunefleet.common.ray_compat import restored_run_config
 from tunefleet.experiments.results.files import SPEC_FILE, TRIALS_FILE
 from tunefleet.experiments.results.recorder import read_rows
 from tunefleet.experiments.run.runner import (
@@ -18,14 +23,15 @@ from tunefleet.experiments.run.runner import (
     RunError,
     RunOptions,
     RunSummary,
-    _callbacks,
-    _fit,
-    _tune_trainable,
     build_tuner,
+    fit_tuner,
+    run_callbacks,
     storage_root,
 )
+from tunefleet.experiments.run.tune_setup import tune_trainable
 from tunefleet.experiments.spec.loading import SpecError, load_spec
 from tunefleet.experiments.spec.plan import Plan, make_plan
+from tunefleet.search.algorithms import build_search
 from tunefleet.search.warm_start import EvaluatedPoint
 
 __all__ = ["earlier_points", "resume_experiment"]
@@ -67,19 +73,15 @@ def resume_experiment(
                     "fact; start a new experiment with a larger search.num_samples."
                 )
             points = earlier_points(exp_dir, plan)
-            recorder, callbacks = _callbacks(plan, exp_dir, options, total=extend)
+            recorder, callbacks = run_callbacks(plan, exp_dir, options, total=extend)
             extension = Extension(trials=extend, points=points, offset=len(points))
             tuner = build_tuner(plan, exp_dir, callbacks, verbose=options.verbose, extend=extension)
         else:
             tuner, recorder = _restore(plan, exp_dir, options)
-        return plan, _fit(tuner, recorder, plan, options, started)
+        return plan, fit_tuner(tuner, recorder, plan, options, started)
 
 
 def _restore(plan: Plan, exp_dir: str, options: RunOptions) -> tuple[Any, Any]:
-    from ray import tune
-
-    from tunefleet.search.algorithms import build_search
-
     spec = plan.spec
     if not tune.Tuner.can_restore(exp_dir):
         raise RunError(f"{exp_dir}: Ray saved no experiment state here; nothing to resume.")
@@ -93,20 +95,18 @@ def _restore(plan: Plan, exp_dir: str, options: RunOptions) -> tuple[Any, Any]:
     )
     tuner = tune.Tuner.restore(
         exp_dir,
-        trainable=_tune_trainable(plan),
+        trainable=tune_trainable(plan),
         resume_unfinished=True,
         resume_errored=False,
         restart_errored=False,
         param_space=search.param_space,
     )
-    total = spec.search.trials * spec.search.repeat * spec.space.grid_size()
-    recorder, callbacks = _callbacks(plan, exp_dir, options, total)
+    recorder, callbacks = run_callbacks(plan, exp_dir, options, spec.trial_count)
     # Ray restores the callbacks pickled at the start; use fresh ones (which pick up the
     # Parquet files written so far) so that this process can read what they record.
-    local = tuner._local_tuner  # Ray offers no public way to replace restored callbacks
-    if local is None:
+    run_config = restored_run_config(tuner)
+    if run_config is None:
         raise RunError("resume runs the driver in this process; Ray Client is not supported.")
-    run_config = local.get_run_config()
     run_config.callbacks = callbacks
     run_config.verbose = 2 if options.verbose else 0
     return tuner, recorder
@@ -121,11 +121,7 @@ def earlier_points(exp_dir: str, plan: Plan) -> list[EvaluatedPoint]:
         for path in searched:
             if f"config/{path}" not in row:
                 continue
-            *groups, name = path.split("/")
-            node = config
-            for group in groups:
-                node = node.setdefault(group, {})
-            node[name] = row[f"config/{path}"]
+            set_path(config, path, row[f"config/{path}"])
         value = row.get(plan.spec.target_metric)
         # A trial whose target ended NaN, infinite or missing was a failure to its searcher.
         failed = row.get("status") == "ERROR" or value is None or bool(row.get("invalid_metric"))

@@ -2,32 +2,43 @@
 
 from __future__ import annotations
 
-import logging
-import os
-import shutil
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from pyarrow.fs import FileType
+import yaml
+from ray import tune
+from ray.tune.search import Searcher
 
 from tunefleet.cluster import connect
-from tunefleet.common.locations import Location, LocationError, locate
+from tunefleet.common.locations import LocationError, locate
 from tunefleet.experiments.results.files import SPEC_FILE
+from tunefleet.experiments.results.parquet_io import write_text_atomic
 from tunefleet.experiments.results.recorder import ResultsRecorder
+from tunefleet.experiments.run.baseline import run_baseline
+from tunefleet.experiments.run.claim import ExperimentFolder, RunError
+from tunefleet.experiments.run.final_evaluation import run_final
 from tunefleet.experiments.run.lean_trials import LeanFinishedTrials
 from tunefleet.experiments.run.progress import ProgressPrinter
+from tunefleet.experiments.run.tracking import tracking_callbacks
+from tunefleet.experiments.run.tune_setup import quiet_tune, trial_dirname, tune_trainable
 from tunefleet.experiments.spec.plan import Plan
+from tunefleet.search.algorithms import build_search
+from tunefleet.search.budget import build_stop
+from tunefleet.search.warm_start import WarmStart
 
-__all__ = ["RunError", "RunOptions", "RunSummary", "experiment_dir", "run_plan"]
-
-
-class RunError(ValueError):
-    """The run cannot start as asked (e.g. its results folder is taken)."""
+__all__ = [
+    "Extension",
+    "RunError",
+    "RunOptions",
+    "RunSummary",
+    "build_tuner",
+    "experiment_dir",
+    "fit_tuner",
+    "run_callbacks",
+    "run_plan",
+    "storage_root",
+]
 
 
 @dataclass(frozen=True)
@@ -106,98 +117,6 @@ def experiment_dir(plan: Plan, options: RunOptions) -> str:
     return f"{storage_root(options.storage)}/{options.name or plan.spec.name}"
 
 
-def _claim_directory(path: str, overwrite: bool) -> None:
-    location = locate(path)
-    if location.remote:
-        _claim_remote(location, overwrite)
-        return
-    target = Path(location.path)
-    existing = next((p for p in (target, *target.parents) if p.exists()), None)
-    if existing is not None and not existing.is_dir():
-        raise RunError(
-            f"--storage: {existing} is a file, not a folder; give a folder for the results "
-            "(it is created if missing)."
-        )
-    if target.exists() and any(target.iterdir()):
-        if not overwrite:
-            raise RunError(
-                f"{target} already holds an experiment; pass --overwrite to replace it, or "
-                "--name NEW to keep both."
-            )
-        shutil.rmtree(target)
-
-
-def _claim_remote(location: Location, overwrite: bool) -> None:
-    """An object store: the bucket must exist and the credentials work (checked here, before
-    Ray starts); a prefix that holds files is taken unless `overwrite`."""
-    kind = location.kind()  # LocationError: refused credentials, unreachable endpoint
-    if kind == FileType.NotFound:
-        why = location.missing()
-        if why != "not found":
-            raise LocationError(f"--storage: {location.parent}: {why}; create it first.")
-    elif kind == FileType.File:
-        raise RunError(f"--storage: {location} is a file, not a folder; give a folder prefix.")
-    elif not overwrite:
-        raise RunError(
-            f"{location} already holds an experiment; pass --overwrite to replace it, or "
-            "--name NEW to keep both."
-        )
-    else:
-        location.delete_contents()
-
-
-@contextmanager
-def _quiet_tune(verbose: bool, save_every_s: float) -> Iterator[None]:
-    """Turns off what tunefleet replaces: Ray's per-trial CSV/JSON/TensorBoard loggers (the
-    Parquet files hold the same data) and, unless verbose, Ray's tables and log lines. Ray
-    saves its experiment state every `save_every_s` seconds; the Parquet files follow.
-    A result without the target metric does not stop the experiment (Ray's strict check
-    would): the trial is recorded as unusable (`invalid_metric`) and its searcher told
-    it failed (`tunefleet.search.wrapping.FiniteTarget`)."""
-    env = {
-        "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
-        "TUNE_GLOBAL_CHECKPOINT_S": str(save_every_s),
-        "TUNE_DISABLE_STRICT_METRIC_CHECKING": "1",
-    }
-    if not verbose:
-        env["RAY_AIR_NEW_OUTPUT"] = "0"
-    saved_env = {k: os.environ.get(k) for k in env}
-    names = ["ray.tune", "ray.train", "ray.air"]
-    if "optuna" in sys.modules:  # configure optuna's own handler before it logs
-        sys.modules["optuna"].logging.get_verbosity()
-        names.append("optuna")
-    loggers = [logging.getLogger(n) for n in names]
-    saved_levels = [lg.level for lg in loggers]
-    os.environ.update(env)
-    if not verbose:
-        for lg in loggers:
-            lg.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        for key, value in saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        for lg, level in zip(loggers, saved_levels, strict=True):
-            lg.setLevel(level)
-
-
-def trial_dirname(trial: Any) -> str:
-    """`trial_<id>`: short folder names instead of Ray's config-laden ones."""
-    return f"trial_{trial.trial_id}"
-
-
-def _tune_trainable(plan: Plan) -> Any:
-    from ray import tune
-
-    obj = plan.trainable
-    trainable = obj.to_tune() if hasattr(obj, "to_tune") else obj
-    resources = {"cpu": plan.spec.resources.cpu, "gpu": plan.spec.resources.gpu}
-    return tune.with_resources(trainable, resources)
-
-
 def build_tuner(
     plan: Plan,
     exp_dir: str,
@@ -215,12 +134,6 @@ def build_tuner(
         verbose: Ray's own tables and logs.
         extend: Run `extend.trials` more trials, the searcher warm-started with earlier results.
     """
-    from ray import tune
-    from ray.tune.search import Searcher
-
-    from tunefleet.search.algorithms import build_search
-    from tunefleet.search.budget import build_stop
-
     spec = plan.spec
     settings = spec.search
     if extend is not None:
@@ -241,8 +154,6 @@ def build_tuner(
     # and conditional spaces (Optuna's define-by-run takes no evaluated points).
     warm = not spec.multi_objective and not spec.space.conditional
     if extend is not None and extend.points and warm and hasattr(search_alg, "add_evaluated_point"):
-        from tunefleet.search.warm_start import WarmStart
-
         search_alg = WarmStart(search_alg, extend.points)
     num_samples = extend.trials if extend is not None else settings.trials * settings.repeat
     is_searcher = isinstance(search_alg, Searcher)
@@ -250,7 +161,7 @@ def build_tuner(
     if settings.population_based and keep is not None:
         keep = max(keep, 3)  # PBT restores trials from others' recent checkpoints
     return tune.Tuner(
-        _tune_trainable(plan),
+        tune_trainable(plan),
         param_space=search.param_space,
         tune_config=tune.TuneConfig(
             # Ray's TuneConfig takes one metric; several go to the Optuna searcher only.
@@ -303,9 +214,18 @@ class Extension:
     offset: int
 
 
-def _callbacks(
+def run_callbacks(
     plan: Plan, exp_dir: str, options: RunOptions, total: int
 ) -> tuple[ResultsRecorder, list[Any]]:
+    """The results recorder, and every callback of a run: the recorder, the progress line
+    (unless verbose), the spec's trackers and the bookkeeping trim.
+
+    Args:
+        plan: What runs.
+        exp_dir: `<storage>/<name>`.
+        options: How it runs.
+        total: Trials the progress line counts towards.
+    """
     spec = plan.spec
     recorder = ResultsRecorder(
         exp_dir,
@@ -321,19 +241,26 @@ def _callbacks(
         searched=spec.space.searched,
         total=total,
     )
-    from tunefleet.experiments.run.tracking import tracking_callbacks
-
     tracking = tracking_callbacks(spec.tracking, experiment=spec.name)
     shown = [] if options.verbose else [progress]
     return recorder, [recorder, *shown, *tracking, LeanFinishedTrials()]
 
 
-def _fit(
+def fit_tuner(
     tuner: Any, recorder: ResultsRecorder, plan: Plan, options: RunOptions, started: float
 ) -> RunSummary:
+    """Runs `tuner.fit()` with Ray's output quieted and sums up what `recorder` saw.
+
+    Args:
+        tuner: The `tune.Tuner` to run.
+        recorder: The run's results recorder (one of the tuner's callbacks).
+        plan: What runs.
+        options: How it runs.
+        started: `time.monotonic()` when the command started.
+    """
     exp_dir = recorder.experiment_dir
     try:
-        with _quiet_tune(options.verbose, plan.spec.results.flush_every_s):
+        with quiet_tune(options.verbose, plan.spec.results.flush_every_s):
             tuner.fit()
     finally:
         recorder.flush()
@@ -353,6 +280,8 @@ def run_plan(plan: Plan, options: RunOptions) -> RunSummary:
     """Runs the experiment and writes `trials.parquet` and `iterations.parquet`.
 
     The resolved spec is saved as `spec.yaml` beside the results, for `tunefleet resume`.
+    A run that fails before its first trial starts (Ray cannot be reached, say) leaves the
+    results folder as it found it (see `tunefleet.experiments.claim`).
 
     Raises:
         RunError: If the results folder is taken (and `overwrite` is off).
@@ -361,28 +290,20 @@ def run_plan(plan: Plan, options: RunOptions) -> RunSummary:
     started = time.monotonic()
     spec = plan.spec
     exp_dir = experiment_dir(plan, options)
-    _claim_directory(exp_dir, options.overwrite)
-    write_spec_file(exp_dir, plan.raw)
-    total = spec.search.trials * spec.search.repeat * spec.space.grid_size()
-    recorder, callbacks = _callbacks(plan, exp_dir, options, total)
-    with connect(options.address, verbose=options.verbose):
+    folder = ExperimentFolder(exp_dir, overwrite=options.overwrite)  # checked before Ray starts
+    recorder, callbacks = run_callbacks(plan, exp_dir, options, spec.trial_count)
+    with connect(options.address, verbose=options.verbose), folder.claimed():
+        write_spec_file(exp_dir, plan.raw)
         if spec.baseline is not None:
-            from tunefleet.experiments.run.baseline import run_baseline
-
             run_baseline(plan, exp_dir, verbose=options.verbose)  # before the search
+        callbacks = [*callbacks, folder.on_first_trial()]
         tuner = build_tuner(plan, exp_dir, callbacks, verbose=options.verbose)
-        summary = _fit(tuner, recorder, plan, options, started)
+        summary = fit_tuner(tuner, recorder, plan, options, started)
         if spec.final is not None and summary.best_trial is not None and not summary.unfinished:
-            from tunefleet.experiments.run.final_evaluation import run_final
-
             run_final(plan, exp_dir)  # the best configs on the held-out test split
         return summary
 
 
 def write_spec_file(exp_dir: str, raw: dict[str, Any]) -> None:
     """Saves the spec as run (overrides applied) in the experiment folder."""
-    import yaml
-
-    from tunefleet.experiments.results.parquet_io import write_text_atomic
-
     write_text_atomic(f"{exp_dir}/{SPEC_FILE}", yaml.safe_dump(raw, sort_keys=False))

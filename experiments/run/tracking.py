@@ -32,10 +32,12 @@ def tracking_callbacks(settings: TrackingSettings, *, experiment: str) -> list[A
     check_tracking(settings)
     callbacks: list[Any] = []
     if settings.tensorboard:
+        # Needs the optional tensorboardX: loaded only when the spec asks for it.
         from ray.tune.logger import TBXLoggerCallback
 
         callbacks.append(TBXLoggerCallback())
     if settings.mlflow is not None:
+        # Needs the optional mlflow: loaded only when the spec asks for it.
         from ray.air.integrations.mlflow import MLflowLoggerCallback
 
         callbacks.append(

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import difflib
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
@@ -15,6 +13,8 @@ from pydantic import (
     model_validator,
 )
 
+from tunefleet.common.sections import Section
+from tunefleet.common.suggest import did_you_mean
 from tunefleet.experiments.spec.optional_sections import (
     Baseline,
     FinalSettings,
@@ -28,7 +28,7 @@ from tunefleet.search import (
     Space,
     parse_space,
 )
-from tunefleet.search.compat import check_objectives, check_search
+from tunefleet.search.combinations import check_objectives, check_search
 from tunefleet.trainables.resolve import IMPORT_PATH_PATTERN
 
 __all__ = ["ExperimentSpec", "FailureSettings", "ResourcesSettings", "ResultsSettings"]
@@ -37,15 +37,13 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 RESOURCE_STEP = 0.0001  # Ray's precision for fractional resources
 
 
-class ResourcesSettings(BaseModel):
+class ResourcesSettings(Section):
     """What one trial reserves.
 
     Attributes:
         cpu: CPUs per trial (also torch's thread count in the PyTorch wrapper).
         gpu: GPUs per trial (fractions share a GPU).
     """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     cpu: float = Field(default=1, gt=0, allow_inf_nan=False)
     gpu: float = Field(default=0, ge=0, allow_inf_nan=False)
@@ -61,7 +59,7 @@ class ResourcesSettings(BaseModel):
         return self
 
 
-class FailureSettings(BaseModel):
+class FailureSettings(Section):
     """What happens when a trial raises.
 
     Attributes:
@@ -75,8 +73,6 @@ class FailureSettings(BaseModel):
             deleted checkpoint, and that trial cannot resume. Keep enough to cover a few
             seconds of training, or all.
     """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     max_failures: int = Field(default=0, ge=0)
     fail_fast: bool = False
@@ -92,7 +88,7 @@ class FailureSettings(BaseModel):
         return self
 
 
-class ResultsSettings(BaseModel):
+class ResultsSettings(Section):
     """How the Parquet results are kept.
 
     Attributes:
@@ -100,8 +96,6 @@ class ResultsSettings(BaseModel):
             rewrite of the files, while the run goes on (they are also written when it
             ends, fails or is interrupted). Ray's own default adapts between 10 s and more.
     """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     flush_every_s: float = Field(default=10.0, gt=0, allow_inf_nan=False)
 
@@ -120,8 +114,7 @@ def _check_metric(value: Any) -> Any:
 def _check_mode(value: Any) -> Any:
     for mode in value if isinstance(value, list) else [value]:
         if mode not in ("min", "max"):
-            close = difflib.get_close_matches(str(mode), ["min", "max"], n=1, cutoff=0.6)
-            hint = f"; did you mean '{close[0]}'?" if close else "."
+            hint = did_you_mean(mode, ["min", "max"])
             raise ValueError(f"mode: {mode!r} is not allowed; choose one of min, max{hint}")
     return value
 
@@ -136,7 +129,7 @@ def _space(value: Any) -> Space:
     return parse_space(value)
 
 
-class ExperimentSpec(BaseModel):
+class ExperimentSpec(Section):
     """A whole experiment.
 
     Attributes:
@@ -162,7 +155,7 @@ class ExperimentSpec(BaseModel):
         tracking: MLflow and TensorBoard logging.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+    model_config = ConfigDict(arbitrary_types_allowed=True)  # and Section's
 
     name: str = Field(pattern=NAME_PATTERN, max_length=100)
     description: str | None = None
@@ -211,3 +204,8 @@ class ExperimentSpec(BaseModel):
     def target_mode(self) -> str:
         """The mode of `target_metric`."""
         return self.modes[0]
+
+    @property
+    def trial_count(self) -> int:
+        """Trials the search runs: `num_samples` x `repeat` x the grid's points."""
+        return self.search.trials * self.search.repeat * self.space.grid_size()

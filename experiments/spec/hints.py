@@ -25,24 +25,24 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any
 
 from tunefleet.experiments.spec.experiment import ExperimentSpec
 from tunefleet.search.schedulers import FifoSettings
 from tunefleet.search.space import Float, Int
+from tunefleet.trainables.contract import Wrapper
 
-__all__ = ["DECADES", "advise"]
+__all__ = ["DECADES", "advise", "parallel_trials"]
 
 DECADES = 2
 """A positive linear-scale parameter spanning more than this many decades gets a warning."""
 
 
-def advise(spec: ExperimentSpec, trainable: Any = None) -> list[str]:
+def advise(spec: ExperimentSpec, trainable: Wrapper | None = None) -> list[str]:
     """The warnings for a valid spec, one line each (without the `warning:` prefix).
 
     Args:
         spec: The validated spec.
-        trainable: The imported trainable (function, class or wrapper), if known.
+        trainable: The imported trainable (`Plan.trainable`), if known.
     """
     return [*_linear_scales(spec), *_budgets(spec), *_early_stopping(spec, trainable)]
 
@@ -82,7 +82,7 @@ def _budgets(spec: ExperimentSpec) -> list[str]:
     per_trial = spec.stop.get("time_total_s")
     if per_trial is None or not isinstance(spec.scheduler, FifoSettings):
         return lines
-    trials = search.trials * search.repeat * spec.space.grid_size()
+    trials = spec.trial_count
     wall = math.ceil(trials / parallel_trials(spec)) * per_trial
     if search.time_budget_s is not None and search.time_budget_s < wall:
         lines.append(
@@ -101,7 +101,7 @@ def _budgets(spec: ExperimentSpec) -> list[str]:
     return lines
 
 
-def _early_stopping(spec: ExperimentSpec, trainable: Any) -> list[str]:
+def _early_stopping(spec: ExperimentSpec, trainable: Wrapper | None) -> list[str]:
     if not isinstance(spec.scheduler, FifoSettings) or spec.search.population_based:
         return []
     if spec.search.repeat > 1:
@@ -110,7 +110,7 @@ def _early_stopping(spec: ExperimentSpec, trainable: Any) -> list[str]:
     if iterations is not None:
         iterative = iterations > 1
     else:
-        iterative = isinstance(trainable, type) or bool(getattr(trainable, "iterative", False))
+        iterative = trainable is not None and trainable.iterative
     if not iterative:
         return []
     return [

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import difflib
 import re
 import types
 import typing
@@ -15,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from tunefleet.common.locations import is_uri, locate
+from tunefleet.common.suggest import closest, did_you_mean
 from tunefleet.experiments.spec.errors import SpecError
 from tunefleet.experiments.spec.experiment import ExperimentSpec
 
@@ -209,22 +209,20 @@ def _format_one(err: Mapping[str, Any]) -> str:
         )
     if kind == "extra_forbidden":
         allowed = _fields_at(ExperimentSpec, loc[:-1])
-        close = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=0.6)
-        hint = f"did you mean '{close[0]}'?" if close else f"allowed keys: {', '.join(allowed)}."
+        match = closest(loc[-1], allowed)
+        hint = f"did you mean '{match}'?" if match else f"allowed keys: {', '.join(allowed)}."
         return f"{path}: unknown key; {hint}"
     if kind == "missing":
         return f"{path}: required key is missing."
     if kind == "literal_error":
         expected = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
         given = err.get("input")
-        close = difflib.get_close_matches(str(given), expected, n=1, cutoff=0.6)
-        hint = f"; did you mean '{close[0]}'?" if close else "."
+        hint = did_you_mean(given, expected)
         return f"{path}: {_show(given)} is not allowed; choose one of {', '.join(expected)}{hint}"
     if kind == "union_tag_invalid":
         tags = re.findall(r"'([^']*)'", str(ctx.get("expected_tags", "")))
         given = ctx.get("tag")
-        close = difflib.get_close_matches(str(given), tags, n=1, cutoff=0.6)
-        hint = f"; did you mean '{close[0]}'?" if close else "."
+        hint = did_you_mean(given, tags)
         key = str(ctx.get("discriminator", "name")).strip("'")
         return f"{path}.{key}: {given!r} is not allowed; choose one of {', '.join(tags)}{hint}"
     if kind == "union_tag_not_found":
@@ -261,9 +259,12 @@ def _loc_text(loc: Sequence[Any]) -> str:
 
 
 def _is_tag(loc: Sequence[Any], part: Any) -> bool:
+    """Whether `part` is the tag pydantic puts after a discriminated union's key (`asha`
+    in `scheduler.asha.max_t`); once the tag has chosen the model, a key of the same name
+    (`scheduler.asha`, an unknown key) is the user's."""
     models = _models_at(ExperimentSpec, loc)
     return (
-        bool(models)
+        len(models) > 1
         and all(part not in m.model_fields for m in models)
         and any(_tag(m) == part for m in models)
     )

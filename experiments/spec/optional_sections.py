@@ -12,8 +12,10 @@ import importlib.util
 from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BeforeValidator, Field
 
+from tunefleet.common.nesting import flatten
+from tunefleet.common.sections import Section
 from tunefleet.experiments.spec.errors import SpecError
 
 __all__ = [
@@ -32,16 +34,12 @@ FINAL_SEED_OFFSET = 10_000
 seeds (`seed`, and `seed + i` for `search.repeat` copy i) as long as `repeat` stays below it."""
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-
-class FinalSettings(_Section):
+class FinalSettings(Section):
     """The final evaluation of the best configs on the held-out test split.
 
     After the search (or with `tunefleet evaluate EXPERIMENT_DIR`) the `top_k` best configs
     are retrained with `seeds` new seeds each and scored on the validation and the test
-    split (see `tunefleet.trainables.held_out`); `final.parquet` holds every score.
+    split (see `tunefleet.trainables.contract`); `final.parquet` holds every score.
 
     Attributes:
         top_k: How many of the best configs to evaluate.
@@ -63,7 +61,7 @@ def _baseline_shorthand(value: Any) -> Any:
     return {"config": {}} if value == "defaults" else value
 
 
-class BaselineSettings(_Section):
+class BaselineSettings(Section):
     """A reference config tried before the search: the first trial, marked `baseline`.
 
     Attributes:
@@ -79,7 +77,7 @@ Baseline = Annotated[BaselineSettings, BeforeValidator(_baseline_shorthand)]
 """The `baseline:` field's type: `defaults` or `{config: {...}}`."""
 
 
-class MlflowSettings(_Section):
+class MlflowSettings(Section):
     """Ray Tune's `MLflowLoggerCallback`: one MLflow run per trial.
 
     Attributes:
@@ -92,7 +90,7 @@ class MlflowSettings(_Section):
     experiment_name: str | None = None
 
 
-class TrackingSettings(_Section):
+class TrackingSettings(Section):
     """Trial logging to tools beside the Parquet files, through Ray Tune's own callbacks.
 
     Attributes:
@@ -105,16 +103,6 @@ class TrackingSettings(_Section):
     mlflow: MlflowSettings | None = None
 
 
-def _flatten(mapping: dict[str, Any], prefix: str = "") -> list[str]:
-    keys: list[str] = []
-    for key, value in mapping.items():
-        if isinstance(value, dict) and value:
-            keys += _flatten(value, f"{prefix}{key}/")
-        else:
-            keys.append(f"{prefix}{key}")
-    return keys
-
-
 def check_baseline(baseline: BaselineSettings | None, searched: Iterable[str]) -> None:
     """Raises ValueError if `baseline.config` names a key that is not a searched parameter.
 
@@ -125,7 +113,7 @@ def check_baseline(baseline: BaselineSettings | None, searched: Iterable[str]) -
     if baseline is None:
         return
     names = list(searched)
-    for key in _flatten(baseline.config):
+    for key in flatten(baseline.config):
         if key not in names:
             shown = ", ".join(k.replace("/", ".") for k in names) or "none"
             raise ValueError(

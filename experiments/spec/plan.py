@@ -7,17 +7,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from tunefleet.experiments.spec.experiment import ExperimentSpec
+from tunefleet.experiments.spec.hints import parallel_trials
 from tunefleet.experiments.spec.optional_sections import check_tracking
 from tunefleet.search.algorithms import describe_searcher
-from tunefleet.search.compat import SearchConfigError, check_mutations
+from tunefleet.search.combinations import SearchConfigError, check_mutations
 from tunefleet.search.schedulers import describe_scheduler
 from tunefleet.search.space import Const, Space
-from tunefleet.trainables.resolve import (
-    TrainableError,
-    can_checkpoint,
-    check_trainable,
-    import_object,
-)
+from tunefleet.trainables.contract import Wrapper
+from tunefleet.trainables.resolve import TrainableError, check_trainable, import_object
 
 __all__ = ["Plan", "make_plan", "with_seed"]
 
@@ -29,19 +26,19 @@ class Plan:
     Attributes:
         spec: The validated spec.
         raw: The mapping the spec was read from (after overrides), kept in the results.
-        trainable: The imported user object (function, Trainable class or wrapper).
+        trainable: The imported user object (function, class or wrapper) as a `Wrapper`.
     """
 
     spec: ExperimentSpec
     raw: dict[str, Any]
-    trainable: Any
+    trainable: Wrapper
 
     def describe(self, *, experiment_dir: str | None = None) -> str:
         """The resolved plan, for `tunefleet validate`."""
         spec = self.spec
         rows: list[tuple[str, str]] = [
             ("experiment", spec.name),
-            ("trainable", f"{spec.trainable} ({_kind(self.trainable)})"),
+            ("trainable", f"{spec.trainable} ({self.trainable.kind})"),
             (
                 "objective",
                 ", ".join(
@@ -105,48 +102,33 @@ class Plan:
     def _trials_text(self) -> str:
         spec = self.spec
         grid = spec.space.grid_size()
-        count = spec.search.trials * grid * spec.search.repeat
-        text = f"{count}"
+        text = f"{spec.trial_count}"
         if grid > 1:
             text += f" ({spec.search.trials} x {grid} grid points)"
         if spec.search.repeat > 1:
             text += f" ({spec.search.trials} configs x {spec.search.repeat} seeds)"
         cpus = os.cpu_count() or 1
-        parallel = max(1, int(cpus // spec.resources.cpu))
-        if spec.search.max_concurrent is not None:
-            parallel = min(parallel, spec.search.max_concurrent)
-        text += f"; up to {parallel} at once on this machine ({cpus} CPUs)"
+        text += f"; up to {parallel_trials(spec)} at once on this machine ({cpus} CPUs)"
         return text
-
-
-def _kind(obj: Any) -> str:
-    if hasattr(obj, "to_tune"):
-        return type(obj).__name__
-    return "class" if isinstance(obj, type) else "function"
 
 
 def make_plan(spec: ExperimentSpec, raw: dict[str, Any]) -> Plan:
     """Imports and checks the trainable; raises `TrainableError` with a one-line reason."""
     obj = check_trainable(import_object(spec.trainable), spec.trainable)
-    check = getattr(obj, "check", None)
-    if callable(check):
-        # Wrappers check the config keys the space will set (a typo fails here, not in
-        # every trial after Ray has started).
-        check(config_keys=sorted({path.split("/")[0] for path in spec.space.config_paths()}))
-    if spec.search.population_based and not can_checkpoint(obj):
+    # A typo in a config key fails here, not in every trial after Ray has started.
+    obj.check(config_keys=sorted({path.split("/")[0] for path in spec.space.config_paths()}))
+    if spec.search.population_based and not obj.supports_checkpoints:
         raise TrainableError(
             f"trainable: {spec.search.algorithm} restores trials from each other's checkpoints, "
             f"but '{spec.trainable}' never saves one; report with a checkpoint (see "
             "tunefleet.trainables.report) or use another search algorithm."
         )
     try:
-        check_mutations(
-            spec.search, spec.space, getattr(obj, "structural_keys", ()), trainable=spec.trainable
-        )
+        check_mutations(spec.search, spec.space, obj.structural_keys, trainable=spec.trainable)
     except SearchConfigError as exc:
         raise TrainableError(str(exc)) from None
     check_tracking(spec.tracking)  # a missing optional package fails here, before Ray starts
-    if spec.final is not None and not getattr(obj, "has_test", False):
+    if spec.final is not None and not obj.has_test:
         raise TrainableError(
             f"final: trainable '{spec.trainable}' has no held-out test split; give "
             "TorchTrainable a `test=` function or SklearnTrainable a `test_size=`, or remove "
@@ -159,35 +141,34 @@ def make_plan(spec: ExperimentSpec, raw: dict[str, Any]) -> Plan:
 RESTORING_SCHEDULERS = ("hyperband",)
 
 
-def with_checkpoints(spec: ExperimentSpec, trainable: Any) -> ExperimentSpec:
-    """The spec with `checkpoint_every: 1` in its space when its scheduler continues trials
-    from checkpoints and a tunefleet wrapper would otherwise save them only every few seconds
-    (a PBT exploit or a resumed pause would go back to an older state). Left alone when the
-    spec or the wrapper's `defaults` set the key."""
-    key = getattr(trainable, "checkpoint_key", None)
+def with_checkpoints(spec: ExperimentSpec, trainable: Wrapper) -> ExperimentSpec:
+    """The spec with `checkpoint_every: 1` (the wrapper's `checkpoint_key`) in its space when
+    its scheduler continues trials from checkpoints and a tunefleet wrapper would otherwise
+    save them only every few seconds (a PBT exploit or a resumed pause would go back to an
+    older state). Left alone when the spec or the wrapper's `preset_keys` set the key."""
+    key = trainable.checkpoint_key
     restoring = spec.search.population_based or spec.scheduler.name in RESTORING_SCHEDULERS
     if key is None or not restoring:
         return spec
-    if key in spec.space.params or key in getattr(trainable, "defaults", {}):
+    if key in spec.space.params or key in trainable.preset_keys:
         return spec
     params = {**spec.space.params, key: Const(1)}
     return spec.model_copy(update={"space": Space(params)})
 
 
-def with_seed(spec: ExperimentSpec, trainable: Any) -> ExperimentSpec:
+def with_seed(spec: ExperimentSpec, trainable: Wrapper) -> ExperimentSpec:
     """The spec with a constant `seed` in its space when a tunefleet wrapper would otherwise
     fall back to its default seed, so every trial's seed is in its config (and in the results'
     `config/seed` column). The value is `search.seed` (0 when unset).
 
-    Left alone: user functions and classes (the key would be new to them), spaces that set
-    `seed` or `random_state` themselves, and wrappers whose `defaults` or `fixed_params`
-    fix them.
+    Left alone: trainables that do not read `seed` (user functions and classes: the key
+    would be new to them), spaces that set `seed` or `random_state` themselves, and wrappers
+    whose `preset_keys` (`defaults`, `fixed_params`) fix them.
     """
-    if not hasattr(trainable, "to_tune"):
+    if not trainable.reads_seed:
         return spec
-    fixed = {**getattr(trainable, "defaults", {}), **getattr(trainable, "fixed_params", {})}
     taken = {"seed", "random_state"}
-    if taken & set(spec.space.params) or taken & set(fixed):
+    if taken & set(spec.space.params) or taken & trainable.preset_keys:
         return spec
     params = {**spec.space.params, "seed": Const(spec.search.seed or 0)}
     return spec.model_copy(update={"space": Space(params)})

@@ -28,7 +28,7 @@ import pytest
 from tests.support.local_cluster import BIN, LocalCluster, busy_worker, start_cluster
 from tests.support.object_store import ObjectStore
 from tunefleet.common.locations import Location, locate
-from tunefleet.common.ray_compat import ray_version
+from tunefleet.common.ray_compat import installed_ray_version
 from tunefleet.experiments.results.parquet_io import read_frame
 
 pytestmark = [pytest.mark.slow, pytest.mark.core]
@@ -256,7 +256,7 @@ def test_compat_reads_the_clusters_ray_version_from_rays_job_client(
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == ray_version()
+    assert proc.stdout.strip() == installed_ray_version()
 
 
 def test_a_stopped_job_resumes_from_the_bucket_and_every_command_reads_it(

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.specs import spec_dict
 from tunefleet.experiments.cli import main
 from tunefleet.experiments.spec.hints import advise, parallel_trials
 from tunefleet.experiments.spec.loading import validate_spec
@@ -15,15 +16,7 @@ from tunefleet.search.space import Const
 
 
 def _spec(**extra: Any) -> Any:
-    raw = {
-        "name": "a",
-        "trainable": "tests.support.trainables:linear",
-        "metric": "score",
-        "mode": "max",
-        "space": {"x": {"uniform": [0.0, 1.0]}},
-        **extra,
-    }
-    return validate_spec(raw)
+    return validate_spec(spec_dict(**extra))
 
 
 def test_linear_scale_over_two_decades_warns() -> None:
@@ -92,7 +85,8 @@ def test_fifo_on_an_iterative_trainable_warns() -> None:
     torch_spec = _spec(trainable="tunefleet.trainables.examples.digits:mlp_trainable")
     plan = make_plan(torch_spec, {})
     assert advise(plan.spec, plan.trainable)[0].startswith(message)
-    assert advise(torch_spec, object()) == []
+    function = make_plan(_spec(), {}).trainable  # tests.support.trainables:linear
+    assert advise(torch_spec, function) == []
 
 
 def test_validate_prints_warnings_on_stderr_and_succeeds(

@@ -18,28 +18,28 @@ import pandas as pd
 import pytest
 
 from tests.support.analysis_trainables import influence_score
+from tests.support.specs import spec_yaml
 from tunefleet.experiments import read_metadata
 from tunefleet.experiments.analysis.experiment import AnalysisError, Experiment, load, load_all
 from tunefleet.experiments.analysis.report import write_report
 from tunefleet.experiments.analysis.show import leaderboard_text
 from tunefleet.experiments.cli import main
 
-SPEC = """
-name: influence
-trainable: tests.support.analysis_trainables:influence
-metric: score
-mode: max
-space:
-  x: {uniform: [0.0, 1.0]}
-  noise_param: {uniform: [0.0, 1.0]}
-  lr: {loguniform: [1.0e-4, 1.0e-1]}
-  opt: {choice: [adam, sgd]}
-  steps: 4
-  fail_above: 0.9
-search: {algorithm: random, num_samples: 30, seed: 0}
-scheduler: {name: asha, grace_period: 1, reduction_factor: 2}
-stop: {training_iteration: 4}
-"""
+SPEC = spec_yaml(
+    name="influence",
+    trainable="tests.support.analysis_trainables:influence",
+    space={
+        "x": {"uniform": [0.0, 1.0]},
+        "noise_param": {"uniform": [0.0, 1.0]},
+        "lr": {"loguniform": [1.0e-4, 1.0e-1]},
+        "opt": {"choice": ["adam", "sgd"]},
+        "steps": 4,
+        "fail_above": 0.9,
+    },
+    search={"algorithm": "random", "num_samples": 30, "seed": 0},
+    scheduler={"name": "asha", "grace_period": 1, "reduction_factor": 2},
+    stop={"training_iteration": 4},
+)
 SEARCHED = ("x", "noise_param", "lr", "opt")
 PLOTS = ("best_so_far", "learning_curves", "parallel_coordinates", "importance")
 
@@ -303,6 +303,32 @@ def test_min_mode_and_odd_parameters_without_ray(tmp_path: Path) -> None:
     assert exp.importance(max_trials=6).index[0] == "model/depth"  # a sample of 6 of the 9
     with pytest.raises(AnalysisError, match=r"trials.parquet has no column 'nope'"):
         exp.importance("nope")
+
+
+def test_importance_spans_normal_parameters_over_the_values_drawn() -> None:
+    """Normal parameters have no bounds; fANOVA gets the range the trials drew."""
+    rng = np.random.default_rng(1)
+    lr = np.exp(rng.normal(-4.6, 1.0, 20))
+    shift = rng.normal(0.0, 1.0, 20)
+    trials = pd.DataFrame(
+        {
+            "trial_id": [f"t{i}" for i in range(20)],
+            "status": ["TERMINATED"] * 20,
+            "best/loss": np.abs(np.log(lr) + 4.6) + 0.01 * shift,
+            "config/lr": lr,
+            "config/shift": shift,
+        }
+    )
+    space = {"lr": {"lognormal": [-4.6, 1.0]}, "shift": {"qnormal": [0.0, 1.0, 0.001]}}
+    exp = Experiment(
+        trials=trials,
+        iterations=pd.DataFrame({"trial_id": [], "training_iteration": [], "loss": []}),
+        exploits=None,
+        metadata={"metric": "loss", "mode": "min", "spec": {"space": space}},
+    )
+    importance = exp.importance()
+    assert list(importance.index) == ["lr", "shift"]
+    assert importance["lr"] > 0.8
 
 
 def test_report_without_matplotlib_says_what_to_install(tmp_path: Path, monkeypatch) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from tests.support.specs import spec_dict, spec_yaml
 from tests.support.trainables import expected_score
 from tunefleet.experiments.analysis.baseline_and_final import improvement
 from tunefleet.experiments.analysis.experiment import load
@@ -16,30 +17,20 @@ from tunefleet.experiments.cli import main
 from tunefleet.experiments.run.baseline import baseline_config
 from tunefleet.experiments.spec.loading import validate_spec
 
-SPEC = """
-name: base
-trainable: tests.support.trainables:linear
-metric: score
-mode: max
-space:
-  x: {uniform: [0.0, 1.0]}
-  offset: {choice: [0, 10]}
-  steps: 2
-search: {algorithm: random, num_samples: 3, seed: 1}
-baseline: {config: {x: 0.25, offset: 0}}
-"""
-
-
-def _raw(**extra: Any) -> dict[str, Any]:
-    return {"name": "a", "trainable": "a:b", "metric": "m", "mode": "max", **extra}
+SPEC = spec_yaml(
+    name="base",
+    space={"x": {"uniform": [0.0, 1.0]}, "offset": {"choice": [0, 10]}, "steps": 2},
+    search={"algorithm": "random", "num_samples": 3, "seed": 1},
+    baseline={"config": {"x": 0.25, "offset": 0}},
+)
 
 
 def test_baseline_spec_forms() -> None:
-    spec = validate_spec(_raw(space={"x": {"uniform": [0, 1]}, "k": 3}, baseline="defaults"))
+    spec = validate_spec(spec_dict(space={"x": {"uniform": [0, 1]}, "k": 3}, baseline="defaults"))
     assert spec.baseline is not None and spec.baseline.config == {}
     assert baseline_config(spec.space, spec.baseline) == {"k": 3}
     nested = validate_spec(
-        _raw(
+        spec_dict(
             space={"model": {"depth": {"randint": [1, 3]}, "act": "relu"}},
             baseline={"config": {"model": {"depth": 2}}},
         )
@@ -47,9 +38,9 @@ def test_baseline_spec_forms() -> None:
     assert nested.baseline is not None
     assert baseline_config(nested.space, nested.baseline) == {"model": {"act": "relu", "depth": 2}}
     with pytest.raises(ValueError, match=r"baseline.config: 'y' is not a searched parameter"):
-        validate_spec(_raw(space={"x": {"uniform": [0, 1]}}, baseline={"config": {"y": 1}}))
+        validate_spec(spec_dict(space={"x": {"uniform": [0, 1]}}, baseline={"config": {"y": 1}}))
     with pytest.raises(ValueError, match=r"baseline\.confg: unknown key; did you mean 'config'\?"):
-        validate_spec(_raw(baseline={"confg": {}}))
+        validate_spec(spec_dict(baseline={"confg": {}}))
 
 
 def test_improvement_is_positive_when_better_for_either_mode() -> None:

@@ -8,23 +8,24 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from tests.support.specs import spec_yaml
 from tunefleet.experiments.cli import main
 from tunefleet.search.budget import TrialTimeBudget, build_stop
 
-SPEC = """
-name: budget
-trainable: tests.support.trainables:slow_counter
-metric: score
-mode: max
-space:
-  x: {uniform: [0.0, 1.0]}
-  steps: 20
-  sleep: 0.2
-search: {algorithm: random, num_samples: 6, seed: 0, max_concurrent: 2,
-         budget_cpu_hours: 0.0005}
-scheduler: {name: asha, grace_period: 20}
-stop: {training_iteration: 20}
-"""
+SPEC = spec_yaml(
+    name="budget",
+    trainable="tests.support.trainables:slow_counter",
+    space={"x": {"uniform": [0.0, 1.0]}, "steps": 20, "sleep": 0.2},
+    search={
+        "algorithm": "random",
+        "num_samples": 6,
+        "seed": 0,
+        "max_concurrent": 2,
+        "budget_cpu_hours": 0.0005,
+    },
+    scheduler={"name": "asha", "grace_period": 20},
+    stop={"training_iteration": 20},
+)
 
 
 def test_budget_stopper_counts_trial_time_times_cpus() -> None:

@@ -11,17 +11,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.support.specs import spec_yaml
+
 TUNEFLEET = shutil.which("tunefleet") or str(Path(sys.executable).with_name("tunefleet"))
 
-GOOD = """
-name: cli
-trainable: tests.support.trainables:linear
-metric: score
-mode: max
-space:
-  x: {uniform: [0.0, 1.0]}
-search: {num_samples: 2}
-"""
+GOOD = spec_yaml(name="cli", search={"num_samples": 2})
 
 # Runs the CLI's main() in a fresh interpreter and reports whether Ray was started.
 PROBE = (
@@ -55,8 +49,8 @@ def _env() -> dict[str, str]:
             "space.x.loguniform: a log scale needs `low > 0`",
         ),
         (
-            "x: {uniform: [0.0, 1.0]}",
-            "x: {choice: []}",
+            "uniform: [0.0, 1.0]",
+            "choice: []",
             "space.x.choice: needs a non-empty list of values",
         ),
         (

@@ -18,6 +18,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
+from tests.support.specs import spec_yaml
 from tunefleet.experiments import read_metadata
 from tunefleet.experiments.analysis.experiment import load
 from tunefleet.experiments.cli import main
@@ -26,16 +27,11 @@ from tunefleet.experiments.results.export import ExportError, export_experiment
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = REPO / "experiments" / "SCHEMA.md"
 
-TF_SPEC = """
-name: tf
-trainable: tests.support.trainables:linear
-metric: score
-mode: max
-space:
-  x: {uniform: [0.0, 1.0]}
-  steps: 3
-search: {algorithm: random, num_samples: 3, seed: 0}
-"""
+TF_SPEC = spec_yaml(
+    name="tf",
+    space={"x": {"uniform": [0.0, 1.0]}, "steps": 3},
+    search={"algorithm": "random", "num_samples": 3, "seed": 0},
+)
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +120,13 @@ def test_export_through_a_uri_and_refusing_to_replace(raw: Path, tmp_path: Path,
     uri = f"file://{copy}"
     args = ["export", uri, "--metric", "score", "--mode", "max", "--overwrite"]
     assert main(args) == 0
-    assert "exported 3 trials, 7 iteration rows" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "exported 3 trials, 7 iteration rows" in captured.out
+    # Not a folder tunefleet wrote: one line, before Ray's state is read.
+    assert captured.err == (
+        f"warning: {uri} holds no spec.yaml, so tunefleet did not write it; Ray's saved "
+        "experiment state is unpickled, which can run code: export only folders you trust.\n"
+    )
     for name in ("trials.parquet", "iterations.parquet"):
         pd.testing.assert_frame_equal(pd.read_parquet(copy / name), pd.read_parquet(raw / name))
 
@@ -145,6 +147,22 @@ def test_export_errors_are_one_line(root: Path, tmp_path: Path, capsys) -> None:
     captured = capsys.readouterr()
     assert captured.out == ""
     assert re.fullmatch(r"tunefleet: error: .*missing: no such folder; [^\n]*\n", captured.err)
+    (tmp_path / "spec.yaml").unlink()  # a folder with no Ray state: the error alone
+    assert main(["export", str(tmp_path), "--metric", "score", "--mode", "max"]) == 2
+    captured = capsys.readouterr()
+    assert re.fullmatch(
+        r"tunefleet: error: .*: no Ray experiment state here [^\n]*\n", captured.err
+    )
+
+
+def test_resume_and_export_help_say_the_folder_is_trusted(capsys) -> None:
+    for command in ("resume", "export"):
+        assert main([command, "--help"]) == 0
+        text = " ".join(capsys.readouterr().out.split())
+        assert (
+            f"Ray's saved experiment state is unpickled, which can run code: {command} only "
+            "folders you trust." in text
+        )
 
 
 def test_export_rebuilds_a_tunefleet_run_from_rays_state(root: Path, tmp_path: Path, capsys):
@@ -153,7 +171,8 @@ def test_export_rebuilds_a_tunefleet_run_from_rays_state(root: Path, tmp_path: P
     for name in ("trials.parquet", "iterations.parquet"):
         (copy / name).unlink()
     assert main(["export", str(copy)]) == 0  # metric and mode from the folder's spec.yaml
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert err == ""  # tunefleet wrote this folder: no warning
     assert "exported 3 trials, 3 iteration rows" in out
     assert "3 of 3 trials had no Ray result.json" in out
     before = pd.read_parquet(root / "tf" / "trials.parquet")

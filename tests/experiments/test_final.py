@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.support.specs import spec_dict
 from tunefleet.experiments.analysis.baseline_and_final import final_text
 from tunefleet.experiments.cli import main
 from tunefleet.experiments.results.files import FINAL_FILE
@@ -125,9 +126,7 @@ final: {}
     with pytest.raises(Exception, match=r"final\.top_k: input should be greater than or equal"):
         from tunefleet.experiments.spec.loading import validate_spec
 
-        validate_spec(
-            {"name": "a", "trainable": "a:b", "metric": "m", "mode": "max", "final": {"top_k": 0}}
-        )
+        validate_spec(spec_dict(final={"top_k": 0}))
 
 
 def test_evaluate_refuses_a_folder_without_spec(

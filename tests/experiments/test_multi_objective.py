@@ -16,7 +16,7 @@ from tunefleet.experiments.analysis.experiment import AnalysisError, load
 from tunefleet.experiments.cli import main
 from tunefleet.experiments.results.pareto import pareto_mask
 from tunefleet.search import FifoSettings, SearchSettings
-from tunefleet.search.compat import SearchConfigError, check_objectives
+from tunefleet.search.combinations import SearchConfigError, check_objectives
 from tunefleet.search.schedulers import AshaSettings, HyperbandSettings, MedianSettings
 
 TWO = (["accuracy", "cost"], ["max", "min"])

@@ -18,7 +18,7 @@ import pytest
 from tests.support.local_cluster import free_ports
 from tests.support.object_store import ObjectStore
 from tunefleet.common.locations import LocationError, locate
-from tunefleet.common.ray_compat import ray_version
+from tunefleet.common.ray_compat import installed_ray_version
 from tunefleet.experiments.analysis import AnalysisError, load, load_all, read_metadata
 from tunefleet.experiments.cli import main
 from tunefleet.experiments.results.files import FINAL_FILE, ITERATIONS_FILE, TRIALS_FILE
@@ -78,7 +78,7 @@ def test_every_command_works_on_an_experiment_in_the_bucket(
     assert load(f"{exp}/{TRIALS_FILE}").path == exp
     metadata = read_metadata(f"{exp}/{TRIALS_FILE}")
     assert metadata["experiment"] == "digits"
-    assert metadata["versions"]["ray"] == ray_version()  # the Ray the run used
+    assert metadata["versions"]["ray"] == installed_ray_version()  # the Ray the run used
     assert list(load_all(s3_storage)["experiment"]) == ["digits"] * 3
 
     # evaluate writes final.parquet into the bucket; show prints it; report is written here.

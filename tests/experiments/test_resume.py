@@ -12,23 +12,19 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.support.specs import spec_yaml
 from tunefleet.experiments.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
 TUNEFLEET = str(Path(sys.executable).with_name("tunefleet"))
 
-SLOW = """
-name: slow
-trainable: tests.support.trainables:slow_counter
-metric: score
-mode: max
-space:
-  x: {uniform: [0.0, 1.0]}
-  steps: 8
-  sleep: 0.5
-search: {algorithm: optuna, num_samples: 6, seed: 0, n_initial_points: 3}
-results: {flush_every_s: 1}
-"""
+SLOW = spec_yaml(
+    name="slow",
+    trainable="tests.support.trainables:slow_counter",
+    space={"x": {"uniform": [0.0, 1.0]}, "steps": 8, "sleep": 0.5},
+    search={"algorithm": "optuna", "num_samples": 6, "seed": 0, "n_initial_points": 3},
+    results={"flush_every_s": 1},
+)
 
 
 def _env() -> dict[str, str]:

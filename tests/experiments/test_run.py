@@ -10,23 +10,18 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from tests.support.specs import spec_yaml
 from tests.support.trainables import expected_score
 from tunefleet.experiments import read_metadata
 from tunefleet.experiments.cli import main
 
 pytestmark = pytest.mark.usefixtures("ray_instance")
 
-SPEC = """
-name: linear
-trainable: tests.support.trainables:linear
-metric: score
-mode: max
-space:
-  x: {uniform: [0.0, 1.0]}
-  offset: {choice: [0, 10]}
-  steps: 4
-search: {algorithm: random, num_samples: 5, seed: 3}
-"""
+SPEC = spec_yaml(
+    name="linear",
+    space={"x": {"uniform": [0.0, 1.0]}, "offset": {"choice": [0, 10]}, "steps": 4},
+    search={"algorithm": "random", "num_samples": 5, "seed": 3},
+)
 
 
 def test_run_writes_every_reported_result(write_spec, tmp_path: Path, capsys) -> None:
@@ -146,6 +141,30 @@ def test_an_existing_experiment_is_not_overwritten_by_accident(
     assert len(pd.read_parquet(tmp_path / "linear" / "trials.parquet")) == 2
     assert main(["run", str(spec), "--storage", str(tmp_path), "--name", "linear-2"]) == 0
     assert (tmp_path / "linear-2" / "trials.parquet").exists()
+
+
+def _tree(root: Path) -> dict[str, bytes | None]:
+    return {
+        str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None)
+        for p in sorted(root.rglob("*"))
+    }
+
+
+def test_a_run_that_fails_before_its_first_trial_leaves_the_folder_as_found(
+    write_spec, tmp_path: Path, capsys
+) -> None:
+    """Ray is up when the tuner fails (the trainable cannot be serialized): the results
+    folder is as before, so the same command reruns without --overwrite."""
+    storage = tmp_path / "results"
+    bad = write_spec(SPEC.replace(":linear", ":holds_a_lock"), "bad.yaml")
+    assert main(["run", str(bad), "--storage", str(storage)]) == 1
+    assert "The provided trainable is not serializable" in capsys.readouterr().err
+    assert not storage.exists()
+    good = write_spec(SPEC.replace("num_samples: 5", "num_samples: 1"))
+    assert main(["run", str(good), "--storage", str(storage)]) == 0  # no --overwrite needed
+    before = _tree(storage)
+    assert main(["run", str(bad), "--storage", str(storage), "--overwrite"]) == 1
+    assert _tree(storage) == before  # the experiment it was to replace is back, as it was
 
 
 @pytest.mark.core

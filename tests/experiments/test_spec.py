@@ -7,27 +7,15 @@ from typing import Any
 
 import pytest
 
+from tests.support.specs import BASE, spec_dict
 from tunefleet.experiments.spec.loading import SpecError, apply_overrides, load_spec, validate_spec
 from tunefleet.experiments.spec.plan import make_plan
 from tunefleet.search import AshaSettings, Float
 from tunefleet.trainables import TrainableError
 
-BASE: dict[str, Any] = {
-    "name": "t",
-    "trainable": "tests.support.trainables:linear",
-    "metric": "score",
-    "mode": "max",
-    "space": {"x": {"uniform": [0, 1]}},
-}
-
-
-def _spec(**patch: Any) -> dict[str, Any]:
-    raw = {**BASE, **patch}
-    return {k: v for k, v in raw.items() if v is not None}
-
 
 def test_a_good_spec_validates_with_defaults() -> None:
-    spec = validate_spec(_spec(scheduler={"name": "asha", "max_t": 5}))
+    spec = validate_spec(spec_dict(scheduler={"name": "asha", "max_t": 5}))
     assert spec.space.params["x"] == Float(0.0, 1.0)
     assert spec.search.algorithm == "random" and spec.search.trials == 10
     assert isinstance(spec.scheduler, AshaSettings) and spec.scheduler.grace_period == 1
@@ -123,11 +111,20 @@ def test_a_good_spec_validates_with_defaults() -> None:
             {"search": {"points_to_evaluate": [{"y": 1}]}},
             r"^search\.points_to_evaluate\[0\]\.y: not a parameter of space\.$",
         ),
+        # an unknown key named like the section's own kind is still named
+        (
+            {"scheduler": {"name": "asha", "max_t": 3, "asha": 1}},
+            r"^scheduler\.asha: unknown key; allowed keys: brackets, grace_period, max_t,",
+        ),
+        (
+            {"search": {"algorithm": "optuna", "sampler": {"name": "tpe", "tpe": 1}}},
+            r"^search\.sampler\.tpe: unknown key; allowed keys: constant_liar,",
+        ),
     ],
 )
 def test_bad_specs_fail_with_one_line(patch: dict[str, Any], message: str) -> None:
     with pytest.raises(SpecError, match=message) as info:
-        validate_spec(_spec(**patch))
+        validate_spec(spec_dict(**patch))
     assert "\n" not in str(info.value)
 
 
@@ -147,26 +144,35 @@ def test_bad_specs_fail_with_one_line(patch: dict[str, Any], message: str) -> No
             r"^trainable: 'tests\.support\.trainables:two_args' must take exactly one argument",
         ),
         (
-            "tests.experiments.test_spec:BASE",
-            r"^trainable: 'tests\.experiments\.test_spec:BASE' is a dict, not a function",
+            "tests.support.specs:BASE",
+            r"^trainable: 'tests\.support\.specs:BASE' is a dict, not a function",
         ),
     ],
 )
 def test_trainables_that_cannot_run_are_refused(trainable: str, message: str) -> None:
-    spec = validate_spec(_spec(trainable=trainable))
+    spec = validate_spec(spec_dict(trainable=trainable))
     with pytest.raises(TrainableError, match=message):
         make_plan(spec, {})
 
 
 def test_overrides_set_nested_values_parsed_as_yaml() -> None:
     raw = apply_overrides(
-        BASE, ["search.num_samples=4", "space.x.loguniform=[1e-3, 1]", "stop.training_iteration=2"]
+        BASE, ["search.num_samples=4", "space.x.uniform=[1e-3, 1]", "stop.training_iteration=2"]
     )
     spec = validate_spec(raw)
     assert spec.search.trials == 4
     assert spec.stop == {"training_iteration": 2}
-    assert raw["space"]["x"] == {"uniform": [0, 1], "loguniform": [0.001, 1]}  # both: invalid
+    assert raw["space"]["x"] == {"uniform": [0.001, 1]}
     assert BASE["space"] == {"x": {"uniform": [0, 1]}}, "overrides must not touch the input"
+    both = apply_overrides(BASE, ["space.x.loguniform=[1e-3, 1]"])
+    assert both["space"]["x"] == {"uniform": [0, 1], "loguniform": [0.001, 1]}
+    with pytest.raises(
+        SpecError,
+        match=r"^space\.x: 'uniform' names a distribution, but sits beside other keys "
+        r"\('loguniform'\); give a parameter one distribution, or write a constant as "
+        r"`uniform: \{const: \.\.\.\}`\.$",
+    ):
+        validate_spec(both)
 
 
 @pytest.mark.parametrize(

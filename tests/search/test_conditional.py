@@ -18,7 +18,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from tunefleet.experiments.cli import main
 from tunefleet.search import FifoSettings, SearchSettings, SpaceError, parse_space
 from tunefleet.search.algorithms import build_search
-from tunefleet.search.compat import SearchConfigError, check_search
+from tunefleet.search.combinations import SearchConfigError, check_search
 from tunefleet.search.conditional import DefineByRun, decode, hyperopt_space
 
 SPACE: dict[str, Any] = {

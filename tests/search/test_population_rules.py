@@ -6,10 +6,12 @@ from typing import Any
 
 import pytest
 
+from tests.support.specs import spec_dict
 from tunefleet.experiments.spec.experiment import ExperimentSpec
+from tunefleet.experiments.spec.loading import validate_spec
 from tunefleet.experiments.spec.plan import make_plan
 from tunefleet.search import FifoSettings, SearchSettings, parse_space
-from tunefleet.search.compat import SearchConfigError, check_mutations, check_search
+from tunefleet.search.combinations import SearchConfigError, check_mutations, check_search
 from tunefleet.trainables import TrainableError
 
 NUMERIC = {"lr": {"loguniform": [1e-4, 1e-1]}, "wd": {"uniform": [0.0, 0.1]}}
@@ -67,14 +69,14 @@ def test_fixed_keys_are_fine_when_nothing_mutates_them(algorithm: str, space: An
 
 
 def _spec(algorithm: str, space: dict[str, Any]) -> ExperimentSpec:
-    return ExperimentSpec(
+    raw = spec_dict(
         name="pbt-rule",
         trainable="tunefleet.trainables.examples.digits:mlp_trainable",
         metric="val_accuracy",
-        mode="max",
-        space=space,  # type: ignore[arg-type]
-        search=SearchSettings(algorithm=algorithm, num_samples=4),
+        space=space,
+        search={"algorithm": algorithm, "num_samples": 4},
     )
+    return validate_spec(raw)
 
 
 def test_the_pytorch_wrapper_declares_its_optimizer_keys_to_the_plan() -> None:

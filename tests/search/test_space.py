@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tunefleet.search import Choice, Const, Float, Int, SpaceError, parse_space
+from tunefleet.search import Choice, Const, Float, Int, Normal, SpaceError, parse_space
 
 
 def test_every_distribution_parses_to_its_typed_parameter() -> None:
@@ -88,6 +88,18 @@ def test_nested_groups_flatten_with_slashes() -> None:
             {"lr": {"uniform": {"low": 0, "hi": 1}}},
             r"unknown key 'hi'; uniform takes \[low, high\]",
         ),
+        (
+            {"x0": {"gaussian": [0.5, 0.1]}},
+            r"^space\.x0: 'gaussian' is not a distribution; choose one of uniform, quniform, "
+            r"loguniform, qloguniform, randint, qrandint, lograndint, normal, qnormal, lognormal, "
+            r"qlognormal, choice, grid, const \(for a constant list in a group, write "
+            r"`x0: \{const: \{gaussian: \[\.\.\.\]\}\}`\)\.$",
+        ),
+        ({"model": {"layers": [64, 64]}}, r"^space\.model: 'layers' is not a distribution"),
+        (
+            {"m": {"x": {"normal": [0, 1], "grid": [1, 2]}}},
+            r"^space\.m\.x: 'normal' names a distribution, but sits beside other keys \('grid'\)",
+        ),
         ({"a/b": 1}, r"parameter names must be non-empty strings without '/'"),
         ({"grp": {}}, r"space\.grp: an empty mapping is neither a parameter nor a group"),
         (["lr"], r"space: must be a mapping of parameter names, got list"),
@@ -102,3 +114,25 @@ def test_bad_parameters_get_one_line_naming_the_key(raw: object, message: str) -
 def test_describe_lists_each_parameter_once() -> None:
     lines = parse_space({"lr": {"loguniform": [1e-4, 1e-1]}, "n": {"randint": [1, 4]}}).describe()
     assert lines == ["lr  loguniform[0.0001, 0.1]", "n   randint[1, 4] (inclusive)"]
+
+
+def test_a_one_key_mapping_holding_a_list_is_a_distribution_never_a_constant() -> None:
+    assert parse_space({"x0": {"normal": [0.5, 0.1]}}).params == {"x0": Normal(0.5, 0.1)}
+    # Groups of constants stay writable: scalar values, `const:`, or more than one key.
+    space = parse_space(
+        {
+            "a": {"depth": 2},
+            "b": {"const": {"layers": [64, 64]}},
+            "c": {"layers": {"const": [64, 64]}},
+            "d": {"layers": [64, 64], "act": "relu"},
+            "e": {"inner": {"width": 8}},
+        }
+    )
+    assert space.params == {
+        "a/depth": Const(2),
+        "b": Const({"layers": [64, 64]}),
+        "c/layers": Const([64, 64]),
+        "d/layers": Const([64, 64]),
+        "d/act": Const("relu"),
+        "e/inner/width": Const(8),
+    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -111,3 +112,18 @@ def logs_config(config: dict[str, Any]) -> None:
     time.sleep(float(config.get("sleep_s", 0.0)))
     seed = int(config.get("seed", 0)) + int(config.get("__trial_index__", 0))
     report({"score": -((float(config["x"]) - 0.3) ** 2), "trial_seed": seed})
+
+
+def _holding_a_lock() -> Any:
+    lock = threading.Lock()
+
+    def train(config: dict[str, Any]) -> None:
+        with lock:
+            report({"score": float(config["x"])})
+
+    return train
+
+
+#: A function trainable Ray cannot serialize (its closure holds a lock): the run fails after
+#: Ray is up and before any trial starts.
+holds_a_lock = _holding_a_lock()

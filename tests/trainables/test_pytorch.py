@@ -8,11 +8,12 @@ from typing import Any
 import pytest
 import torch
 
-from tunefleet.trainables.pytorch import (
-    _load_optimizer_state,
-    _make_optimizer,
-    _make_schedule,
-    _Settings,
+from tests.support.specs import spec_dict
+from tunefleet.trainables.torch_training import (
+    TrainingSettings,
+    load_optimizer_state,
+    make_optimizer,
+    make_schedule,
 )
 
 SCHEDULES = [
@@ -27,10 +28,10 @@ SCHEDULES = [
 EPOCHS = 10
 
 
-def _build(config: dict[str, Any]) -> tuple[_Settings, Any, Any]:
-    settings = _Settings.from_config({"epochs": EPOCHS, **config})
-    optimizer = _make_optimizer([torch.nn.Parameter(torch.zeros(2))], settings)
-    return settings, optimizer, _make_schedule(optimizer, settings)
+def _build(config: dict[str, Any]) -> tuple[TrainingSettings, Any, Any]:
+    settings = TrainingSettings.from_config({"epochs": EPOCHS, **config})
+    optimizer = make_optimizer([torch.nn.Parameter(torch.zeros(2))], settings)
+    return settings, optimizer, make_schedule(optimizer, settings)
 
 
 def _epochs(optimizer: Any, schedule: Any, n: int) -> list[float]:
@@ -60,7 +61,7 @@ def test_a_pbt_exploit_trains_with_the_new_config_not_the_donors(
     state = _checkpoint(donor, done)
 
     settings, opt, sched = _build(perturbed)
-    _load_optimizer_state(opt, sched, state, settings)
+    load_optimizer_state(opt, sched, state, settings)
     resumed = _epochs(opt, sched, EPOCHS - done)
 
     _, ref_opt, ref_sched = _build(perturbed)
@@ -81,7 +82,7 @@ def test_restoring_with_the_same_config_changes_nothing(schedule: dict[str, Any]
     state = _checkpoint(config, 3)
 
     settings, opt, sched = _build(config)
-    _load_optimizer_state(opt, sched, copy.deepcopy(state), settings)
+    load_optimizer_state(opt, sched, copy.deepcopy(state), settings)
     assert opt.state_dict()["param_groups"] == state["optimizer"]["param_groups"]
     resumed = _epochs(opt, sched, EPOCHS - 3)
 
@@ -96,14 +97,13 @@ def test_checkpoints_follow_the_clock_unless_a_scheduler_restores_them() -> None
     from tunefleet.experiments.spec.plan import make_plan
 
     def plan(**extra: Any) -> Any:
-        raw = {
+        digits = {
             "name": "ck",
             "trainable": "tunefleet.trainables.examples.digits:mlp_trainable",
             "metric": "val_accuracy",
-            "mode": "max",
             "space": {"lr": {"loguniform": [1e-3, 1e-2]}, "epochs": 4},
-            **extra,
         }
+        raw = spec_dict(**{**digits, **extra})
         return make_plan(validate_spec(raw), raw)
 
     def constant(p: Any) -> Any:

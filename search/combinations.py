@@ -10,9 +10,10 @@ key is wrong and what to do instead.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
+from tunefleet.common.errors import TunefleetError
 from tunefleet.search.schedulers import (
     AnyScheduler,
     AshaSettings,
@@ -21,12 +22,12 @@ from tunefleet.search.schedulers import (
     resolved_max_t,
 )
 from tunefleet.search.settings import SearchSettings
-from tunefleet.search.space import Choice, Float, Int, Space
+from tunefleet.search.space import Choice, Conditional, Float, Int, Normal, Param, Space
 
 __all__ = ["SearchConfigError", "check_mutations", "check_objectives", "check_search"]
 
 
-class SearchConfigError(ValueError):
+class SearchConfigError(TunefleetError, ValueError):
     """An invalid combination of searcher, scheduler and space."""
 
 
@@ -39,11 +40,78 @@ def check_search(
 ) -> None:
     """Raises `SearchConfigError` for the first rule the combination breaks."""
     _check_conditional(search, space)
+    _check_normal(search, space)
     _check_grid(search, space)
     _check_sampler(search, space)
     _check_population(search, scheduler, space)
+    _check_something_to_search(search, space)
     _check_scheduler(search, scheduler, stop)
     _check_points(search, space)
+
+
+def _every_param(space: Space, root: str = "space") -> Iterator[tuple[str, Param]]:
+    """Each parameter with its key as the spec writes it, branch parameters included
+    (`space.optimizer.choice.sgd.lr`)."""
+    for path, param in space.params.items():
+        key = ".".join((root, *path.split("/")))
+        yield key, param
+        if isinstance(param, Conditional):
+            for value, branch in zip(param.values, param.branches, strict=True):
+                yield from _every_param(branch, f"{key}.choice.{value}")
+
+
+def _check_normal(search: SearchSettings, space: Space) -> None:
+    """Normal and log-normal parameters have no bounds: only random search (Ray's variant
+    generator), Hyperopt and PBT sample them."""
+    found = next(((k, p) for k, p in _every_param(space) if isinstance(p, Normal)), None)
+    if found is None:
+        return
+    key, param = found
+    algorithm = search.algorithm
+    on_optuna = "Optuna's random sampler, which draws only from bounded ranges"
+    reason = {
+        "optuna": "Optuna's samplers draw only from bounded ranges",
+        "grid": "grid tries fixed values",
+        "pb2": "pb2 models parameters between bounds",
+    }.get(algorithm)
+    can = "use algorithm random, hyperopt or pbt, which sample it"
+    if algorithm == "random" and space.conditional:
+        reason = f"random search over a conditional space runs on {on_optuna}"
+        can = "use algorithm hyperopt, which samples it"
+    elif algorithm == "random" and search.repeat > 1:
+        reason = f"random search with search.repeat runs on {on_optuna}"
+        can = "use algorithm hyperopt (which samples it), or remove repeat"
+    if reason is None:
+        return
+    low, high = param.interval()
+    bounded = "loguniform" if param.log else "uniform"
+    raise SearchConfigError(
+        f"{key}: a {param.keyword} distribution has no bounds, but {reason}; {can}, or give "
+        f"bounds, e.g. `{bounded}: [{low:.4g}, {high:.4g}]` (its 95% range)."
+    )
+
+
+def _check_something_to_search(search: SearchSettings, space: Space) -> None:
+    """A space of constants only gives every trial the same config: one run of it is a
+    baseline, more are the same run again (`search.repeat` reruns it with other seeds)."""
+    if space.searched or search.algorithm == "grid" or search.population_based:
+        return  # grid and population-based search have rules of their own
+    samples = search.algorithm in ("hyperopt", "optuna")
+    trials = search.trials
+    if not samples and trials <= 1:
+        return
+    if samples:
+        why = f"search.algorithm '{search.describe_algorithm}' has nothing to sample"
+        single = "use algorithm random with `search.num_samples: 1`"
+    else:
+        default = " (the default)" if search.num_samples is None else ""
+        why = f"all search.num_samples={trials}{default} trials would run the same config"
+        single = "set `search.num_samples: 1`"
+    raise SearchConfigError(
+        f"space: no distribution to search, so {why}; add one (e.g. `lr: {{loguniform: "
+        f"[1.0e-4, 1.0e-1]}}`), or for one run of these constants {single} (with "
+        "`search.repeat: N` to run it with N seeds)."
+    )
 
 
 def _check_conditional(search: SearchSettings, space: Space) -> None:

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from tunefleet.search import FifoSettings, SearchSettings, parse_space
-from tunefleet.search.compat import SearchConfigError, check_search
+from tunefleet.search.algorithms import build_search
+from tunefleet.search.combinations import SearchConfigError, check_search
 from tunefleet.search.schedulers import AshaSettings, HyperbandSettings, MedianSettings
 
 NUMERIC = {"lr": {"loguniform": [1e-4, 1e-1]}, "wd": {"uniform": [0.0, 0.1]}}
@@ -154,6 +155,60 @@ def test_settings_that_contradict_themselves_are_refused(
 )
 def test_valid_combinations_pass(search: dict[str, Any], scheduler: Any, stop: Any) -> None:
     _check(search, NUMERIC, scheduler, stop)
+
+
+@pytest.mark.parametrize(
+    ("search", "space", "message"),
+    [
+        (
+            {"algorithm": "random"},
+            {},
+            r"^space: no distribution to search, so all search\.num_samples=10 \(the default\) "
+            r"trials would run the same config; add one \(e\.g\. `lr: \{loguniform: "
+            r"\[1\.0e-4, 1\.0e-1\]\}`\), or for one run of these constants set "
+            r"`search\.num_samples: 1` \(with `search\.repeat: N` to run it with N seeds\)\.$",
+        ),
+        (
+            {"algorithm": "random", "num_samples": 20, "repeat": 2},
+            {"epochs": 3, "model": {"depth": 2}},
+            r"^space: no distribution to search, so all search\.num_samples=20 trials would run "
+            r"the same config; .* set `search\.num_samples: 1`",
+        ),
+        (
+            {"algorithm": "optuna", "num_samples": 20},
+            {"epochs": 3},
+            r"^space: no distribution to search, so search\.algorithm 'optuna tpe' has nothing "
+            r"to sample; add one .*, or for one run of these constants use algorithm random "
+            r"with `search\.num_samples: 1` \(with `search\.repeat: N` to run it with N seeds\)\.$",
+        ),
+        (
+            {"algorithm": "hyperopt", "num_samples": 1},
+            {"x": {"const": [1, 2]}},
+            r"^space: no distribution to search, so search\.algorithm 'hyperopt' has nothing",
+        ),
+    ],
+)
+def test_a_space_with_nothing_to_search_is_refused(
+    search: dict[str, Any], space: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(SearchConfigError, match=message):
+        _check(search, space)
+
+
+@pytest.mark.parametrize(
+    "search", [{"num_samples": 1}, {"num_samples": 1, "repeat": 3}, {"num_samples": 1, "seed": 4}]
+)
+def test_one_run_of_constants_is_allowed_and_repeat_gives_it_seeds(search: dict[str, Any]) -> None:
+    space = parse_space({"epochs": 3, "model": {"depth": 2}})
+    settings = SearchSettings(**search)
+    check_search(settings, FifoSettings(), space, {})
+    built = build_search(settings, FifoSettings(), space=space, stop={})
+    assert built.param_space == {"epochs": 3, "model": {"depth": 2}}
+    if settings.repeat > 1:
+        searcher = built.search_alg
+        searcher.set_search_properties("score", "max", built.param_space)
+        suggested = [searcher.suggest(f"t{i}") for i in range(3)]
+        assert [s["__trial_index__"] for s in suggested] == [0, 1, 2]
 
 
 def test_sampler_shorthand_and_options() -> None:

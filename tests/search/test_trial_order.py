@@ -8,8 +8,8 @@ import random
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import FIFOScheduler
 
-from tunefleet.search.fifo import AshaScheduler, FifoScheduler, MedianStopping
 from tunefleet.search.schedulers import AshaSettings, FifoSettings, MedianSettings, build_scheduler
+from tunefleet.search.trial_order import AshaScheduler, FifoScheduler, MedianStopping
 
 
 class _Controller:

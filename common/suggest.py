@@ -1,0 +1,21 @@
+"""The "did you mean" hint of one-line errors."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+__all__ = ["closest", "did_you_mean"]
+
+
+def closest(word: object, choices: Iterable[str]) -> str | None:
+    """The choice most like `word` (difflib's ratio at least 0.6), or None."""
+    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def did_you_mean(word: object, choices: Iterable[str], *, otherwise: str = ".") -> str:
+    """`; did you mean 'choice'?` for the choice most like `word`, else `otherwise`: the end
+    of an error message that names a wrong key or value."""
+    match = closest(word, choices)
+    return f"; did you mean '{match}'?" if match is not None else otherwise

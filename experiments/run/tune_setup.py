@@ -1,0 +1,68 @@
+"""What every Ray Tune run of tunefleet shares (the search, the baseline, a resumed run):
+the trainable with its resources, short trial folder names, and Ray's own output turned off
+where tunefleet replaces it."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from ray import tune
+
+from tunefleet.experiments.spec.plan import Plan
+
+__all__ = ["quiet_tune", "trial_dirname", "tune_trainable"]
+
+
+@contextmanager
+def quiet_tune(verbose: bool, save_every_s: float) -> Iterator[None]:
+    """Turns off what tunefleet replaces: Ray's per-trial CSV/JSON/TensorBoard loggers (the
+    Parquet files hold the same data) and, unless verbose, Ray's tables and log lines. Ray
+    saves its experiment state every `save_every_s` seconds; the Parquet files follow.
+    A result without the target metric does not stop the experiment (Ray's strict check
+    would): the trial is recorded as unusable (`invalid_metric`) and its searcher told
+    it failed (`tunefleet.search.wrapping.FiniteTarget`)."""
+    env = {
+        "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+        "TUNE_GLOBAL_CHECKPOINT_S": str(save_every_s),
+        "TUNE_DISABLE_STRICT_METRIC_CHECKING": "1",
+    }
+    if not verbose:
+        env["RAY_AIR_NEW_OUTPUT"] = "0"
+    saved_env = {k: os.environ.get(k) for k in env}
+    names = ["ray.tune", "ray.train", "ray.air"]
+    if "optuna" in sys.modules:  # configure optuna's own handler before it logs
+        sys.modules["optuna"].logging.get_verbosity()
+        names.append("optuna")
+    loggers = [logging.getLogger(n) for n in names]
+    saved_levels = [lg.level for lg in loggers]
+    os.environ.update(env)
+    if not verbose:
+        for lg in loggers:
+            lg.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        for lg, level in zip(loggers, saved_levels, strict=True):
+            lg.setLevel(level)
+
+
+def trial_dirname(trial: Any) -> str:
+    """`trial_<id>`: short folder names instead of Ray's config-laden ones."""
+    return f"trial_{trial.trial_id}"
+
+
+def tune_trainable(plan: Plan) -> Any:
+    """The plan's trainable as Ray Tune runs it, reserving the spec's resources per trial."""
+    trainable = plan.trainable.to_tune()
+    resources = {"cpu": plan.spec.resources.cpu, "gpu": plan.spec.resources.gpu}
+    return tune.with_resources(trainable, resources)
