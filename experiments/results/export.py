@@ -168,7 +168,8 @@ def _normalize(path: str) -> str:
             f"{folder}: no such folder{cause}; give the experiment folder Ray Tune wrote "
             "(<storage_path>/<name>)."
         )
-    return folder.uri
+    # A URI as given (file:// included: Ray reads it as such); a local path made absolute.
+    return path.rstrip("/") if "://" in path else folder.uri
 
 
 def _read_text(path: str) -> str | None:
