@@ -28,6 +28,11 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from tunefleet.cluster.connect import ClusterError, ClusterInputError
+from tunefleet.common.ray_compat import (
+    cluster_ray_version,
+    installed_ray_version,
+    version_problem,
+)
 
 __all__ = ["DEFAULT_EXCLUDES", "JobRequest", "job_request", "submit"]
 
@@ -233,12 +238,17 @@ def _client(address: str) -> Any:
     except ImportError:
         raise ClusterInputError(
             "submitting jobs needs Ray's job client, which is not installed here "
-            "(aiohttp is missing): pip install 'ray[default]>=2.60,<2.61'."
+            f"(aiohttp is missing): pip install 'ray[default]=={installed_ray_version()}'."
         ) from None
     # Ray's job client: the optional `ray[default]`, checked just above.
     from ray.job_submission import JobSubmissionClient
 
-    return _call(address, lambda: JobSubmissionClient(address))
+    client = _call(address, lambda: JobSubmissionClient(address))
+    # Before anything is uploaded: Ray's own mismatch error comes late and is hard to read.
+    problem = version_problem(installed_ray_version(), cluster_ray_version(client))
+    if problem is not None:
+        raise ClusterInputError(problem)
+    return client
 
 
 def _call(address: str, fn: Any) -> Any:

@@ -7,6 +7,15 @@ the installed Ray and fails naming the Ray version and what changed. Differences
 supported Ray versions belong here too.
 
 Ray is imported at module level: every module that imports this one adapts Ray anyway.
+
+Supported Ray versions: 2.55 to 2.60 (`SUPPORTED`; pyproject: `ray[tune]>=2.55,<2.61`). CI
+runs the whole suite on 2.60 and the core tests (`pytest -m core`) on 2.55. Measured here:
+Ray 2.50 and 2.51 have no token authentication (`RAY_AUTH_MODE=token`,
+`ray.exceptions.AuthenticationError` arrive in 2.52); before 2.55 a worker node ignores
+`ray start --temp-dir` and shares the head's folder, so several nodes on one machine delete
+each other's copy of a job's working directory (the three-node tests fail there). Between 2.55
+and 2.60 tunefleet needed no change; the one difference users meet is Ray's rule that the
+driver and the cluster run the same minor version (`version_problem`).
 """
 
 from __future__ import annotations
@@ -14,9 +23,11 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
+from importlib import metadata
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -32,20 +43,25 @@ __all__ = [
     "RAY_RESULT_FIELDS",
     "RAY_WORKER_LOGGER",
     "SIGTERM_WARNING",
+    "SUPPORTED",
     "PbtExploit",
     "SkipFinishedTrials",
     "best_value_seen",
+    "cluster_ray_version",
     "freeze_finished_windows",
+    "installed_ray_version",
+    "minor",
     "parse_pbt_log",
     "pbt_log_path",
     "quiet_sigterm_warning",
     "ray_version",
     "restored_run_config",
     "sample_variant",
+    "version_problem",
 ]
 
 #: Ray versions (major.minor) every entry below was checked on.
-CHECKED_ON = ("2.60",)
+CHECKED_ON = ("2.55", "2.60")
 
 # The fields Ray adds to every result ------------------------------------------------------
 # Why private: `ray.tune.result` is not in Ray's API docs, and no public API lists the fields
@@ -262,3 +278,59 @@ def sample_variant(param_space: Mapping[str, Any], random_state: Any) -> dict[st
 def ray_version() -> str:
     """The installed Ray's major.minor version, as `CHECKED_ON` lists them."""
     return ".".join(ray.__version__.split(".")[:2])
+
+
+# The supported Ray versions, and a cluster's --------------------------------------------
+
+#: The oldest and the newest Ray minor version tunefleet supports, both included.
+SUPPORTED = ((2, 55), (2, 60))
+
+
+def installed_ray_version() -> str:
+    """The installed Ray's full version (`2.60.0`), as pip names it."""
+    try:
+        return metadata.version("ray")
+    except metadata.PackageNotFoundError:  # a Ray run from a source tree
+        return str(ray.__version__)
+
+
+def minor(version: str) -> tuple[int, int] | None:
+    """`(2, 60)` for `2.60.1` (or `2.60.0rc1`); None for text that is no version."""
+    match = re.match(r"(\d+)\.(\d+)", version)
+    return (int(match[1]), int(match[2])) if match else None
+
+
+def version_problem(client: str, cluster: str | None) -> str | None:
+    """One line saying what to install when this machine's Ray (`client`) and the cluster's
+    cannot work together, or None when they can (or the cluster's is unknown).
+
+    Ray needs the same minor version on the driver's machine and on the cluster; its own
+    error comes late (after the upload, from the job's driver) and is hard to read.
+    """
+    if cluster is None or minor(client) == minor(cluster):
+        return None
+    (low_major, low), (high_major, high) = SUPPORTED
+    cluster_minor = minor(cluster)
+    if cluster_minor is not None and SUPPORTED[0] <= cluster_minor <= SUPPORTED[1]:
+        return (
+            f"the cluster runs Ray {cluster} and this machine Ray {client}; Ray needs the same "
+            f"minor version on both: pip install 'ray[default,tune]=={cluster}' here."
+        )
+    return (
+        f"the cluster runs Ray {cluster}, which tunefleet does not support (Ray "
+        f"{low_major}.{low} to {high_major}.{high}); use a cluster image of the Ray this "
+        f"machine has, rayproject/ray:{client}-py311-cpu, or install a supported Ray on both."
+    )
+
+
+# A cluster's Ray version, from Ray's job client ------------------------------------------
+# Why private: `JobSubmissionClient` reads the cluster's Ray version from the job server's
+# /api/version when it connects and keeps it in `_server_ray_version`; no public accessor
+# returns it. Checked on: 2.55, 2.60.
+
+
+def cluster_ray_version(client: Any) -> str | None:
+    """The Ray version a cluster's job server reported to Ray's `JobSubmissionClient` when
+    it connected, or None if the client does not keep it."""
+    version = getattr(client, "_server_ray_version", None)
+    return str(version) if version else None

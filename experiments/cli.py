@@ -34,6 +34,7 @@ from typing import TypeAlias
 from tunefleet.cluster import check_address, discard_early_start, launcher, start_early
 from tunefleet.cluster.jobs import submit
 from tunefleet.common.errors import TunefleetError
+from tunefleet.common.ray_compat import installed_ray_version
 from tunefleet.experiments.analysis.baseline_and_final import baseline_text, final_text
 from tunefleet.experiments.analysis.experiment import AnalysisError, load
 from tunefleet.experiments.analysis.report import write_report
@@ -78,7 +79,11 @@ def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="tunefleet", description="Hyperparameter tuning on Ray Tune from one YAML file."
     )
-    parser.add_argument("--version", action="version", version=f"tunefleet {_version()}")
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"tunefleet {_version()} (Ray {installed_ray_version()})",
+    )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for add in (
         _add_run,
@@ -209,7 +214,11 @@ def _add_report(commands: _Commands) -> None:
         "'tunefleet[report]').",
     )
     _experiment(report)
-    report.add_argument("--out", help="output folder (default: <experiment>/report)")
+    report.add_argument(
+        "--out",
+        help="local output folder (default: <experiment>/report, or ./report-<name> for an "
+        "experiment on an object store)",
+    )
     _verbose(report)
 
 

@@ -1,20 +1,52 @@
-"""Shared fixtures: one real Ray instance for the whole session."""
+"""Shared fixtures: one real Ray instance and one real S3-compatible object store for the
+whole session."""
 
 from __future__ import annotations
 
 import logging
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support.object_store import ObjectStore, start_object_store
+
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
-def ray_instance() -> Iterator[None]:
-    """A real, embedded Ray with 2 CPUs (never a leftover cluster from `ray start`)."""
+def object_store() -> Iterator[ObjectStore]:
+    """moto's S3 server on 127.0.0.1 with a bucket, its endpoint and credentials exported
+    in the standard AWS variables: to this process, and so to the subprocesses, Ray
+    instances and Ray workers started after it."""
+    with start_object_store() as store:
+        saved = {k: os.environ.get(k) for k in store.env}
+        os.environ.update(store.env)
+        try:
+            yield store
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+@pytest.fixture()
+def s3_storage(object_store: ObjectStore) -> str:
+    """A fresh `s3://bucket/<prefix>` results root for one test."""
+    return object_store.uri(f"t-{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture(scope="session")
+def ray_instance(object_store: ObjectStore) -> Iterator[None]:
+    """A real, embedded Ray with 2 CPUs (never a leftover cluster from `ray start`).
+
+    Started after the object store, so that its workers reach the bucket through the same
+    environment as the driver.
+    """
     import ray
 
     os.chdir(REPO)  # workers import `tests.support...` relative to the driver's folder

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from tunefleet.common.locations import locate
 from tunefleet.experiments.results.files import FINAL_FILE, read_baseline
-from tunefleet.experiments.results.parquet_io import read_metadata
+from tunefleet.experiments.results.parquet_io import read_frame, read_metadata
 
 __all__ = ["baseline_text", "final_text", "improvement"]
 
@@ -36,12 +37,13 @@ def baseline_text(exp_dir: str | Path, *, metric: str, mode: str, best: float | 
 
 
 def final_text(exp_dir: str | Path) -> str | None:
-    """The final-evaluation block for `tunefleet show`, or None without `final.parquet`."""
-    path = Path(exp_dir) / FINAL_FILE
+    """The final-evaluation block for `tunefleet show`, or None without `final.parquet`
+    (`exp_dir`: a local folder or a URI)."""
+    path = locate(exp_dir) / FINAL_FILE
     if not path.is_file():
         return None
-    info = read_metadata(path)
-    frame = pd.read_parquet(path)
+    info = read_metadata(path.uri)
+    frame = read_frame(path)
     name, threshold = info["held_out"], float(info["gap_threshold"])
     per_config = frame.groupby("rank").first().reset_index()
     seeds = int(frame.groupby("rank").size().max())

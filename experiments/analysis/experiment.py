@@ -24,10 +24,11 @@ import numpy as np
 import pandas as pd
 
 from tunefleet.common.errors import TunefleetError
+from tunefleet.common.locations import locate
 from tunefleet.common.logs import quiet_logger
 from tunefleet.experiments.results.files import EXPLOITS_FILE, ITERATIONS_FILE, TRIALS_FILE
 from tunefleet.experiments.results.iteration_log import FIXED
-from tunefleet.experiments.results.parquet_io import read_metadata
+from tunefleet.experiments.results.parquet_io import read_frame, read_metadata
 from tunefleet.search import (
     Choice,
     Const,
@@ -61,21 +62,23 @@ class Experiment:
         iterations: `iterations.parquet`, one row per reported result.
         exploits: `exploits.parquet` for population-based runs (who copied whom), else None.
         metadata: The experiment metadata: spec, metric, mode, versions, started_at, ...
-        path: The folder the files were read from, if any.
+        path: The folder the files were read from, if any: a local path, or the URI of a
+            folder on an object store.
     """
 
     trials: pd.DataFrame
     iterations: pd.DataFrame
     exploits: pd.DataFrame | None
     metadata: dict[str, Any]
-    path: Path | None = None
+    path: Path | str | None = None
 
     # What the experiment is -----------------------------------------------------------
 
     @property
     def name(self) -> str:
         """The experiment's name (its folder under the storage root)."""
-        name = self.metadata.get("experiment") or (self.path.name if self.path else "")
+        folder = str(self.path).rstrip("/").rpartition("/")[2] if self.path else ""
+        name = self.metadata.get("experiment") or folder
         return str(name or "experiment")
 
     @property
@@ -320,22 +323,27 @@ class Experiment:
 
 
 def load(path: str | Path) -> Experiment:
-    """Reads one experiment folder (`<storage>/<name>/`).
+    """Reads one experiment folder (`<storage>/<name>/`), local or on an object store.
 
     Args:
-        path: The experiment folder (or its `trials.parquet`).
+        path: The experiment folder (or its `trials.parquet`): a local path or a URI such
+            as `s3://bucket/results/quickstart`.
 
     Raises:
         AnalysisError: If a results file is missing; the message says which and what to do.
+        LocationError: If the object store cannot be read (missing bucket, refused
+            credentials, unreachable endpoint); the message says which.
     """
-    folder = Path(path)
+    folder = locate(path)
     if folder.name == TRIALS_FILE and folder.is_file():
         folder = folder.parent
     if not folder.is_dir():
-        raise AnalysisError(f"{folder} is not a folder; pass an experiment folder.")
+        why = folder.missing() if folder.remote else ""
+        cause = f" ({why})" if why and why != "not found" else ""
+        raise AnalysisError(f"{folder} is not a folder{cause}; pass an experiment folder.")
     trials_path = folder / TRIALS_FILE
     if not trials_path.is_file():
-        inside = sorted(p.name for p in folder.iterdir() if (p / TRIALS_FILE).is_file())
+        inside = [f.name for f in folder.folders() if (f / TRIALS_FILE).is_file()]
         hint = (
             f"it holds the experiments {', '.join(inside)}: pass one of them (or use load_all)."
             if inside
@@ -350,11 +358,11 @@ def load(path: str | Path) -> Experiment:
         )
     exploits_path = folder / EXPLOITS_FILE
     return Experiment(
-        trials=pd.read_parquet(trials_path),
-        iterations=pd.read_parquet(iterations_path),
-        exploits=pd.read_parquet(exploits_path) if exploits_path.is_file() else None,
-        metadata=read_metadata(trials_path),
-        path=folder,
+        trials=read_frame(trials_path),
+        iterations=read_frame(iterations_path),
+        exploits=read_frame(exploits_path) if exploits_path.is_file() else None,
+        metadata=read_metadata(trials_path.uri),
+        path=folder.local_path or folder.uri,
     )
 
 
@@ -362,20 +370,24 @@ def load_all(root: str | Path) -> pd.DataFrame:
     """All trials of every experiment folder under a storage root, with an `experiment` column.
 
     Args:
-        root: The storage root (`--storage`), holding `<name>/trials.parquet` folders.
+        root: The storage root (`--storage`), holding `<name>/trials.parquet` folders: a
+            local path or a URI.
 
     Raises:
         AnalysisError: If no experiment folder is there.
+        LocationError: If the object store cannot be read; the message says why.
     """
-    base = Path(root)
+    base = locate(root)
     folders = [base] if (base / TRIALS_FILE).is_file() else []
     if base.is_dir():
-        folders += sorted(p for p in base.iterdir() if (p / TRIALS_FILE).is_file())
+        folders += [f for f in base.folders() if (f / TRIALS_FILE).is_file()]
     if not folders:
-        raise AnalysisError(f"{base} holds no experiment folders (no */{TRIALS_FILE}).")
+        why = base.missing() if base.remote and not base.exists() else ""
+        cause = f" ({why})" if why and why != "not found" else ""
+        raise AnalysisError(f"{base} holds no experiment folders (no */{TRIALS_FILE}){cause}.")
     frames = []
     for folder in folders:
-        trials = pd.read_parquet(folder / TRIALS_FILE)
+        trials = read_frame(folder / TRIALS_FILE)
         # The folder's name (the files' own `experiment` column keeps the name it ran under).
         trials = trials.drop(columns=["experiment"], errors="ignore")
         trials.insert(0, "experiment", folder.name)

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import pandas as pd
 
+from tunefleet.common.locations import locate
 from tunefleet.experiments.analysis.baseline_and_final import improvement
 from tunefleet.experiments.analysis.experiment import AnalysisError, Experiment
 from tunefleet.experiments.results.files import FINAL_FILE, read_baseline
+from tunefleet.experiments.results.parquet_io import read_frame
 
 __all__ = ["outcome_table"]
 
@@ -30,8 +32,8 @@ def outcome_table(exp: Experiment) -> pd.DataFrame | None:
     if exp.path is None:
         return None
     base = read_baseline(exp.path)
-    final_path = exp.path / FINAL_FILE
-    final = pd.read_parquet(final_path) if final_path.is_file() else None
+    final_path = locate(exp.path) / FINAL_FILE
+    final = read_frame(final_path) if final_path.is_file() else None
     if base is None and final is None:
         return None
     try:

@@ -47,8 +47,9 @@ def write_report(exp_dir: str | Path, out_dir: str | Path | None = None) -> Path
     """Writes `report.html` and one PNG per plot for an experiment folder.
 
     Args:
-        exp_dir: The experiment folder (`<storage>/<name>`).
-        out_dir: Where to write; `<exp_dir>/report` by default.
+        exp_dir: The experiment folder (`<storage>/<name>`): a local path or a URI.
+        out_dir: Where to write (always a local folder); by default `<exp_dir>/report` for
+            a local experiment, `./report-<name>` for one on an object store.
 
     Returns:
         The path of `report.html`.
@@ -59,7 +60,12 @@ def write_report(exp_dir: str | Path, out_dir: str | Path | None = None) -> Path
     """
     exp = load(exp_dir)
     _require_matplotlib()
-    out = Path(out_dir) if out_dir is not None else Path(exp_dir) / "report"
+    if out_dir is not None:
+        out = Path(out_dir)
+    elif isinstance(exp.path, Path):
+        out = exp.path / "report"
+    else:  # an object store: the report is for reading here
+        out = Path.cwd() / f"report-{exp.name}"
     out.mkdir(parents=True, exist_ok=True)
     notes: list[str] = []
     try:

@@ -25,12 +25,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from pyarrow import fs as pafs
 
 from tunefleet.common.errors import TunefleetError
+from tunefleet.common.locations import LocationError, locate
 from tunefleet.common.logs import quiet_logger
 from tunefleet.common.ray_compat import best_value_seen
 from tunefleet.experiments.results.files import ITERATIONS_FILE, SPEC_FILE, TRIALS_FILE
@@ -106,7 +106,7 @@ def export_experiment(
             "experiment state."
         )
     trials = _ray_trials(exp_dir, warn)
-    filesystem, _ = _filesystem(exp_dir)
+    filesystem = locate(exp_dir).filesystem
     histories = {trial.trial_id: _history(trial, filesystem) for trial in trials}
     results = [
         r
@@ -157,31 +157,27 @@ def export_experiment(
 
 
 def _normalize(path: str) -> str:
-    if "://" in path:
-        return path.rstrip("/")
-    folder = Path(path).expanduser().resolve()
+    try:
+        folder = locate(path)
+    except LocationError as exc:
+        raise ExportError(str(exc)) from None
     if not folder.is_dir():
+        why = folder.missing() if folder.remote else "not found"
+        cause = f" ({why})" if why != "not found" else ""
         raise ExportError(
-            f"{path}: no such folder; give the experiment folder Ray Tune wrote "
+            f"{folder}: no such folder{cause}; give the experiment folder Ray Tune wrote "
             "(<storage_path>/<name>)."
         )
-    return str(folder)
-
-
-def _filesystem(path: str) -> tuple[Any, str]:
-    if "://" in path:
-        filesystem, fs_path = pafs.FileSystem.from_uri(path)
-        return filesystem, fs_path
-    return pafs.LocalFileSystem(), path
+    # A URI as given (file:// included: Ray reads it as such); a local path made absolute.
+    return path.rstrip("/") if "://" in path else folder.uri
 
 
 def _read_text(path: str) -> str | None:
-    """A small file's text through pyarrow's filesystems, or None if it is not there."""
-    filesystem, fs_path = _filesystem(path)
-    if filesystem.get_file_info(fs_path).type != pafs.FileType.File:
+    """A small file's text (local or on an object store), or None if it is not there."""
+    location = locate(path)
+    if not location.is_file():
         return None
-    with filesystem.open_input_stream(fs_path) as f:
-        return bytes(f.readall()).decode("utf-8", errors="replace")
+    return location.read_bytes().decode("utf-8", errors="replace")
 
 
 def _read_spec(exp_dir: str) -> dict[str, Any]:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from tunefleet.common.locations import locate, translated
+
 __all__ = [
     "BASELINE_DIR",
     "EXPLOITS_FILE",
@@ -33,9 +35,11 @@ BASELINE_DIR = "baseline"
 
 
 def read_baseline(exp_dir: str | Path) -> pd.Series | None:
-    """The baseline trial's row of `<exp_dir>/baseline/trials.parquet`, or None."""
-    path = Path(exp_dir) / BASELINE_DIR / TRIALS_FILE
+    """The baseline trial's row of `<exp_dir>/baseline/trials.parquet` (a local folder or a
+    URI), or None."""
+    path = locate(exp_dir) / BASELINE_DIR / TRIALS_FILE
     if not path.is_file():
         return None
-    trials = pd.read_parquet(path)
+    with translated(path.uri):
+        trials = pd.read_parquet(path.path, filesystem=path.filesystem)
     return None if trials.empty else trials.iloc[0]

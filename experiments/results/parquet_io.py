@@ -5,15 +5,17 @@ from __future__ import annotations
 import glob
 import json
 import os
+import time
 from collections.abc import Iterable, Mapping
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pyarrow import fs as pafs
 
+from tunefleet.common.locations import Location, locate, translated
 from tunefleet.common.nesting import flatten
 from tunefleet.common.ray_compat import RAY_RESULT_FIELDS
 
@@ -23,6 +25,7 @@ __all__ = [
     "flatten",
     "join_path",
     "path_exists",
+    "read_frame",
     "read_metadata",
     "read_metadata_any",
     "read_rows",
@@ -82,16 +85,16 @@ def _array(values: list[Any]) -> pa.Array:
 
 def write_text_atomic(path: str, text: str) -> None:
     """Writes a small text file whole (temporary file, then rename; object stores: one PUT)."""
-    if "://" in path and not path.startswith("file://"):
-        filesystem, fs_path = pafs.FileSystem.from_uri(path)
-        with filesystem.open_output_stream(fs_path) as out:
+    target = locate(path)
+    if target.remote:
+        with translated(target.uri), target.filesystem.open_output_stream(target.path) as out:
             out.write(text.encode())
         return
-    target = Path(path.removeprefix("file://"))
-    tmp = _temporary(target)
+    local = Path(target.path)
+    tmp = _temporary(local)
     try:
         tmp.write_text(text)
-        os.replace(tmp, target)
+        os.replace(tmp, local)
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -105,11 +108,12 @@ def write_parquet_atomic(table: pa.Table, path: str, info: Mapping[str, Any]) ->
     meta = dict(table.schema.metadata or {})
     meta[METADATA_KEY] = json.dumps(info, default=str).encode()
     table = table.replace_schema_metadata(meta)
-    if "://" in path and not path.startswith("file://"):
-        filesystem, fs_path = pafs.FileSystem.from_uri(path)
-        pq.write_table(table, fs_path, filesystem=filesystem)
+    location = locate(path)
+    if location.remote:
+        with translated(location.uri):
+            pq.write_table(table, location.path, filesystem=location.filesystem)
         return
-    target = Path(path.removeprefix("file://"))
+    target = Path(location.path)
     tmp = _temporary(target)
     try:
         pq.write_table(table, tmp)
@@ -145,8 +149,20 @@ def _alive(pid: int) -> bool:
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:
-    """The experiment metadata (spec, versions, metric, ...) stored in a results file."""
-    meta = pq.read_schema(path).metadata or {}
+    """The experiment metadata (spec, versions, metric, ...) stored in a results file.
+
+    Args:
+        path: A Parquet file: a local path or a URI (`s3://bucket/exp/trials.parquet`).
+
+    Raises:
+        FileNotFoundError: If there is no such file.
+        LocationError: If the object store cannot be read (the message says why).
+    """
+    location = locate(path)
+    if location.remote:
+        meta = pq.read_schema(pa.BufferReader(_whole_object(location))).metadata or {}
+    else:
+        meta = pq.read_schema(location.path).metadata or {}
     return json.loads(meta[METADATA_KEY]) if METADATA_KEY in meta else {}
 
 
@@ -165,10 +181,7 @@ def join_path(base: str, name: str) -> str:
 
 def path_exists(path: str) -> bool:
     """Whether a local path or a pyarrow filesystem URI exists."""
-    if "://" in path and not path.startswith("file://"):
-        filesystem, fs_path = pafs.FileSystem.from_uri(path)
-        return bool(filesystem.get_file_info(fs_path).type != pafs.FileType.NotFound)
-    return os.path.exists(path.removeprefix("file://"))
+    return locate(path).exists()
 
 
 def read_rows(path: str) -> list[dict[str, Any]]:
@@ -178,17 +191,46 @@ def read_rows(path: str) -> list[dict[str, Any]]:
 
 def read_table(path: str) -> pa.Table:
     """A Parquet file (local path or pyarrow filesystem URI) as an Arrow table."""
-    if "://" in path and not path.startswith("file://"):
-        filesystem, fs_path = pafs.FileSystem.from_uri(path)
-        return pq.read_table(fs_path, filesystem=filesystem)
-    return pq.read_table(path.removeprefix("file://"))
+    location = locate(path)
+    if location.remote:
+        return pq.read_table(pa.BufferReader(_whole_object(location)))
+    return pq.read_table(location.path)
+
+
+def read_frame(location: Location) -> pd.DataFrame:
+    """A Parquet file on a local or object-store location, as pandas reads it.
+
+    Raises:
+        LocationError: If the object store cannot be read (the message says why).
+    """
+    if location.remote:
+        return pd.read_parquet(pa.BufferReader(_whole_object(location)))
+    return pd.read_parquet(location.path)
+
+
+def _whole_object(location: Location, attempts: int = 5) -> bytes:
+    """A Parquet object's bytes, fetched again when it was replaced while being read.
+
+    Each rewrite replaces the object whole (one upload), but pyarrow reads an object as a
+    HEAD (its size) then ranged GETs: a reader that races a writer can get the first bytes
+    of the newer version. Those lack Parquet's closing magic, so they are told apart.
+    """
+    data = location.read_bytes()
+    for attempt in range(1, attempts):
+        if _is_whole_parquet(data):
+            break
+        time.sleep(0.05 * attempt)
+        data = location.read_bytes()
+    return data  # still not whole: pyarrow says what is wrong with it
+
+
+def _is_whole_parquet(data: bytes) -> bool:
+    """Starts and ends with `PAR1`, with room for the footer its trailer announces."""
+    if len(data) < 12 or data[:4] != b"PAR1" or data[-4:] != b"PAR1":
+        return False
+    return int.from_bytes(data[-8:-4], "little") + 12 <= len(data)
 
 
 def read_metadata_any(path: str) -> dict[str, Any]:
-    """`read_metadata` for a local path or a pyarrow filesystem URI."""
-    if "://" in path and not path.startswith("file://"):
-        filesystem, fs_path = pafs.FileSystem.from_uri(path)
-        with filesystem.open_input_file(fs_path) as f:
-            meta = pq.read_schema(f).metadata or {}
-        return json.loads(meta[METADATA_KEY]) if METADATA_KEY in meta else {}
-    return read_metadata(path.removeprefix("file://"))
+    """`read_metadata` (kept for callers that used this name for URIs)."""
+    return read_metadata(path)

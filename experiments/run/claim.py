@@ -11,7 +11,10 @@ the first trial starts. If the block raises before that (Ray cannot be reached, 
 or the search fails to start, Ctrl-C), what the run wrote is removed and the old experiment
 moved back: a rerun of the same command proceeds as if nothing had happened.
 
-Object-store URIs (`s3://...`) are not checked, taken or restored.
+On an object store (`s3://...`) the check also reaches the store, before Ray starts: a
+missing bucket, refused credentials or an unreachable endpoint end the run in one line. A
+prefix there cannot be moved aside: with `overwrite`, the experiment in it is deleted when
+the run takes the folder, and nothing is restored.
 """
 
 from __future__ import annotations
@@ -23,9 +26,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from pyarrow.fs import FileType
 from ray.tune import Callback
 
 from tunefleet.common.errors import TunefleetError
+from tunefleet.common.locations import LocationError, is_uri, locate
 
 __all__ = ["ExperimentFolder", "RunError"]
 
@@ -38,18 +43,20 @@ class ExperimentFolder:
     """`<storage>/<name>`, checked at once and taken for the duration of a run.
 
     Args:
-        path: The experiment folder: a local path, or a URI (left alone).
+        path: The experiment folder: a local path, or a URI.
         overwrite: Replace an experiment already in the folder (once a trial starts).
 
     Raises:
         RunError: If the folder holds an experiment and `overwrite` is off, or a file stands
             where the folder or one of its parents should be.
+        LocationError: If an object store's bucket is missing, refuses the credentials or
+            cannot be reached.
     """
 
     def __init__(self, path: str, *, overwrite: bool) -> None:
         self.path = path
         self.overwrite = overwrite
-        self._local = "://" not in path
+        self._local = not is_uri(path)
         self._made: list[Path] = []  # folders this run created, the experiment's first
         self._aside: Path | None = None  # holds the replaced experiment until a trial starts
         self._started = False
@@ -58,7 +65,7 @@ class ExperimentFolder:
     def _check(self) -> bool:
         """Whether the folder holds something (allowed only with `overwrite`)."""
         if not self._local:
-            return False
+            return self._check_remote()
         target = Path(self.path)
         existing = next((p for p in (target, *target.parents) if p.exists()), None)
         if existing is not None and not existing.is_dir():
@@ -102,8 +109,27 @@ class ExperimentFolder:
             shutil.rmtree(self._aside, ignore_errors=True)
             self._aside = None
 
+    def _check_remote(self) -> bool:
+        location = locate(self.path)
+        kind = location.kind()  # LocationError: refused credentials, unreachable endpoint
+        if kind == FileType.NotFound:
+            why = location.missing()
+            if why != "not found":
+                raise LocationError(f"--storage: {location.parent}: {why}; create it first.")
+            return False
+        if kind == FileType.File:
+            raise RunError(f"--storage: {location} is a file, not a folder; give a folder prefix.")
+        if not self.overwrite:
+            raise RunError(
+                f"{location} already holds an experiment; pass --overwrite to replace it, or "
+                "--name NEW to keep both."
+            )
+        return True
+
     def _take(self) -> None:
         if not self._local:
+            if self._check():
+                locate(self.path).delete_contents()
             return
         target = Path(self.path)
         if self._check():  # overwrite: set the old experiment aside, beside it

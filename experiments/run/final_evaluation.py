@@ -20,7 +20,6 @@ and validation data alone (see `tunefleet.trainables.contract`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,9 +29,10 @@ import ray
 
 from tunefleet.cluster import connect
 from tunefleet.common.errors import TunefleetError
+from tunefleet.common.locations import locate
 from tunefleet.common.nesting import nest
 from tunefleet.experiments.results.files import FINAL_FILE, SPEC_FILE, TRIALS_FILE, read_baseline
-from tunefleet.experiments.results.parquet_io import write_parquet_atomic
+from tunefleet.experiments.results.parquet_io import read_frame, write_parquet_atomic
 from tunefleet.experiments.spec.loading import load_spec
 from tunefleet.experiments.spec.optional_sections import FINAL_SEED_OFFSET, FinalSettings
 from tunefleet.experiments.spec.plan import Plan, make_plan
@@ -65,7 +65,7 @@ def _python(value: Any) -> Any:
 
 
 def _top_trials(exp_dir: str, metric: str, mode: str, k: int) -> pd.DataFrame:
-    trials = pd.read_parquet(f"{exp_dir}/{TRIALS_FILE}")
+    trials = read_frame(locate(exp_dir) / TRIALS_FILE)
     best = f"best/{metric}"
     if best not in trials.columns:
         raise FinalError(f"final: no trial in {exp_dir} reported {metric!r}; nothing to evaluate.")
@@ -210,10 +210,14 @@ def evaluate_dir(
     Returns:
         The path of `final.parquet`.
     """
-    spec_path = Path(exp_dir) / SPEC_FILE
-    if not spec_path.is_file():
+    location = locate(exp_dir)
+    exp_dir = location.uri
+    spec_path = f"{exp_dir}/{SPEC_FILE}"
+    if not locate(spec_path).is_file():
+        why = location.missing() if location.remote else "not found"
+        cause = f" ({why})" if why != "not found" else ""
         raise FinalError(
-            f"{exp_dir} has no {SPEC_FILE}; pass the folder a `tunefleet run` wrote "
+            f"{exp_dir} has no {SPEC_FILE}{cause}; pass the folder a `tunefleet run` wrote "
             "(<storage>/<name>)."
         )
     for flag, value in (("--top", top), ("--seeds", seeds)):

@@ -13,6 +13,7 @@ from typing import Any
 from ray import tune
 
 from tunefleet.cluster import connect
+from tunefleet.common.locations import locate
 from tunefleet.common.nesting import set_path
 from tunefleet.common.ray_compat import restored_run_config
 from tunefleet.experiments.results.files import SPEC_FILE, TRIALS_FILE
@@ -30,7 +31,7 @@ from tunefleet.experiments.run.runner import (
     storage_root,
 )
 from tunefleet.experiments.run.tune_setup import tune_trainable
-from tunefleet.experiments.spec.loading import load_spec
+from tunefleet.experiments.spec.loading import SpecError, load_spec
 from tunefleet.experiments.spec.plan import Plan, make_plan
 from tunefleet.experiments.spec.slots import TrialSlots, trial_slots
 from tunefleet.search.algorithms import build_search
@@ -59,11 +60,14 @@ def resume_experiment(
     exp_dir = storage_root(path)
     try:
         spec, raw = load_spec(f"{exp_dir}/{SPEC_FILE}")
-    except ValueError as exc:
+    except SpecError as exc:
         if "no such file" in str(exc):
+            location = locate(exp_dir)
+            why = location.missing() if location.remote else "not found"
+            cause = f" ({why})" if why != "not found" else ""
             raise RunError(
-                f"{exp_dir}: no {SPEC_FILE} here; give the folder `tunefleet run` wrote "
-                "(<storage>/<name>)."
+                f"{exp_dir}: no {SPEC_FILE} here{cause}; give the folder `tunefleet run` "
+                "wrote (<storage>/<name>)."
             ) from None
         raise
     plan = make_plan(spec, raw)

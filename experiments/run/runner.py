@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -12,6 +11,7 @@ from ray import tune
 from ray.tune.search import Searcher
 
 from tunefleet.cluster import connect
+from tunefleet.common.locations import LocationError, locate
 from tunefleet.experiments.results.files import SPEC_FILE
 from tunefleet.experiments.results.parquet_io import write_text_atomic
 from tunefleet.experiments.results.recorder import ResultsRecorder
@@ -101,21 +101,16 @@ class RunSummary:
 
 
 def storage_root(storage: str) -> str:
-    """An absolute local path, or the URI unchanged.
+    """An absolute local path, or the URI (no trailing `/`).
 
     Raises:
         RunError: If the URI carries credentials (`s3://KEY:SECRET@bucket`), which would be
-            printed and saved with the results.
+            printed and saved with the results, or pyarrow cannot open its scheme.
     """
-    if "://" in storage and not storage.startswith("file://"):
-        if "@" in storage.split("://", 1)[1].split("/", 1)[0]:
-            raise RunError(
-                "--storage: the URI holds credentials (user:secret@...), which would be "
-                "printed and saved with the results; give them through the environment "
-                "(e.g. AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) instead."
-            )
-        return storage.rstrip("/")
-    return str(Path(storage.removeprefix("file://")).expanduser().resolve())
+    try:
+        return locate(storage).uri
+    except LocationError as exc:
+        raise RunError(f"--storage: {exc}") from None
 
 
 def experiment_dir(plan: Plan, options: RunOptions) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from tunefleet.common.locations import is_uri, locate
 from tunefleet.common.suggest import closest, did_you_mean
 from tunefleet.experiments.spec.errors import SpecError
 from tunefleet.experiments.spec.experiment import ExperimentSpec
@@ -104,14 +105,27 @@ def _check_size(data: Any, *, source: str) -> None:
 
 
 def read_spec_file(path: str | Path) -> dict[str, Any]:
-    """Reads and parses a spec file into a mapping."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise SpecError(f"{path}: no such file.") from None
-    except OSError as exc:
-        raise SpecError(f"{path}: cannot read ({exc.strerror}).") from None
+    """Reads and parses a spec file (a local path or a URI) into a mapping.
+
+    Raises:
+        SpecError: If the file is missing, unreadable or not a spec.
+        LocationError: If an object store cannot be read (the message says why).
+    """
+    if is_uri(path):
+        location = locate(path)
+        try:
+            data = location.read_bytes()
+        except FileNotFoundError:
+            raise SpecError(f"{location}: no such file.") from None
+        path = location.uri
+    else:
+        path = Path(path)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise SpecError(f"{path}: no such file.") from None
+        except OSError as exc:
+            raise SpecError(f"{path}: cannot read ({exc.strerror}).") from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:

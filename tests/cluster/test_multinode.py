@@ -1,41 +1,31 @@
 """The same experiment file on a real multi-node Ray cluster, and the cluster helpers.
 
 The cluster is three `ray start` nodes on this machine (a head and two workers, each with
-its own temp dir, ports and CPU count) under token authentication with a token of the
-test's own. The fixture stops only the processes it started: every one of them inherits a
-marker variable, so teardown never touches another Ray on the machine (no `ray stop`).
+its own ports and CPU count) under token authentication with a token of the test's own
+(`tests.support.local_cluster`); teardown stops only the processes it started.
 
 The tests that need the cluster run in file order: the last one kills a worker node.
 """
 
 from __future__ import annotations
 
-import contextlib
-import importlib
 import os
-import secrets
-import shutil
+import re
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytest
 
+from tests.support.local_cluster import BIN, LocalCluster, busy_worker, free_ports, start_cluster
 from tunefleet.cluster import ClusterError
 from tunefleet.cluster.jobs import DEFAULT_EXCLUDES, job_request, submit
 from tunefleet.cluster.launcher import attach, down, launcher_command, up
-
-BIN = Path(sys.executable).parent
-MARKER = "TUNEFLEET_TEST_CLUSTER"
-
+from tunefleet.common.ray_compat import installed_ray_version
 
 # --- Helpers that need no Ray -------------------------------------------------------
 
@@ -149,7 +139,7 @@ def test_submit_needs_rays_job_client(tmp_path: Path, monkeypatch: pytest.Monkey
     with pytest.raises(
         ClusterError,
         match=r"^submitting jobs needs Ray's job client, which is not installed here "
-        r"\(aiohttp is missing\): pip install 'ray\[default\]>=2\.60,<2\.61'\.$",
+        rf"\(aiohttp is missing\): pip install 'ray\[default\]=={re.escape(installed_ray_version())}'\.$",
     ):
         submit(
             tmp_path / "exp.yaml",
@@ -162,7 +152,7 @@ def test_submit_needs_rays_job_client(tmp_path: Path, monkeypatch: pytest.Monkey
 def test_submit_says_when_nothing_listens(tmp_path: Path) -> None:
     pytest.importorskip("aiohttp", reason="Ray's job client needs ray[default]")
     (tmp_path / "exp.yaml").write_text("name: x\n")
-    port = _free_ports(1)[0]
+    port = free_ports(1)[0]
     with pytest.raises(ClusterError, match=r"^could not reach the Ray job server at http://"):
         submit(
             tmp_path / "exp.yaml",
@@ -224,181 +214,11 @@ def test_launcher_errors_are_one_line(tmp_path: Path, monkeypatch: pytest.Monkey
 # --- A real three-node cluster ------------------------------------------------------
 
 
-def _free_ports(count: int) -> list[int]:
-    sockets = []
-    for _ in range(count):
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        sockets.append(sock)
-    ports = [sock.getsockname()[1] for sock in sockets]
-    for sock in sockets:
-        sock.close()
-    return ports
-
-
-@dataclass
-class Node:
-    """One `ray start` node: its name, temp dir, CPUs and (once up) raylet PID and id."""
-
-    name: str
-    temp_dir: Path
-    cpus: int
-    raylet_pid: int = 0
-    node_id: str = ""
-
-
-@dataclass
-class LocalCluster:
-    """A head and workers started with `ray start` on this machine."""
-
-    root: Path
-    env: dict[str, str]
-    token: str
-    gcs_address: str
-    dashboard_url: str | None
-    nodes: list[Node] = field(default_factory=list)
-
-    def node_ids(self) -> set[str]:
-        return {node.node_id for node in self.nodes}
-
-
-def _psutil() -> Any:
-    """psutil as Ray bundles it (importing ray puts it on sys.path)."""
-    import ray  # noqa: F401
-
-    return importlib.import_module("psutil")
-
-
-def _cluster_processes(root: Path) -> list[Any]:
-    psutil = _psutil()
-    found = []
-    for proc in psutil.process_iter():
-        try:
-            if proc.environ().get(MARKER) == str(root):
-                found.append(proc)
-        except (psutil.Error, OSError):
-            continue
-    return found
-
-
-def _stop(root: Path) -> None:
-    """Stops every process carrying this cluster's marker: SIGTERM, then SIGKILL."""
-    psutil = _psutil()
-    procs = _cluster_processes(root)
-    for proc in procs:
-        with contextlib.suppress(psutil.Error):
-            proc.terminate()
-    _, alive = psutil.wait_procs(procs, timeout=3)
-    for proc in alive:
-        with contextlib.suppress(psutil.Error):
-            proc.kill()
-    psutil.wait_procs(alive, timeout=5)
-
-
-def _find_raylet(node: Node) -> None:
-    """Fills in the raylet PID and node id of a started node from its command line."""
-    psutil = _psutil()
-    flag = f"--temp_dir={node.temp_dir}"
-    for proc in psutil.process_iter(["name", "cmdline"]):
-        cmdline = proc.info["cmdline"] or []
-        if proc.info["name"] == "raylet" and flag in cmdline:
-            node.raylet_pid = proc.pid
-            node.node_id = " ".join(cmdline).split("--node-id=")[1].split()[0]
-            return
-    raise AssertionError(f"no raylet found for {node.name} ({flag})")
-
-
-def _dashboard_available() -> bool:
-    try:
-        from ray._private.utils import get_dashboard_dependency_error
-    except ImportError:
-        return False
-    return get_dashboard_dependency_error() is None
-
-
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+def cluster() -> Iterator[LocalCluster]:
     """Head (1 CPU) + worker w1 (1 CPU) + worker w2 (2 CPUs), token auth on."""
-    # Short: Ray's socket paths under the temp dirs must stay under 108 characters.
-    root = Path(tempfile.mkdtemp(prefix="tf-mn-", dir="/tmp"))
-    token_file = tmp_path_factory.mktemp("auth") / "token"
-    token = secrets.token_hex(32)
-    token_file.write_text(token)
-    token_file.chmod(0o600)
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS", "RAY_AUTH_TOKEN")
-    }
-    env.update(
-        {
-            "RAY_AUTH_MODE": "token",
-            "RAY_AUTH_TOKEN_PATH": str(token_file),
-            "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",  # `tunefleet` for jobs
-            MARKER: str(root),
-        }
-    )
-    ray = str(BIN / "ray")
-    gcs, dashboard, *more = _free_ports(9)
-    with_dashboard = _dashboard_available()
-    common = ["--disable-usage-stats", "--object-store-memory=100000000"]
-    head = Node("head", root / "head", 1)
-    workers = [Node("w1", root / "w1", 1), Node("w2", root / "w2", 2)]
-    started = time.monotonic()
-    try:
-        subprocess.run(
-            [
-                ray,
-                "start",
-                "--head",
-                f"--port={gcs}",
-                f"--num-cpus={head.cpus}",
-                f"--include-dashboard={'true' if with_dashboard else 'false'}",
-                f"--dashboard-port={dashboard}",
-                f"--dashboard-agent-listen-port={more[0]}",
-                f"--metrics-export-port={more[1]}",
-                f"--temp-dir={head.temp_dir}",
-                *common,
-            ],
-            env=env,
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
-        for i, node in enumerate(workers):
-            subprocess.run(
-                [
-                    ray,
-                    "start",
-                    f"--address=127.0.0.1:{gcs}",
-                    f"--num-cpus={node.cpus}",
-                    f"--dashboard-agent-listen-port={more[2 + 2 * i]}",
-                    f"--metrics-export-port={more[3 + 2 * i]}",
-                    f"--temp-dir={node.temp_dir}",
-                    *common,
-                ],
-                env=env,
-                check=True,
-                capture_output=True,
-                timeout=120,
-            )
-        nodes = [head, *workers]
-        for node in nodes:
-            _find_raylet(node)
-        print(f"\n3-node cluster up in {time.monotonic() - started:.1f} s")
-        yield LocalCluster(
-            root=root,
-            env=env,
-            token=token,
-            gcs_address=f"127.0.0.1:{gcs}",
-            dashboard_url=f"http://127.0.0.1:{dashboard}" if with_dashboard else None,
-            nodes=nodes,
-        )
-    except subprocess.CalledProcessError as exc:
-        raise AssertionError(f"ray start failed:\n{exc.stderr.decode()[-3000:]}") from exc
-    finally:
-        _stop(root)
-        shutil.rmtree(root, ignore_errors=True)
+    with start_cluster((1, 1, 2)) as local:
+        yield local
 
 
 SPREAD_SPEC = """
@@ -532,25 +352,6 @@ failure: {max_failures: 3}
 """
 
 
-def _busy_worker(cluster: LocalCluster) -> Node | None:
-    """A worker node (not the head) whose raylet has a trial in training."""
-    psutil = _psutil()
-
-    for node in cluster.nodes[1:]:
-        try:
-            children = psutil.Process(node.raylet_pid).children()
-        except psutil.Error:
-            continue
-        for child in children:
-            try:
-                title = " ".join(child.cmdline())  # Ray sets it to `ray::ImplicitFunc.train`
-            except psutil.Error:
-                continue
-            if title.startswith("ray::ImplicitFunc") and "train" in title:
-                return node
-    return None
-
-
 @pytest.mark.slow
 def test_killing_a_worker_node_mid_run_resumes_its_trials(
     cluster: LocalCluster, tmp_path: Path
@@ -570,7 +371,7 @@ def test_killing_a_worker_node_mid_run_resumes_its_trials(
             time.sleep(0.2)
             checkpointed = {p.parent for p in exp.glob("trial_*/checkpoint_*")}
             if len(checkpointed) >= 4:
-                victim = _busy_worker(cluster)
+                victim = busy_worker(cluster)
         killed_at = time.time()
         os.kill(victim.raylet_pid, signal.SIGKILL)
         stdout, stderr = proc.communicate(timeout=240)
@@ -629,7 +430,7 @@ def test_cluster_submit_command_reports_an_unreachable_cluster(
         monkeypatch.delenv(variable, raising=False)
     spec = tmp_path / "exp.yaml"
     spec.write_text("name: x\n")
-    port = _free_ports(1)[0]
+    port = free_ports(1)[0]
     argv = ["cluster", "submit", str(spec), "--working-dir", str(tmp_path)]
     argv += ["--address", f"http://127.0.0.1:{port}", "--storage", "/tmp/results"]
     assert main(argv) == 1  # the command was right; the cluster could not be reached

@@ -38,6 +38,9 @@ from tunefleet.common.ray_compat import (
     sample_variant,
 )
 
+# Checked on the oldest supported Ray too (CI's second venv).
+pytestmark = pytest.mark.core
+
 RAY = ray.__version__
 
 

@@ -14,6 +14,7 @@ pytestmark = pytest.mark.usefixtures("ray_instance")
 SPEC = Path(__file__).resolve().parents[2] / "experiments" / "pbt_digits.yaml"
 
 
+@pytest.mark.core
 def test_pbt_trials_continue_from_the_checkpoints_they_copy(tmp_path: Path) -> None:
     assert main(["run", str(SPEC), "--storage", str(tmp_path)]) == 0
     exp = tmp_path / "pbt-digits"

@@ -52,6 +52,7 @@ def resume_to_completion(exp: Path) -> pd.DataFrame:
     return iterations
 
 
+@pytest.mark.core
 def test_resume_after_kill_9_finishes_every_trial_once(tmp_path: Path) -> None:
     spec = tmp_path / "slow.yaml"
     spec.write_text(SLOW)

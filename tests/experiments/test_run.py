@@ -170,6 +170,7 @@ def test_a_run_that_fails_before_its_first_trial_leaves_the_folder_as_found(
     assert _tree(storage) == before  # the experiment it was to replace is back, as it was
 
 
+@pytest.mark.core
 def test_quickstart_reaches_its_accuracy(tmp_path: Path, monkeypatch, capsys) -> None:
     """The shipped quickstart: Optuna TPE + ASHA on a real PyTorch MLP over digits; then the
     README's pandas lines, as written, read its results."""

@@ -1,0 +1,248 @@
+"""A real multi-node Ray cluster on this machine, for tests: `ray start` nodes under token
+authentication, each with its own ports and CPU count.
+
+Every process the cluster starts inherits a marker variable, so stopping it never touches
+another Ray on the machine (no `ray stop`). Ray 2.60 gives each node its own `--temp-dir`;
+Ray 2.50 ignores the flag on worker nodes (they share the head's), so nodes are told apart
+by the metrics port each is given.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+BIN = Path(sys.executable).parent
+MARKER = "TUNEFLEET_TEST_CLUSTER"
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct ports on 127.0.0.1 that nothing listens on right now."""
+    sockets = []
+    for _ in range(count):
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sockets.append(sock)
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+@dataclass
+class Node:
+    """One `ray start` node: its name, temp dir, CPUs, metrics port and (once up) raylet
+    PID and node id."""
+
+    name: str
+    temp_dir: Path
+    cpus: int
+    metrics_port: int = 0
+    raylet_pid: int = 0
+    node_id: str = ""
+
+
+@dataclass
+class LocalCluster:
+    """A head and workers started with `ray start` on this machine.
+
+    Attributes:
+        root: The folder under which every node keeps its files.
+        env: The environment the nodes run with (token settings, marker, PATH); clients
+            that talk to the cluster use it too.
+        token: The cluster's authentication token (to check it never shows up in output).
+        gcs_address: `127.0.0.1:PORT`, for `--address`.
+        dashboard_url: The job server's address, or None without Ray's dashboard.
+        nodes: The head first, then the workers.
+    """
+
+    root: Path
+    env: dict[str, str]
+    token: str
+    gcs_address: str
+    dashboard_url: str | None
+    nodes: list[Node] = field(default_factory=list)
+
+    def node_ids(self) -> set[str]:
+        return {node.node_id for node in self.nodes}
+
+    def node_of(self, node_id: str) -> Node:
+        return next(node for node in self.nodes if node.node_id == node_id)
+
+
+def psutil_module() -> Any:
+    """psutil as Ray bundles it (importing ray puts it on sys.path)."""
+    import ray  # noqa: F401
+
+    return importlib.import_module("psutil")
+
+
+def _cluster_processes(root: Path) -> list[Any]:
+    psutil = psutil_module()
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.environ().get(MARKER) == str(root):
+                found.append(proc)
+        except (psutil.Error, OSError):
+            continue
+    return found
+
+
+def stop_cluster(root: Path) -> None:
+    """Stops every process carrying this cluster's marker: SIGTERM, then SIGKILL."""
+    psutil = psutil_module()
+    procs = _cluster_processes(root)
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            proc.terminate()
+    _, alive = psutil.wait_procs(procs, timeout=3)
+    for proc in alive:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    psutil.wait_procs(alive, timeout=5)
+
+
+def _find_raylet(node: Node) -> None:
+    """Fills in the raylet PID and node id of a started node from its command line."""
+    psutil = psutil_module()
+    flag = f"--metrics_export_port={node.metrics_port}"
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        cmdline = proc.info["cmdline"] or []
+        if proc.info["name"] == "raylet" and flag in cmdline:
+            node.raylet_pid = proc.pid
+            # `--node-id=` in Ray 2.60, `--node_id=` in Ray 2.50.
+            match = re.search(r"--node[-_]id=(\w+)", " ".join(cmdline))
+            assert match is not None, cmdline
+            node.node_id = match[1]
+            return
+    raise AssertionError(f"no raylet found for {node.name} ({flag})")
+
+
+def dashboard_available() -> bool:
+    """Whether Ray's dashboard (and so its job server) can start here."""
+    try:
+        from ray._private.utils import get_dashboard_dependency_error
+    except ImportError:
+        return False
+    return get_dashboard_dependency_error() is None
+
+
+@contextlib.contextmanager
+def start_cluster(
+    cpus: tuple[int, ...] = (1, 1, 2), extra_env: Mapping[str, str] | None = None
+) -> Iterator[LocalCluster]:
+    """Starts a head with `cpus[0]` CPUs and one worker node per further entry, under
+    token authentication with a fresh token; stops them all on exit.
+
+    Args:
+        cpus: CPUs of the head, then of each worker node.
+        extra_env: More variables for every node (and `LocalCluster.env`).
+    """
+    # Short: Ray's socket paths under the temp dirs must stay under 108 characters.
+    root = Path(tempfile.mkdtemp(prefix="tf-mn-", dir="/tmp"))
+    token_file = root / "auth_token"
+    token = secrets.token_hex(32)
+    token_file.write_text(token)
+    token_file.chmod(0o600)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("RAY_ADDRESS", "RAY_API_SERVER_ADDRESS", "RAY_AUTH_TOKEN")
+    }
+    env.update(
+        {
+            "RAY_AUTH_MODE": "token",
+            "RAY_AUTH_TOKEN_PATH": str(token_file),
+            "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",  # `tunefleet` for jobs
+            MARKER: str(root),
+            **(extra_env or {}),
+        }
+    )
+    ray = str(BIN / "ray")
+    gcs, dashboard, agent, *metrics = free_ports(3 + 2 * len(cpus))
+    with_dashboard = dashboard_available()
+    common = ["--disable-usage-stats", "--object-store-memory=100000000"]
+    nodes = [
+        Node("head" if i == 0 else f"w{i}", root / ("head" if i == 0 else f"w{i}"), n)
+        for i, n in enumerate(cpus)
+    ]
+    started = time.monotonic()
+    try:
+        for i, node in enumerate(nodes):
+            node.metrics_port = metrics[2 * i]
+            if i == 0:
+                where = [
+                    "--head",
+                    f"--port={gcs}",
+                    f"--include-dashboard={'true' if with_dashboard else 'false'}",
+                    f"--dashboard-port={dashboard}",
+                    f"--dashboard-agent-listen-port={agent}",
+                ]
+            else:
+                where = [
+                    f"--address=127.0.0.1:{gcs}",
+                    f"--dashboard-agent-listen-port={metrics[2 * i + 1]}",
+                ]
+            subprocess.run(
+                [
+                    ray,
+                    "start",
+                    *where,
+                    f"--num-cpus={node.cpus}",
+                    f"--metrics-export-port={node.metrics_port}",
+                    f"--temp-dir={node.temp_dir}",
+                    *common,
+                ],
+                env=env,
+                check=True,
+                capture_output=True,
+                timeout=120,
+            )
+        for node in nodes:
+            _find_raylet(node)
+        print(f"\n{len(nodes)}-node cluster up in {time.monotonic() - started:.1f} s")
+        yield LocalCluster(
+            root=root,
+            env=env,
+            token=token,
+            gcs_address=f"127.0.0.1:{gcs}",
+            dashboard_url=f"http://127.0.0.1:{dashboard}" if with_dashboard else None,
+            nodes=nodes,
+        )
+    except subprocess.CalledProcessError as exc:
+        raise AssertionError(f"ray start failed:\n{exc.stderr.decode()[-3000:]}") from exc
+    finally:
+        stop_cluster(root)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def busy_worker(cluster: LocalCluster) -> Node | None:
+    """A worker node (not the head) whose raylet has a trial in training."""
+    psutil = psutil_module()
+    for node in cluster.nodes[1:]:
+        try:
+            children = psutil.Process(node.raylet_pid).children()
+        except psutil.Error:
+            continue
+        for child in children:
+            try:
+                title = " ".join(child.cmdline())  # Ray sets it to `ray::ImplicitFunc.train`
+            except psutil.Error:
+                continue
+            if title.startswith("ray::ImplicitFunc") and "train" in title:
+                return node
+    return None
