@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -32,7 +34,12 @@ def quiet_tune(
     `pending_trials` (for a `Searcher`: the trials allowed at once) goes to Ray's documented
     `TUNE_MAX_PENDING_TRIALS_PG`, unless the environment sets it: without it Ray lets a
     searcher have one trial waiting to start, so trials start one by one; Ray 2.60 reads
-    the cap from the searcher's ConcurrencyLimiter, but Ray 2.50 does not."""
+    the cap from the searcher's ConcurrencyLimiter, but Ray 2.50 does not.
+
+    SIGTERM (`ray job stop`, a batch scheduler, `kill`) stops the run as Ctrl-C does: Tune
+    saves its experiment state before it exits, so `tunefleet resume` knows every trial that
+    finished (a state saved seconds earlier would miss the last ones, and the resumed search
+    would run trials in their place)."""
     env = {
         "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
         "TUNE_GLOBAL_CHECKPOINT_S": str(save_every_s),
@@ -53,9 +60,13 @@ def quiet_tune(
     if not verbose:
         for lg in loggers:
             lg.setLevel(logging.CRITICAL)
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _interrupt) if main else None
     try:
         yield
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         for key, value in saved_env.items():
             if value is None:
                 os.environ.pop(key, None)
@@ -75,3 +86,8 @@ def tune_trainable(plan: Plan) -> Any:
     trainable = plan.trainable.to_tune()
     resources = {"cpu": plan.spec.resources.cpu, "gpu": plan.spec.resources.gpu}
     return tune.with_resources(trainable, resources)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    """SIGTERM handled as SIGINT, which Tune turns into a graceful stop."""
+    signal.raise_signal(signal.SIGINT)
