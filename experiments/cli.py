@@ -26,6 +26,7 @@ import traceback
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from importlib import metadata as importlib_metadata
+from typing import TYPE_CHECKING
 
 from tunefleet.cluster import (
     ClusterError,
@@ -34,19 +35,9 @@ from tunefleet.cluster import (
     discard_early_start,
     start_early,
 )
-from tunefleet.experiments.analysis.dashboard import DashboardError
+from tunefleet.common.timeline import mark
 from tunefleet.experiments.results.files import ITERATIONS_FILE, TRIALS_FILE
-from tunefleet.experiments.results.recorder import flatten
 from tunefleet.experiments.results.trust import trust_notice
-from tunefleet.experiments.run.final_evaluation import FinalError
-from tunefleet.experiments.run.progress import format_value
-from tunefleet.experiments.run.runner import (
-    RunError,
-    RunOptions,
-    RunSummary,
-    experiment_dir,
-    run_plan,
-)
 from tunefleet.experiments.spec.experiment import NAME_PATTERN
 from tunefleet.experiments.spec.hints import advise
 from tunefleet.experiments.spec.loading import SpecError, load_spec
@@ -54,11 +45,15 @@ from tunefleet.experiments.spec.plan import Plan, make_plan
 from tunefleet.search import SpaceError
 from tunefleet.trainables.resolve import TrainableError, module_exists
 
+if TYPE_CHECKING:
+    from tunefleet.experiments.run.runner import RunSummary
+
+# The runner, results recorder and progress printer import Ray Tune, pandas and pyarrow
+# (seconds): `run` imports them only once Ray's start is under way (see `_run_or_validate`),
+# the other commands only when they need them.
+
 __all__ = ["main"]
 
-USER_ERRORS = (
-    SpecError, SpaceError, TrainableError, RunError, ClusterError, FinalError, DashboardError
-)  # fmt: skip
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
@@ -238,13 +233,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ClusterUnavailable as exc:  # a runtime failure, not a wrong command line
         _error(exc)
         return EXIT_FAILED
-    except USER_ERRORS as exc:
-        _error(exc)
-        return EXIT_USAGE
     except KeyboardInterrupt:
         print("tunefleet: interrupted.", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as exc:
+        if isinstance(exc, _user_errors()):
+            _error(exc)
+            return EXIT_USAGE
         return _unexpected(exc, args.verbose)
     finally:
         discard_early_start()  # a Ray started early that the run never used
@@ -271,6 +266,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_FAILED if summary.all_failed else EXIT_OK
 
 
+def _user_errors() -> tuple[type[Exception], ...]:
+    """The errors that are the user's to fix (exit code 2)."""
+    # These three live beside Ray Tune, pandas and optuna-dashboard's server: loaded on an error.
+    from tunefleet.experiments.analysis.dashboard import DashboardError
+    from tunefleet.experiments.run.claim import RunError
+    from tunefleet.experiments.run.final_evaluation import FinalError
+
+    return (SpecError, SpaceError, TrainableError, RunError, ClusterError, FinalError,
+            DashboardError)  # fmt: skip
+
+
 def _run_or_validate(args: argparse.Namespace) -> int | tuple[Plan, RunSummary]:
     overrides = list(args.overrides)
     if getattr(args, "fail_fast", False):
@@ -289,6 +295,10 @@ def _run_or_validate(args: argparse.Namespace) -> int | tuple[Plan, RunSummary]:
     if embedded and module_exists(spec.trainable):  # not for a mistyped path: it fails fast
         start_early(verbose=args.verbose)  # Ray starts while the trainable is imported
     plan = make_plan(spec, raw)
+    # Ray Tune (seconds) loads here, while Ray starts: the runner, recorder and progress.
+    from tunefleet.experiments.run.runner import RunOptions, experiment_dir, run_plan
+
+    mark("imports_done")
     for line in advise(plan.spec, plan.trainable):  # once, before Ray starts
         print(f"warning: {line}", file=sys.stderr)
     options = RunOptions(
@@ -315,7 +325,10 @@ def _dashboard_beside(args: argparse.Namespace, location: str) -> AbstractContex
 
 
 def _resume(args: argparse.Namespace) -> tuple[Plan, RunSummary]:
+    # Ray Tune and pandas: loaded by the commands that run trials only.
+    from tunefleet.experiments.run.claim import RunError
     from tunefleet.experiments.run.resume import resume_experiment
+    from tunefleet.experiments.run.runner import RunOptions
 
     if args.extend is not None and args.extend < 1:
         raise RunError("--extend: give a positive number of trials.")
@@ -324,6 +337,7 @@ def _resume(args: argparse.Namespace) -> tuple[Plan, RunSummary]:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    # pandas and Ray: loaded by this command only.
     from tunefleet.experiments.analysis.baseline_and_final import final_text
     from tunefleet.experiments.run.final_evaluation import evaluate_dir
 
@@ -335,7 +349,9 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _tool(args: argparse.Namespace) -> int:
     """`show`, `report`, `dashboard` and `cluster ...`: commands that run no experiment here."""
+    # pandas and optuna-dashboard's server: loaded by the commands that read results.
     from tunefleet.experiments.analysis import AnalysisError
+    from tunefleet.experiments.analysis.dashboard import DashboardError
 
     try:
         if args.command == "show":
@@ -425,6 +441,10 @@ def _unexpected(exc: Exception, verbose: bool) -> int:
 
 
 def _summary_text(plan: Plan, summary: RunSummary) -> str:
+    # Loaded with the runner already (Ray Tune); named here, after the run.
+    from tunefleet.experiments.results.recorder import flatten
+    from tunefleet.experiments.run.progress import format_value
+
     spec = plan.spec
     counts = ", ".join(f"{n} {status.lower()}" for status, n in sorted(summary.statuses.items()))
     lines = [f"{spec.name}: {summary.trials} trials ({counts}) in {summary.wall_s:.1f} s"]

@@ -11,8 +11,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "BASELINE_DIR",
@@ -37,5 +39,7 @@ def read_baseline(exp_dir: str | Path) -> pd.Series | None:
     path = Path(exp_dir) / BASELINE_DIR / TRIALS_FILE
     if not path.is_file():
         return None
+    import pandas as pd  # heavy: the file names above are read by the CLI before Ray starts
+
     trials = pd.read_parquet(path)
     return None if trials.empty else trials.iloc[0]

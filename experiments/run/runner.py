@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from tunefleet.cluster import connect
+from tunefleet.common.ray_startup import unused_tracking_hidden
+from tunefleet.common.timeline import mark
 from tunefleet.experiments.results.files import SPEC_FILE
 from tunefleet.experiments.results.recorder import ResultsRecorder
 from tunefleet.experiments.run.claim import ExperimentFolder, RunError
@@ -290,11 +292,19 @@ def _fit(
     tuner: Any, recorder: ResultsRecorder, plan: Plan, options: RunOptions, started: float
 ) -> RunSummary:
     exp_dir = recorder.experiment_dir
+    used = ["mlflow"] if plan.spec.tracking.mlflow is not None else []
     try:
-        with _quiet_tune(options.verbose, plan.spec.results.flush_every_s):
+        with (
+            _quiet_tune(options.verbose, plan.spec.results.flush_every_s),
+            unused_tracking_hidden(used),  # Ray's telemetry would import them (seconds)
+        ):
+            mark("fit_started")
             tuner.fit()
+            mark("fit_done")
     finally:
-        recorder.flush()
+        if recorder.needs_flush:  # Ray's end of the experiment wrote them, unless it raised
+            recorder.flush()
+        mark("results_written")
     best = recorder.best_trial()
     return RunSummary(
         experiment_dir=exp_dir,

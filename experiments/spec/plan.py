@@ -8,7 +8,6 @@ from typing import Any
 
 from tunefleet.experiments.spec.experiment import ExperimentSpec
 from tunefleet.experiments.spec.optional_sections import check_tracking
-from tunefleet.search.algorithms import describe_searcher
 from tunefleet.search.compat import SearchConfigError, check_mutations
 from tunefleet.search.schedulers import describe_scheduler
 from tunefleet.search.space import Const, Space
@@ -51,6 +50,10 @@ class Plan:
                 + (" (Pareto front marked; ranked by the first)" if spec.multi_objective else ""),
             ),
         ]
+        # The searcher module builds Ray Tune's objects (Ray Tune loads in seconds): `describe`
+        # is for `tunefleet validate`, while `make_plan` runs before Ray has started.
+        from tunefleet.search.algorithms import describe_searcher
+
         space_lines = spec.space.describe() or ["(empty: every trial gets the same config)"]
         rows += [("space" if i == 0 else "", line) for i, line in enumerate(space_lines)]
         rows += [
