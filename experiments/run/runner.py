@@ -12,7 +12,7 @@ from ray.tune.search import Searcher
 
 from tunefleet.cluster import connect
 from tunefleet.common.locations import LocationError, locate
-from tunefleet.common.ray_startup import unused_tracking_hidden
+from tunefleet.common.ray_compat import unused_tracking_hidden
 from tunefleet.common.timeline import mark
 from tunefleet.experiments.results.files import SPEC_FILE
 from tunefleet.experiments.results.parquet_io import write_text_atomic

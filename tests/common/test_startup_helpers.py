@@ -72,7 +72,7 @@ def test_unused_tracking_libraries_stay_unimported_and_come_back_afterwards() ->
     out = _python(
         """
         import sys
-        from tunefleet.common.ray_startup import unused_tracking_hidden
+        from tunefleet.common.ray_compat import unused_tracking_hidden
         with unused_tracking_hidden():
             import ray.air.integrations.mlflow as integration  # what Ray's telemetry imports
             print(integration.mlflow is None, "mlflow" in sys.modules and sys.modules["mlflow"])
@@ -88,7 +88,7 @@ def test_unused_tracking_libraries_stay_unimported_and_come_back_afterwards() ->
 def test_a_tracking_library_the_run_uses_is_not_hidden() -> None:
     out = _python(
         """
-        from tunefleet.common.ray_startup import unused_tracking_hidden
+        from tunefleet.common.ray_compat import unused_tracking_hidden
         with unused_tracking_hidden(["mlflow"]):
             import ray.air.integrations.mlflow as integration
             print(integration.mlflow is not None)
