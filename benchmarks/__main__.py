@@ -9,6 +9,12 @@ writes every figure to a JSON file. The cases (default: all but `scale`):
   `--searchers`.
 - `time-to-target`: seconds to a validation accuracy on digits, tunefleet against standalone
   Optuna (sequential and n_jobs=2) and plain Ray Tune with defaults.
+- `fixed-cost`: a 2-trial no-op run as a whole process, `tunefleet run` against a plain Ray
+  Tune script at its best: wall, CPU of every process, driver peak memory, and the time to
+  each start-up step.
+- `warm-start`: the same through `tunefleet run --address` on a running `ray start --head`.
+- `time-to-target-cnn`: time to 0.99 on the digits CNN, where standalone Optuna needs a
+  minute or more (opt-in: several minutes a run).
 - `search`: median regret of each searcher on functions with known minima, trials run one
   after another and `--search-parallel` at a time.
 - `export`: 1,000,000 iteration rows through the results recorder against pyarrow writing
@@ -27,8 +33,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-DEFAULT_CASES = ("overhead", "scheduling", "time-to-target", "search", "export")
-ALL_CASES = (*DEFAULT_CASES, "scale", "soak")
+DEFAULT_CASES = (
+    "overhead",
+    "scheduling",
+    "fixed-cost",
+    "warm-start",
+    "time-to-target",
+    "search",
+    "export",
+)
+ALL_CASES = (*DEFAULT_CASES, "time-to-target-cnn", "scale", "soak")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -42,9 +56,17 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--repeats", type=int, default=3, help="runs per case (median)")
     parser.add_argument("--cpus", type=int, default=2, help="CPUs for the in-process Ray")
     parser.add_argument("--json", type=Path, default=Path("benchmark-results.json"))
-    parser.add_argument("--target", type=float, default=0.98, help="time-to-target accuracy")
+    parser.add_argument(
+        "--target", type=float, help="time-to-target accuracy (default: 0.98 MLP, 0.99 CNN)"
+    )
     parser.add_argument("--ttt-trials", type=int, default=150, help="time-to-target trial cap")
     parser.add_argument("--ttt-timeout", type=float, default=300.0)
+    parser.add_argument("--ttt-cnn-timeout", type=float, default=600.0)
+    parser.add_argument(
+        "--ttt-cases",
+        default=",".join(_ttt_cases()),
+        help="time-to-target cases, comma-separated (default: all)",
+    )
     parser.add_argument("--search-trials", type=int, default=100)
     parser.add_argument("--search-seeds", type=int, default=5)
     parser.add_argument(
@@ -59,6 +81,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--sched-work-s", type=float, default=0.5)
     parser.add_argument("--scale-trials", type=int, default=10_000)
     return parser
+
+
+def _ttt_cases() -> tuple[str, ...]:
+    return ("tunefleet", "optuna", "optuna-n_jobs=2", "ray-defaults")
 
 
 def _machine() -> dict[str, Any]:
@@ -119,16 +145,30 @@ def _run_case(case: str, args: argparse.Namespace, figures: dict[str, Any]) -> s
             )
         figures[case] = rows
         return overhead.markdown_scheduling(rows)
-    if case == "time-to-target":
+    if case in ("time-to-target", "time-to-target-cnn"):
         from benchmarks import time_to_target
 
+        cnn = case == "time-to-target-cnn"
+        timeout = args.ttt_cnn_timeout if cnn else args.ttt_timeout
         figures[case] = time_to_target.run(
+            cases=tuple(c for c in args.ttt_cases.split(",") if c),
             trials=args.ttt_trials,
             target=args.target,
             repeats=args.repeats,
-            timeout_s=args.ttt_timeout,
+            timeout_s=timeout,
+            workload="cnn" if cnn else "mlp",
         )
-        return time_to_target.markdown(figures[case], args.ttt_timeout)
+        return time_to_target.markdown(figures[case], timeout)
+    if case == "fixed-cost":
+        from benchmarks import fixed_cost
+
+        figures[case] = fixed_cost.run(repeats=args.repeats)
+        return fixed_cost.markdown(figures[case], title="2 no-op trials, 5 results each")
+    if case == "warm-start":
+        from benchmarks import warm_start
+
+        figures[case] = warm_start.run(repeats=args.repeats, cpus=args.cpus)
+        return warm_start.markdown(figures[case], figures.get("fixed-cost"))
     if case == "search":
         from benchmarks import search_quality
 

@@ -1,8 +1,10 @@
 """Time to a target validation accuracy: tunefleet against standalone Optuna and plain Ray Tune.
 
-The workload is the quickstart's: a PyTorch MLP on scikit-learn's digits (train/validation
-split of `tunefleet.trainables.examples.digits`), up to `epochs` epochs a trial, searching
-lr, batch size, width, dropout, weight decay and optimizer. Each case is a whole process,
+Two workloads: `mlp`, the quickstart's PyTorch MLP on scikit-learn's digits (train/validation
+split of `tunefleet.trainables.examples.digits`), up to 20 epochs a trial, searching lr, batch
+size, width, dropout, weight decay and optimizer, to 0.98 validation accuracy; and `cnn`, the
+small CNN of `benchmarks.digits_cnn` (30 epochs, channels too), to 0.99, where standalone
+Optuna needs a minute or more. Each case is a whole process,
 timed from its start (imports and Ray's start included) until any trial's validation
 accuracy first reaches `target`; the process is then stopped. The cases:
 
@@ -14,9 +16,10 @@ accuracy first reaches `target`; the process is then stopped. The cases:
 
 Optuna and Ray train the same model on the same data with a plain loop written as their
 users would; every process records (time, accuracy) after each epoch in a file the harness
-watches (`TUNEFLEET_BENCH_EVENTS`).
+watches (`TUNEFLEET_BENCH_EVENTS`), and the steps before the first epoch in a timeline file
+(`TUNEFLEET_TIMELINE`: `imports_done`, `ray_up`, `data_loaded`, `fit_started` as they apply).
 
-    python -m benchmarks time-to-target --repeats 3
+    python -m benchmarks time-to-target time-to-target-cnn --repeats 3
 """
 
 from __future__ import annotations
@@ -28,14 +31,30 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CASES", "epochs", "markdown", "measure", "run", "timed_trainable"]
+from benchmarks import digits_cnn
+
+__all__ = [
+    "CASES",
+    "STEPS",
+    "WORKLOADS",
+    "Workload",
+    "epochs",
+    "markdown",
+    "measure",
+    "run",
+    "timed_cnn_trainable",
+    "timed_trainable",
+]
 
 CASES = ("tunefleet", "optuna", "optuna-n_jobs=2", "ray-defaults")
 EVENTS_ENV = "TUNEFLEET_BENCH_EVENTS"
+TIMELINE_ENV = "TUNEFLEET_TIMELINE"  # tunefleet.common.timeline's variable
+STEPS = ("imports_done", "ray_up", "data_loaded", "fit_started", "first_result")
 EPOCHS = 20
 SPACE: dict[str, Any] = {
     "lr": {"loguniform": [1.0e-4, 3.0e-2]},
@@ -47,11 +66,19 @@ SPACE: dict[str, Any] = {
 }
 
 
+def _mark(step: str) -> None:
+    path = os.environ.get(TIMELINE_ENV)
+    if path:
+        with open(path, "a", encoding="utf-8") as f:  # one short append: atomic enough
+            f.write(f"{time.time():.6f} {step}\n")
+
+
 def _record(accuracy: float) -> None:
     path = os.environ.get(EVENTS_ENV)
     if path:
         with open(path, "a", encoding="utf-8") as f:  # one short append: atomic enough
             f.write(f"{time.time():.6f} {accuracy:.6f}\n")
+    _mark("first_result")
 
 
 def _timed_accuracy(outputs: Any, targets: Any) -> float:
@@ -60,33 +87,70 @@ def _timed_accuracy(outputs: Any, targets: Any) -> float:
     return accuracy
 
 
-def _timed_trainable() -> Any:
-    from tunefleet.trainables.examples.digits import data, mlp
+def _timed_data() -> Any:
+    from tunefleet.trainables.examples.digits import data
+
+    loaded = data()
+    _mark("data_loaded")
+    return loaded
+
+
+def _timed_trainable(model: Callable[[dict[str, Any]], Any]) -> Any:
     from tunefleet.trainables.pytorch import TorchTrainable
 
     return TorchTrainable(
-        model=mlp,
-        data=data,
+        model=model,
+        data=_timed_data,
         metrics={"accuracy": _timed_accuracy},
         monitor="val_accuracy",
         monitor_mode="max",
     )
 
 
-timed_trainable = _timed_trainable()
+def _mlp(config: dict[str, Any]) -> Any:
+    from tunefleet.trainables.examples.digits import mlp
+
+    return mlp(config)
 
 
-def epochs(config: dict[str, Any], seed: int = 0) -> Iterator[float]:
+timed_trainable = _timed_trainable(_mlp)
+timed_cnn_trainable = _timed_trainable(digits_cnn.cnn)
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A model, its search space (tunefleet's spec language), epochs and target accuracy."""
+
+    name: str
+    model: Callable[[dict[str, Any]], Any]
+    space: dict[str, Any]
+    epochs: int
+    target: float
+    trainable: str  # the timed TorchTrainable's name in this module
+
+
+WORKLOADS = {
+    "mlp": Workload("mlp", _mlp, SPACE, EPOCHS, 0.98, "timed_trainable"),
+    "cnn": Workload(
+        "cnn", digits_cnn.cnn, digits_cnn.SPACE, digits_cnn.EPOCHS, digits_cnn.TARGET,
+        "timed_cnn_trainable",
+    ),
+}  # fmt: skip
+
+
+def epochs(config: dict[str, Any], seed: int = 0, workload: str = "mlp") -> Iterator[float]:
     """A plain PyTorch loop, as an Optuna or Ray user writes it: validation accuracy per epoch."""
     import torch
 
-    from tunefleet.trainables.examples.digits import mlp, splits
+    from tunefleet.trainables.examples.digits import splits
 
+    work = WORKLOADS[workload]
     torch.manual_seed(seed)
     parts = splits()
+    _mark("data_loaded")
     x_train, y_train = (torch.from_numpy(a) for a in parts["train"])
     x_val, y_val = (torch.from_numpy(a) for a in parts["val"])
-    model = mlp(config)
+    model = work.model(config)
     lr, wd = float(config["lr"]), float(config["weight_decay"])
     optimizer: torch.optim.Optimizer
     if config["optimizer"] == "sgd":
@@ -97,7 +161,7 @@ def epochs(config: dict[str, Any], seed: int = 0) -> Iterator[float]:
         optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=wd)
     loss_fn = torch.nn.CrossEntropyLoss()
     batch = int(config["batch_size"])
-    for _ in range(EPOCHS):
+    for _ in range(work.epochs):
         model.train()
         order = torch.randperm(len(x_train))
         for start in range(0, len(order), batch):
@@ -112,25 +176,32 @@ def epochs(config: dict[str, Any], seed: int = 0) -> Iterator[float]:
         yield accuracy
 
 
-def _optuna_case(trials: int, seed: int, n_jobs: int) -> None:
+def _suggest(trial: Any, name: str, spec: dict[str, list[Any]]) -> Any:
+    """Optuna's suggestion for one parameter of the spec language (bounds inclusive)."""
+    ((kind, args),) = spec.items()
+    if kind == "loguniform":
+        return trial.suggest_float(name, args[0], args[1], log=True)
+    if kind == "uniform":
+        return trial.suggest_float(name, args[0], args[1])
+    if kind == "randint":
+        return trial.suggest_int(name, args[0], args[1])
+    return trial.suggest_categorical(name, args)
+
+
+def _optuna_case(trials: int, seed: int, n_jobs: int, workload: str) -> None:
     import optuna
     import torch
 
+    _mark("imports_done")
     if n_jobs > 1:
         torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = WORKLOADS[workload].space
 
     def objective(trial: optuna.Trial) -> float:
-        config = {
-            "lr": trial.suggest_float("lr", 1e-4, 3e-2, log=True),
-            "batch_size": trial.suggest_categorical("batch_size", [32, 64, 128]),
-            "hidden": trial.suggest_int("hidden", 32, 256),
-            "dropout": trial.suggest_float("dropout", 0.0, 0.5),
-            "weight_decay": trial.suggest_float("weight_decay", 1e-6, 1e-2, log=True),
-            "optimizer": trial.suggest_categorical("optimizer", ["adam", "adamw", "sgd"]),
-        }
+        config = {name: _suggest(trial, name, spec) for name, spec in space.items()}
         accuracy = 0.0
-        for step, accuracy in enumerate(epochs(config, seed=trial.number)):
+        for step, accuracy in enumerate(epochs(config, seed=trial.number, workload=workload)):
             trial.report(accuracy, step)
             if trial.should_prune():
                 raise optuna.TrialPruned()
@@ -147,21 +218,29 @@ def _optuna_case(trials: int, seed: int, n_jobs: int) -> None:
 def _ray_train(config: dict[str, Any]) -> None:
     from ray import tune
 
-    for accuracy in epochs(config):
+    for accuracy in epochs(config, workload=config.get("workload", "mlp")):
         tune.report({"val_accuracy": accuracy})
 
 
-def _ray_case(trials: int, seed: int, storage: str) -> None:
+def _tune_domain(spec: dict[str, list[Any]]) -> Any:
     from ray import tune
 
-    space = {
-        "lr": tune.loguniform(1e-4, 3e-2),
-        "batch_size": tune.choice([32, 64, 128]),
-        "hidden": tune.randint(32, 257),
-        "dropout": tune.uniform(0.0, 0.5),
-        "weight_decay": tune.loguniform(1e-6, 1e-2),
-        "optimizer": tune.choice(["adam", "adamw", "sgd"]),
-    }
+    ((kind, args),) = spec.items()
+    if kind == "loguniform":
+        return tune.loguniform(args[0], args[1])
+    if kind == "uniform":
+        return tune.uniform(args[0], args[1])
+    if kind == "randint":
+        return tune.randint(args[0], args[1] + 1)  # Ray's upper bound is exclusive
+    return tune.choice(args)
+
+
+def _ray_case(trials: int, seed: int, storage: str, workload: str) -> None:
+    from ray import tune
+
+    _mark("imports_done")
+    space = {name: _tune_domain(spec) for name, spec in WORKLOADS[workload].space.items()}
+    space["workload"] = workload
     tune.Tuner(
         _ray_train,
         param_space=space,
@@ -170,32 +249,34 @@ def _ray_case(trials: int, seed: int, storage: str) -> None:
     ).fit()
 
 
-def _tunefleet_spec(trials: int, seed: int) -> dict[str, Any]:
+def _tunefleet_spec(trials: int, seed: int, workload: str = "mlp", cpus: int = 2) -> dict[str, Any]:
+    work = WORKLOADS[workload]
     return {
         "name": f"tunefleet-{seed}",
-        "trainable": f"{__name__}:timed_trainable",
+        "trainable": f"{__name__}:{work.trainable}",
         "metric": "val_accuracy",
         "mode": "max",
-        "space": {**SPACE, "epochs": EPOCHS, "seed": 0},
+        "space": {**work.space, "epochs": work.epochs, "seed": 0},
         "search": {
             "algorithm": "optuna",
             "sampler": "tpe",
             "num_samples": trials,
             "seed": seed,
             "n_initial_points": 8,
+            "max_concurrent": cpus,  # one trial per CPU at all times
         },
         "scheduler": {"name": "asha", "grace_period": 3, "reduction_factor": 3},
         "resources": {"cpu": 1},
-        "stop": {"training_iteration": EPOCHS},
+        "stop": {"training_iteration": work.epochs},
     }
 
 
-def _command(case: str, trials: int, seed: int, workdir: Path) -> list[str]:
+def _command(case: str, trials: int, seed: int, workdir: Path, workload: str = "mlp") -> list[str]:
     if case == "tunefleet":
         import yaml
 
         spec = workdir / "spec.yaml"
-        spec.write_text(yaml.safe_dump(_tunefleet_spec(trials, seed)))
+        spec.write_text(yaml.safe_dump(_tunefleet_spec(trials, seed, workload)))
         return [
             sys.executable,
             "-m",
@@ -205,23 +286,30 @@ def _command(case: str, trials: int, seed: int, workdir: Path) -> list[str]:
             "--storage",
             str(workdir / "results"),
         ]
-    return [sys.executable, "-m", __name__, case, str(trials), str(seed), str(workdir)]
+    return [sys.executable, "-m", __name__, case, str(trials), str(seed), str(workdir), workload]
 
 
 def measure(
-    case: str, *, trials: int, seed: int, target: float, timeout_s: float
+    case: str,
+    *,
+    trials: int,
+    seed: int,
+    target: float,
+    timeout_s: float,
+    workload: str = "mlp",
 ) -> dict[str, Any]:
     """Runs one case in its own process until `target` is reached (or `timeout_s`)."""
     with tempfile.TemporaryDirectory(prefix="tunefleet-ttt-") as tmp:
         workdir = Path(tmp)
-        events = workdir / "events.txt"
+        events, timeline = workdir / "events.txt", workdir / "timeline.txt"
         events.touch()
-        env = {**os.environ, EVENTS_ENV: str(events)}
+        timeline.touch()
+        env = {**os.environ, EVENTS_ENV: str(events), TIMELINE_ENV: str(timeline)}
         log = workdir / "stderr.txt"
         started = time.time()
         with open(log, "wb") as stderr:
             proc = subprocess.Popen(
-                _command(case, trials, seed, workdir),
+                _command(case, trials, seed, workdir, workload),
                 env=env,
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,
@@ -248,12 +336,17 @@ def measure(
         if reached is None and proc.returncode != 0 and time.time() - started < timeout_s:
             tail = log.read_text(errors="replace")[-500:]
             raise RuntimeError(f"{case} exited with {proc.returncode}: {tail}")
+        first: dict[str, float] = {}
+        for line in timeline.read_text().splitlines():
+            stamp, _, step = line.partition(" ")
+            first.setdefault(step, float(stamp) - started)
     return {
         "case": case,
         "seed": seed,
         "seconds": reached,
         "epochs_seen": epochs_seen,
         "best": best,
+        "steps": {step: first.get(step) for step in STEPS},
     }
 
 
@@ -272,16 +365,26 @@ def run(
     *,
     cases: tuple[str, ...] = CASES,
     trials: int = 150,
-    target: float = 0.98,
+    target: float | None = None,
     repeats: int = 3,
     timeout_s: float = 300.0,
+    workload: str = "mlp",
 ) -> list[dict[str, Any]]:
-    """Median seconds to `target` per case, the runs interleaved (one of each per repeat)."""
+    """Median seconds to `target` (default: the workload's) per case, the runs interleaved
+    (one of each per repeat); every figure of a row is the median over its runs."""
+    target = WORKLOADS[workload].target if target is None else target
     runs: dict[str, list[dict[str, Any]]] = {case: [] for case in cases}
     for seed in range(repeats):
         for case in cases:
             runs[case].append(
-                measure(case, trials=trials, seed=seed, target=target, timeout_s=timeout_s)
+                measure(
+                    case,
+                    trials=trials,
+                    seed=seed,
+                    target=target,
+                    timeout_s=timeout_s,
+                    workload=workload,
+                )
             )
     rows: list[dict[str, Any]] = []
     for case, results in runs.items():
@@ -289,13 +392,20 @@ def run(
         reached = [s for s in seconds if s is not None]
         # A run that never reached the target counts as the timeout (a lower bound).
         bounded = [s if s is not None else timeout_s for s in seconds]
+        steps = {}
+        for step in STEPS:
+            values = [r["steps"][step] for r in results if r["steps"].get(step) is not None]
+            steps[step] = statistics.median(values) if values else None
         rows.append(
             {
                 "case": case,
+                "workload": workload,
                 "target": target,
                 "runs_s": seconds,
                 "reached": f"{len(reached)}/{len(seconds)}",
                 "median_s": statistics.median(bounded),
+                "epochs_seen": statistics.median(r["epochs_seen"] for r in results),
+                "steps": steps,
             }
         )
     optuna = [r["median_s"] for r in rows if r["case"].startswith("optuna")]
@@ -308,14 +418,22 @@ def run(
 def markdown(rows: list[dict[str, Any]], timeout_s: float = 300.0) -> str:
     """The time-to-target figures as a markdown table."""
     lines = [
-        "| case | median s to target | reached | vs best standalone Optuna |",
-        "| --- | --- | --- | --- |",
+        "| case | median s to target | reached | vs best standalone Optuna | epochs run | "
+        + " | ".join(STEPS)
+        + " |",
+        "| --- | --- | --- | --- | --- | " + " | ".join("---" for _ in STEPS) + " |",
     ]
     for r in rows:
         ratio = f"{r['vs_best_optuna']:.2f}x" if r["vs_best_optuna"] else "-"
-        lines.append(f"| {r['case']} | {r['median_s']:.1f} | {r['reached']} | {ratio} |")
+        steps = r.get("steps", {})
+        cells = " | ".join("-" if steps.get(s) is None else f"{steps[s]:.1f}" for s in STEPS)
+        lines.append(
+            f"| {r['case']} | {r['median_s']:.1f} | {r['reached']} | {ratio} "
+            f"| {r.get('epochs_seen', 0):.0f} | {cells} |"
+        )
     lines.append(
-        f"\n(validation accuracy >= {rows[0]['target']}, whole process from its start, "
+        f"\n({rows[0].get('workload', 'mlp')} workload, validation accuracy >= "
+        f"{rows[0]['target']}, whole process from its start (steps: seconds from it), "
         f"median of {len(rows[0]['runs_s'])} seeds; a run that never reached it counts "
         f"as {timeout_s:.0f} s)"
     )
@@ -324,12 +442,13 @@ def markdown(rows: list[dict[str, Any]], timeout_s: float = 300.0) -> str:
 
 def _main(argv: list[str]) -> None:
     case, trials, seed, workdir = argv[0], int(argv[1]), int(argv[2]), argv[3]
+    workload = argv[4] if len(argv) > 4 else "mlp"
     if case == "optuna":
-        _optuna_case(trials, seed, n_jobs=1)
+        _optuna_case(trials, seed, n_jobs=1, workload=workload)
     elif case == "optuna-n_jobs=2":
-        _optuna_case(trials, seed, n_jobs=2)
+        _optuna_case(trials, seed, n_jobs=2, workload=workload)
     elif case == "ray-defaults":
-        _ray_case(trials, seed, storage=f"{workdir}/results")
+        _ray_case(trials, seed, storage=f"{workdir}/results", workload=workload)
     else:
         raise SystemExit(f"unknown case {case!r}")
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from tunefleet.cluster.errors import ClusterError, ClusterInputError, ClusterUnavailable
 from tunefleet.cluster.join import join
+from tunefleet.common.timeline import mark
 
 __all__ = [
     "ClusterError",
@@ -81,6 +82,7 @@ def connect(
         return
     if address is not None:
         join(address, verbose=verbose)
+        mark("ray_up")
     else:
         try:
             if early is not None:
@@ -109,6 +111,7 @@ def _init_local(verbose: bool, num_cpus: int | None) -> None:
         log_to_driver=verbose,
         logging_level=logging.INFO if verbose else logging.ERROR,
     )
+    mark("ray_up")
 
 
 class _EarlyStart(threading.Thread):

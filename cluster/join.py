@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tunefleet.cluster.errors import ClusterError, ClusterUnavailable
+from tunefleet.cluster.errors import ClusterInputError, ClusterUnavailable
 
 __all__ = [
     "CONNECT_TRIES",
@@ -97,7 +97,7 @@ def endpoint(address: str) -> Endpoint | None:
         cluster itself, and says so at once if there is none).
 
     Raises:
-        ClusterError: If the address is none of those forms.
+        ClusterInputError: If the address is none of those forms.
     """
     text, origin = address, ""
     if address == "auto":
@@ -112,7 +112,7 @@ def endpoint(address: str) -> Endpoint | None:
     if not valid:
         if origin:
             return None  # Ray reads its own variable and file; let it say what it makes of them
-        raise ClusterError(
+        raise ClusterInputError(
             f"address: {address!r} is not a Ray cluster address; give HOST:PORT (the head's "
             "GCS port, 6379 by default), ray://HOST:PORT (Ray Client) or auto."
         )
@@ -145,7 +145,7 @@ def check_address(address: str) -> None:
     """Steps 1 and 2 of `join` alone: milliseconds, and Ray is not asked anything.
 
     Raises:
-        ClusterError: If the address is malformed.
+        ClusterInputError: If the address is malformed.
         ClusterUnavailable: If nothing answers at the address, or something that is not Ray.
     """
     target = endpoint(address)
@@ -161,7 +161,7 @@ def join(address: str, *, verbose: bool = False) -> None:
         verbose: Show Ray's own log lines and warnings, and forward worker logs.
 
     Raises:
-        ClusterError: If the address is malformed.
+        ClusterInputError: If the address is malformed.
         ClusterUnavailable: If the cluster cannot be reached or refuses to be joined; the one
             line says what to check.
     """

@@ -35,6 +35,7 @@ from tunefleet.cluster import check_address, discard_early_start, launcher, star
 from tunefleet.cluster.jobs import submit
 from tunefleet.common.errors import TunefleetError
 from tunefleet.common.ray_compat import installed_ray_version
+from tunefleet.common.timeline import mark
 from tunefleet.experiments.analysis.baseline_and_final import baseline_text, final_text
 from tunefleet.experiments.analysis.experiment import AnalysisError, load
 from tunefleet.experiments.analysis.report import write_report
@@ -383,6 +384,7 @@ def _plan(args: argparse.Namespace) -> tuple[Plan, RunOptions]:
     if embedded and module_exists(spec.trainable):  # not for a mistyped path: it fails fast
         start_early(verbose=args.verbose)  # Ray starts while the trainable is imported
     plan = make_plan(spec, raw)
+    mark("imports_done")
     for line in advise(plan.spec, plan.trainable):  # once, before Ray starts
         print(f"warning: {line}", file=sys.stderr)
     options = RunOptions(

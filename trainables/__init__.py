@@ -3,28 +3,32 @@
 A function `train(config)` that calls `report(...)` is a trainable; so is a plain class with
 `setup(config)` and `step()`, a `ray.tune.Trainable` subclass, a `TorchTrainable` built from
 a model factory and data, and a `SklearnTrainable` around any scikit-learn estimator.
-The wrappers import torch or scikit-learn, so they load only when named. What tunefleet asks
-of any of them is written once, in `Wrapper` (`tunefleet.trainables.contract`).
+The calls a trainable makes (`report`, ...) import Ray Tune and the wrappers import torch or
+scikit-learn, so each loads when first named: reading a spec (the `tunefleet` command does it
+before Ray starts) imports none of them.
+What tunefleet asks of any trainable is written once, in `Wrapper`
+(`tunefleet.trainables.contract`).
 
 May import `tunefleet.common` only; never `search`, `cluster` or `experiments`.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from tunefleet.trainables.api import (
-    Checkpoint,
-    get_checkpoint,
-    report,
-    trial_cpus,
-    trial_gpus,
-    trial_id,
-)
+from tunefleet.common.lazy import lazy_exports
 from tunefleet.trainables.contract import TuneAdaptable, Wrapper
 from tunefleet.trainables.resolve import TrainableError, check_trainable, import_object
 
 if TYPE_CHECKING:
+    from tunefleet.trainables.api import (
+        Checkpoint,
+        get_checkpoint,
+        report,
+        trial_cpus,
+        trial_gpus,
+        trial_id,
+    )
     from tunefleet.trainables.pytorch import TorchTrainable
     from tunefleet.trainables.sklearn import SklearnTrainable
 
@@ -44,15 +48,17 @@ __all__ = [
     "trial_id",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    # The wrappers import torch / scikit-learn: load them only when named.
-    if name == "TorchTrainable":
-        from tunefleet.trainables.pytorch import TorchTrainable  # heavy: loaded when named
-
-        return TorchTrainable
-    if name == "SklearnTrainable":
-        from tunefleet.trainables.sklearn import SklearnTrainable  # heavy: loaded when named
-
-        return SklearnTrainable
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+_API = "tunefleet.trainables.api"
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "Checkpoint": _API,
+        "get_checkpoint": _API,
+        "report": _API,
+        "trial_cpus": _API,
+        "trial_gpus": _API,
+        "trial_id": _API,
+        "TorchTrainable": "tunefleet.trainables.pytorch",
+        "SklearnTrainable": "tunefleet.trainables.sklearn",
+    },
+)

@@ -11,8 +11,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 from tunefleet.common.locations import locate, translated
 
@@ -40,6 +42,8 @@ def read_baseline(exp_dir: str | Path) -> pd.Series | None:
     path = locate(exp_dir) / BASELINE_DIR / TRIALS_FILE
     if not path.is_file():
         return None
+    import pandas as pd  # heavy: the file names above are read by the CLI before Ray starts
+
     with translated(path.uri):
         trials = pd.read_parquet(path.path, filesystem=path.filesystem)
     return None if trials.empty else trials.iloc[0]

@@ -130,6 +130,7 @@ class ResultsRecorder(Callback):
         self._started: set[str] = set()  # trials that ran in this run
         self._interrupted: dict[str, str] = {}  # statuses before an interrupt stopped trials
         self._dirty = False
+        self._written = False
         self._ray_saved = False
         self.started_at = time.time() if started_at is None else started_at
         self._run_started = self.started_at
@@ -310,7 +311,13 @@ class ResultsRecorder(Callback):
             table = with_experiment(table, name)
             write_parquet_atomic(table, _join(self.experiment_dir, file), meta)
         self._dirty = False
+        self._written = True
         self._ray_saved = False
+
+    @property
+    def needs_flush(self) -> bool:
+        """Whether the files lack results recorded (or were never written by this recorder)."""
+        return self._dirty or not self._written
 
     def trials_table(self) -> pa.Table:
         """One row per trial, in the order Ray created them (earlier runs' trials first)."""

@@ -10,7 +10,6 @@ one-line warning for a folder that holds no `spec.yaml` (every `tunefleet run` w
 from __future__ import annotations
 
 from tunefleet.experiments.results.files import SPEC_FILE
-from tunefleet.experiments.results.parquet_io import join_path, path_exists
 
 __all__ = ["foreign_folder_warning", "trust_notice"]
 
@@ -31,6 +30,9 @@ def foreign_folder_warning(exp_dir: str, command: str) -> str | None:
         exp_dir: The experiment folder: a local path or a pyarrow filesystem URI.
         command: The command about to read it (`export`).
     """
+    # pyarrow and Ray Tune: the CLI's help texts use `trust_notice` before Ray starts.
+    from tunefleet.experiments.results.parquet_io import join_path, path_exists
+
     if path_exists(join_path(exp_dir, SPEC_FILE)):
         return None
     return (

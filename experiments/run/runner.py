@@ -12,6 +12,8 @@ from ray.tune.search import Searcher
 
 from tunefleet.cluster import connect
 from tunefleet.common.locations import LocationError, locate
+from tunefleet.common.ray_compat import unused_tracking_hidden
+from tunefleet.common.timeline import mark
 from tunefleet.experiments.results.files import SPEC_FILE
 from tunefleet.experiments.results.parquet_io import write_text_atomic
 from tunefleet.experiments.results.recorder import ResultsRecorder
@@ -281,11 +283,19 @@ def fit_tuner(
         started: `time.monotonic()` when the command started.
     """
     exp_dir = recorder.experiment_dir
+    used = ["mlflow"] if plan.spec.tracking.mlflow is not None else []
     try:
-        with quiet_tune(options.verbose, plan.spec.results.flush_every_s, pending_trials):
+        with (
+            quiet_tune(options.verbose, plan.spec.results.flush_every_s, pending_trials),
+            unused_tracking_hidden(used),  # Ray's telemetry would import them (seconds)
+        ):
+            mark("fit_started")
             tuner.fit()
+            mark("fit_done")
     finally:
-        recorder.flush()
+        if recorder.needs_flush:  # Ray's end of the experiment wrote them, unless it raised
+            recorder.flush()
+        mark("results_written")
     best = recorder.best_trial()
     return RunSummary(
         experiment_dir=exp_dir,

@@ -47,6 +47,9 @@ class Plan:
                 + (" (Pareto front marked; ranked by the first)" if spec.multi_objective else ""),
             ),
         ]
+        # The searcher module builds Ray Tune's objects (Ray Tune loads in seconds): `describe`
+        # is for `tunefleet validate`, while `make_plan` runs before Ray has started.
+
         space_lines = spec.space.describe() or ["(empty: every trial gets the same config)"]
         rows += [("space" if i == 0 else "", line) for i, line in enumerate(space_lines)]
         rows += [

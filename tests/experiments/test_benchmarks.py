@@ -125,3 +125,45 @@ def test_search_quality_reports_sequential_and_parallel_regret() -> None:
     text = search_quality.markdown(rows, 1)
     assert "| function | searcher | trials at once |" in text
     assert "| branin | optuna-tpe | 3 |" in text
+
+
+def test_fixed_cost_runs_both_cases_as_whole_processes_and_times_each_step() -> None:
+    from benchmarks import fixed_cost
+
+    rows = fixed_cost.run(repeats=1, trials=2, results=2)
+    assert [r["case"] for r in rows] == list(fixed_cost.CASES)
+    for r in rows:
+        steps = r["steps"]
+        order = ["ray_up", "fit_started", "trial_started", "first_result", "fit_done"]
+        assert all(steps[s] is not None for s in order), steps
+        assert [steps[s] for s in order] == sorted(steps[s] for s in order)
+        assert steps["fit_done"] < r["wall_s"]
+        assert 0 < r["driver_cpu_s"] < r["cpu_s"]  # the workers' and Ray's CPU counted too
+        (one,) = r["all_runs"]
+        assert r["driver_peak_mib"] > 0 and one["cpu_by_process"]["driver"] == one["driver_cpu_s"]
+    assert rows[0]["steps"]["results_written"] is not None  # tunefleet's Parquet files
+    assert rows[1]["vs_plain"]["wall_s"] == pytest.approx(1.0)
+    assert "| tunefleet |" in fixed_cost.markdown(rows)
+
+
+def test_warm_start_joins_a_running_head_and_stops_it() -> None:
+    from benchmarks import warm_start
+
+    rows = warm_start.run(repeats=1, cpus=2, trials=2, results=2)
+    assert [r["case"] for r in rows] == list(warm_start.CASES)
+    for r in rows:
+        assert r["first_trial_s"] is not None and r["first_trial_s"] < r["wall_s"]
+        assert r["worker_start_to_trial_s"] is not None
+    assert "first trial started" in warm_start.markdown(rows)
+
+
+def test_the_cnn_workload_is_timed_for_optuna_and_tunefleet() -> None:
+    for case in ("optuna", "tunefleet"):
+        result = time_to_target.measure(
+            case, trials=2, seed=0, target=0.0, timeout_s=300, workload="cnn"
+        )
+        assert result["seconds"] is not None and result["epochs_seen"] >= 1
+        steps = result["steps"]
+        assert steps["data_loaded"] is not None and steps["first_result"] is not None
+        assert steps["data_loaded"] <= steps["first_result"] <= result["seconds"] + 1
+    assert steps["ray_up"] is not None and steps["fit_started"] is not None  # tunefleet's

@@ -302,43 +302,28 @@ def test_the_storage_follows_rewrites_keeps_ids_and_only_reads(tmp_path: Path) -
         optuna.create_study(study_name="new", storage=storage)
 
 
-def test_a_storage_root_on_s3_is_served(tmp_path: Path, monkeypatch) -> None:
-    """A real S3 server (moto) on 127.0.0.1: the root is listed and read through pyarrow."""
-    boto3 = pytest.importorskip("boto3")
-    server_module = pytest.importorskip("moto.server")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        endpoint = f"http://127.0.0.1:{port}"
-        for key, value in {
-            "AWS_ENDPOINT_URL_S3": endpoint, "AWS_ACCESS_KEY_ID": "test",
-            "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
-        }.items():  # fmt: skip
-            monkeypatch.setenv(key, value)
-        boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="bucket")
-        spec = {"metric": "score", "mode": "max", "space": {"x": {"uniform": [0, 1]}}}
-        rows = [
-            trial(f"s{i}", "TERMINATED", **{"config/x": i / 4, "best/score": i}) for i in range(3)
-        ]
-        iterations = [result(f"s{i}", 1, 1100 + i, 1.0, score=i) for i in range(3)]
-        write_experiment(tmp_path / "s3exp", rows, iterations, spec=spec)
-        client = boto3.client("s3", endpoint_url=endpoint)
-        for path in (tmp_path / "s3exp").iterdir():
-            client.upload_file(str(path), "bucket", f"results/s3exp/{path.name}")
+def test_a_storage_root_on_s3_is_served(tmp_path: Path, object_store, s3_storage: str) -> None:
+    """The session's real S3 server (moto, tests/conftest.py): the root is listed and read
+    through pyarrow, with only the standard AWS environment."""
+    import boto3
 
-        with Dashboard("s3://bucket/results", port=0) as dashboard:
-            assert dashboard.experiments == 1
-            api = dashboard.url.removesuffix("/dashboard") + "/api/studies"
-            (summary,) = json.load(urllib.request.urlopen(api, timeout=30))["study_summaries"]
-            assert summary["study_name"] == "s3exp"
-            detail = json.load(urllib.request.urlopen(f"{api}/{summary['study_id']}", timeout=30))
-            assert [t["state"] for t in detail["trials"]] == ["Complete"] * 3
-            assert {"key": "folder", "value": "s3://bucket/results/s3exp"} in summary["user_attrs"]
-    finally:
-        server.stop()
+    spec = {"metric": "score", "mode": "max", "space": {"x": {"uniform": [0, 1]}}}
+    rows = [trial(f"s{i}", "TERMINATED", **{"config/x": i / 4, "best/score": i}) for i in range(3)]
+    iterations = [result(f"s{i}", 1, 1100 + i, 1.0, score=i) for i in range(3)]
+    write_experiment(tmp_path / "s3exp", rows, iterations, spec=spec)
+    client = boto3.client("s3", endpoint_url=object_store.endpoint)
+    prefix = s3_storage.removeprefix(f"s3://{object_store.bucket}/")
+    for path in (tmp_path / "s3exp").iterdir():
+        client.upload_file(str(path), object_store.bucket, f"{prefix}/s3exp/{path.name}")
+
+    with Dashboard(s3_storage, port=0) as dashboard:
+        assert dashboard.experiments == 1
+        api = dashboard.url.removesuffix("/dashboard") + "/api/studies"
+        (summary,) = json.load(urllib.request.urlopen(api, timeout=30))["study_summaries"]
+        assert summary["study_name"] == "s3exp"
+        detail = json.load(urllib.request.urlopen(f"{api}/{summary['study_id']}", timeout=30))
+        assert [t["state"] for t in detail["trials"]] == ["Complete"] * 3
+        assert {"key": "folder", "value": f"{s3_storage}/s3exp"} in summary["user_attrs"]
 
 
 def test_an_ipv6_loopback_host_is_served(tmp_path: Path) -> None:

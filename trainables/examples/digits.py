@@ -12,9 +12,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
-from sklearn.preprocessing import StandardScaler
 from torch import nn
 from torch.utils.data import TensorDataset
 
@@ -28,6 +25,12 @@ SPLIT_SEED = 0
 @cache
 def splits() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """The fixed train / val / test split as float32 features and int64 labels."""
+    # scikit-learn (seconds to import) loads where the data does, on the driver: the trial
+    # workers get the datasets through Ray's object store and need only the model.
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import StandardScaler
+
     x, y = load_digits(return_X_y=True)
     x_rest, x_test, y_rest, y_test = train_test_split(
         x, y, test_size=0.2, random_state=SPLIT_SEED, stratify=y

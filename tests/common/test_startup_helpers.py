@@ -1,0 +1,97 @@
+"""Lazy re-exports, the start-up timeline and hiding unused tracking libraries from Ray Tune's
+telemetry: each checked in a fresh interpreter where `sys.modules` matters."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tunefleet.common import timeline
+from tunefleet.common.lazy import lazy_exports
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _python(code: str) -> str:
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout
+
+
+def test_a_lazy_name_loads_its_module_on_first_use_only() -> None:
+    out = _python(
+        """
+        import sys
+        import tunefleet.trainables as t
+        print("torch" in sys.modules, "report" in dir(t))
+        from tunefleet.trainables import TorchTrainable, report
+        print("torch" in sys.modules, TorchTrainable.__name__)
+        """
+    )
+    # torch loads with the PyTorch wrapper, not with the package (Ray Tune does: resolving a
+    # trainable checks for Ray's `Trainable` class).
+    assert out.split() == ["False", "True", "True", "TorchTrainable"]
+
+
+def test_an_unknown_lazy_name_is_an_attribute_error() -> None:
+    getattr_, dir_ = lazy_exports("tunefleet.common", {"json_dumps": "json"})
+    with pytest.raises(AttributeError, match=r"module 'tunefleet\.common' has no attribute 'nope'"):
+        getattr_("nope")
+    assert "json_dumps" in dir_()
+
+
+def test_the_timeline_is_written_only_when_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "timeline.txt"
+    monkeypatch.delenv(timeline.TIMELINE_ENV, raising=False)
+    timeline.mark("ignored")
+    assert not path.exists()
+    monkeypatch.setenv(timeline.TIMELINE_ENV, str(path))
+    for step in ("ray_up", "fit_started", "ray_up"):
+        timeline.mark(step)
+    first = timeline.read(path)
+    assert list(first) == ["ray_up", "fit_started"]
+    assert first["ray_up"] <= first["fit_started"]
+    assert path.read_text().count("ray_up") == 2  # every mark kept, the first one read
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mlflow") is None, reason="needs mlflow")
+def test_unused_tracking_libraries_stay_unimported_and_come_back_afterwards() -> None:
+    out = _python(
+        """
+        import sys
+        from tunefleet.common.ray_compat import unused_tracking_hidden
+        with unused_tracking_hidden():
+            import ray.air.integrations.mlflow as integration  # what Ray's telemetry imports
+            print(integration.mlflow is None, "mlflow" in sys.modules and sys.modules["mlflow"])
+        print("mlflow" in sys.modules, "ray.air.integrations.mlflow" in sys.modules)
+        import ray.air.integrations.mlflow as again
+        print(again.mlflow is not None)
+        """
+    )
+    assert out.split() == ["True", "None", "False", "False", "True"]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mlflow") is None, reason="needs mlflow")
+def test_a_tracking_library_the_run_uses_is_not_hidden() -> None:
+    out = _python(
+        """
+        from tunefleet.common.ray_compat import unused_tracking_hidden
+        with unused_tracking_hidden(["mlflow"]):
+            import ray.air.integrations.mlflow as integration
+            print(integration.mlflow is not None)
+        """
+    )
+    assert out.split() == ["True"]

@@ -1,0 +1,58 @@
+"""What a `tunefleet run` imports: no library its spec does not use, in the driver or in the
+trial's worker. Checked in fresh processes (`sys.modules`), never by timing.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+HEAVY = ("ray", "ray.tune", "pandas", "pyarrow", "numpy", "torch", "optuna", "hyperopt",
+         "sklearn", "matplotlib", "mlflow")  # fmt: skip
+UNUSED_BY_A_RANDOM_NO_OP_RUN = ("torch", "optuna", "hyperopt", "sklearn", "matplotlib", "mlflow")
+
+
+def test_a_no_op_run_imports_no_library_it_does_not_use_in_the_driver(
+    tmp_path: Path,
+) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        textwrap.dedent(
+            f"""
+            name: startup
+            trainable: benchmarks.fixed_cost:noop
+            metric: score
+            mode: max
+            space: {{x: {{uniform: [0.0, 1.0]}}, results: 2, timeline: {tmp_path / "t.txt"}}}
+            search: {{algorithm: random, num_samples: 2, seed: 0}}
+            resources: {{cpu: 1}}
+            """
+        )
+    )
+    driver = textwrap.dedent(
+        f"""
+        import atexit, json, sys
+        atexit.register(lambda: open({str(tmp_path / "driver.json")!r}, "w").write(
+            json.dumps(sorted(sys.modules))))
+        from tunefleet.experiments.cli import main
+        sys.exit(main(["run", {str(spec)!r}, "--storage", {str(tmp_path / "res")!r}]))
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", driver], cwd=REPO, capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "startup: 2 trials (2 terminated)" in proc.stdout
+    loaded = set(json.loads((tmp_path / "driver.json").read_text()))
+    assert {"ray.tune", "pyarrow.parquet"} <= loaded  # the run itself did happen here
+    assert loaded.isdisjoint(UNUSED_BY_A_RANDOM_NO_OP_RUN), sorted(
+        loaded & set(UNUSED_BY_A_RANDOM_NO_OP_RUN)
+    )
+    import pandas as pd
+
+    rows = pd.read_parquet(tmp_path / "res" / "startup" / "iterations.parquet")
+    assert len(rows) == 4  # 2 trials x 2 results: the same trials and results as before
