@@ -6,10 +6,10 @@ import glob
 import json
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from importlib import metadata as importlib_metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 import pyarrow as pa
@@ -36,6 +36,8 @@ __all__ = [
     "write_parquet_atomic",
     "write_text_atomic",
 ]
+
+T = TypeVar("T")
 
 METADATA_KEY = b"tunefleet"
 
@@ -160,7 +162,7 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     """
     location = locate(path)
     if location.remote:
-        meta = pq.read_schema(pa.BufferReader(_whole_object(location))).metadata or {}
+        meta = _parse_remote(location, pq.read_schema).metadata or {}
     else:
         meta = pq.read_schema(location.path).metadata or {}
     return json.loads(meta[METADATA_KEY]) if METADATA_KEY in meta else {}
@@ -193,7 +195,7 @@ def read_table(path: str) -> pa.Table:
     """A Parquet file (local path or pyarrow filesystem URI) as an Arrow table."""
     location = locate(path)
     if location.remote:
-        return pq.read_table(pa.BufferReader(_whole_object(location)))
+        return _parse_remote(location, pq.read_table)
     return pq.read_table(location.path)
 
 
@@ -204,24 +206,31 @@ def read_frame(location: Location) -> pd.DataFrame:
         LocationError: If the object store cannot be read (the message says why).
     """
     if location.remote:
-        return pd.read_parquet(pa.BufferReader(_whole_object(location)))
+        return _parse_remote(location, pd.read_parquet)
     return pd.read_parquet(location.path)
 
 
-def _whole_object(location: Location, attempts: int = 5) -> bytes:
-    """A Parquet object's bytes, fetched again when it was replaced while being read.
+def _parse_remote(location: Location, parse: Callable[[pa.BufferReader], T]) -> T:
+    """Parses a Parquet object's bytes, fetching them again when it was replaced mid-read.
 
     Each rewrite replaces the object whole (one upload), but pyarrow reads an object as a
-    HEAD (its size) then ranged GETs: a reader that races a writer can get the first bytes
-    of the newer version. Those lack Parquet's closing magic, so they are told apart.
+    HEAD (its size) then ranged GETs: a reader that races a writer can get bytes of two
+    versions. Those lack Parquet's closing magic or fail to parse, and are fetched again.
     """
-    data = location.read_bytes()
-    for attempt in range(1, attempts):
-        if _is_whole_parquet(data):
-            break
-        time.sleep(0.05 * attempt)
+    error: Exception | None = None
+    for attempt in range(5):
+        if attempt:
+            time.sleep(0.05 * attempt)
         data = location.read_bytes()
-    return data  # still not whole: pyarrow says what is wrong with it
+        if not _is_whole_parquet(data):
+            continue
+        try:
+            return parse(pa.BufferReader(data))
+        except (pa.ArrowInvalid, OSError) as exc:
+            error = exc
+    if error is not None:
+        raise error
+    return parse(pa.BufferReader(data))  # never whole: pyarrow says what is wrong with it
 
 
 def _is_whole_parquet(data: bytes) -> bool:

@@ -65,13 +65,13 @@ mode: max
 space:
   lr: {loguniform: [1.0e-3, 1.0e-1]}
   hidden: {choice: [16, 32, 64]}
-  batch_size: 16
-  epochs: 6
+  batch_size: 8           # slow enough epochs that the job is mid-run when stopped
+  epochs: 8
   checkpoint_every: 1
-search: {algorithm: hyperopt, num_samples: 8, seed: 0, n_initial_points: 3, max_concurrent: 3}
+search: {algorithm: hyperopt, num_samples: 8, seed: 0, n_initial_points: 3, max_concurrent: 2}
 scheduler: {name: asha, grace_period: 2, reduction_factor: 2}
 resources: {cpu: 1}
-stop: {training_iteration: 6}
+stop: {training_iteration: 8}
 results: {flush_every_s: 1}
 """
 
@@ -123,9 +123,12 @@ class BucketReader(threading.Thread):
                 data = body.read()
                 try:
                     seen.add(pq.read_table(io.BytesIO(data)).num_rows)
+                except Exception as exc:
+                    self.failures.append(f"{name}, plain GET ({len(data)} bytes): {exc}")
+                try:
                     read_frame(self.exp / name)
                 except Exception as exc:
-                    self.failures.append(f"{name} ({len(data)} bytes): {exc}")
+                    self.failures.append(f"{name}, tunefleet's reader: {exc}")
 
     def stop(self) -> None:
         self._stop_event.set()
@@ -149,6 +152,26 @@ def _submit(cluster: LocalCluster, project: Path, spec: str, storage: str) -> su
     )
 
 
+STOP = """
+import sys
+from ray.job_submission import JobSubmissionClient
+client = JobSubmissionClient(sys.argv[1])
+print(client.stop_job(sys.stdin.readline().strip()))
+"""
+
+
+def _stopper(cluster: LocalCluster) -> subprocess.Popen:
+    """What `ray job stop` does, started ahead: it stops the job whose id it reads."""
+    return subprocess.Popen(
+        [sys.executable, "-c", STOP, str(cluster.dashboard_url)],
+        env=cluster.env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def _checkpointed_trials(exp: Location) -> set[str]:
     """Trials with a checkpoint in the bucket."""
     from pyarrow import fs as pafs
@@ -160,6 +183,9 @@ def _checkpointed_trials(exp: Location) -> set[str]:
 
 
 def _check_no_trial_lost_or_run_twice(exp: str, trials: int, iterations: int | None) -> None:
+    """Every trial finished, once; each reported each iteration once, from 1 on, except
+    where PBT copied another trial's checkpoint: Ray then carries on from that trial's
+    iteration count, which may be ahead (a trial that lost time to the killed node)."""
     frame = pd.read_parquet(f"{exp}/trials.parquet")
     rows = pd.read_parquet(f"{exp}/iterations.parquet")
     assert len(frame) == trials and frame["trial_id"].is_unique
@@ -167,7 +193,13 @@ def _check_no_trial_lost_or_run_twice(exp: str, trials: int, iterations: int | N
     assert not rows.duplicated(["trial_id", "training_iteration"]).any()
     for trial_id, group in rows.groupby("trial_id"):
         n = int(frame.loc[frame["trial_id"] == trial_id, "iterations"].iloc[0])
-        assert sorted(group["training_iteration"]) == list(range(1, n + 1)), trial_id
+        group = group.sort_values("training_iteration")
+        steps = list(group["training_iteration"])
+        assert steps[0] == 1 and steps[-1] == n, (trial_id, steps)
+        for before, (_, row) in zip(steps, group.iloc[1:].iterrows(), strict=False):
+            if row["training_iteration"] != before + 1:  # a jump: only onto a donor's state
+                assert row["restored_from"] not in (None, trial_id), (trial_id, steps)
+                assert pd.notna(row["restored_from"]), (trial_id, steps)
         if iterations is not None:
             assert n == iterations, trial_id
 
@@ -188,6 +220,7 @@ def test_pbt_job_survives_a_worker_node_loss_with_checkpoints_in_the_bucket(
             time.sleep(0.5)
             if len(_checkpointed_trials(locate(exp))) >= 4:
                 victim = busy_worker(cluster)
+        killed_at = time.time()
         os.kill(victim.raylet_pid, signal.SIGKILL)
         stdout, stderr = job.communicate(timeout=400)
     finally:
@@ -229,7 +262,9 @@ def test_pbt_job_survives_a_worker_node_loss_with_checkpoints_in_the_bucket(
         if (donor, at) in written_on.index and written_on[(donor, at)] != row.node_id:
             crossed.append((row.trial_id, donor, at))
     assert crossed, "no checkpoint was restored on another node than its writer's"
-    assert victim.node_id not in set(rows.loc[rows["restored_from"].notna(), "node_id"])
+    # The trials interrupted by the kill continued on the nodes still alive.
+    after = rows[rows["restored_from"].notna() & (rows["timestamp"] > killed_at + 1)]
+    assert (after["node_id"] != victim.node_id).any(), after[["trial_id", "node_id"]]
     assert _checkpointed_trials(locate(exp)) == {f"trial_{t}" for t in rows["trial_id"].unique()}
     print(
         f"\nPBT: {len(exploits)} exploits; killed {victim.name}; {len(crossed)} checkpoint(s) "
@@ -266,37 +301,33 @@ def test_a_stopped_job_resumes_from_the_bucket_and_every_command_reads_it(
     reader = BucketReader(locate(exp))
     reader.start()
     job = _submit(cluster, project, "tpe.yaml", s3_storage)
+    stopper = _stopper(cluster)  # `ray job stop`, its imports done before it is needed
     try:
         first = job.stdout.readline() if job.stdout else ""
         assert first.startswith("submitted job raysubmit_"), first + job.communicate()[1]
         job_id = first.split()[2]
         deadline = time.monotonic() + 300
         finished: set[str] = set()
-        while len(finished) < 2:
+        while not finished:
             assert time.monotonic() < deadline, "the run did not get far enough to be stopped"
             assert job.poll() is None, job.communicate()
             time.sleep(0.5)
             trials = reader.trials()
             if trials is not None:
                 finished = set(trials.loc[trials["status"] == "TERMINATED", "trial_id"])
-        stop = subprocess.run(
-            [str(BIN / "ray"), "job", "stop", "--address", str(cluster.dashboard_url), job_id],
-            env=cluster.env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        stop_out, stop_err = stopper.communicate(job_id + "\n", timeout=120)
         stopped_at = time.time()
-        assert stop.returncode == 0, stop.stderr
+        assert stopper.returncode == 0 and stop_out.strip() == "True", stop_err
         stdout, _ = job.communicate(timeout=120)
     finally:
-        if job.poll() is None:
-            job.kill()
-            reader.stop()
+        for proc in (job, stopper):
+            if proc.poll() is None:
+                proc.kill()
+                reader.stop()
     assert job.returncode == 1
     assert stdout.rstrip().splitlines()[-1].startswith(f"job {job_id} stopped")
     before = pd.read_parquet(f"{exp}/trials.parquet")
-    assert len(before) < 8 or (before["status"] != "TERMINATED").any()
+    assert len(before) < 8 or (before["status"] != "TERMINATED").any(), "stopped too late"
 
     # The "laptop" resumes it on the cluster, from the bucket alone.
     try:
@@ -323,7 +354,7 @@ def test_a_stopped_job_resumes_from_the_bucket_and_every_command_reads_it(
     configs = trials[["config/lr", "config/hidden"]].astype(str).agg("/".join, axis=1)
     assert configs.is_unique, configs
     # ASHA stopped some trials early; all reported at least its grace period.
-    assert (trials["iterations"] >= 2).all() and (trials["iterations"] <= 6).all()
+    assert (trials["iterations"] >= 2).all() and (trials["iterations"] <= 8).all()
 
     # Afterwards, from the "laptop": show, report, and pandas with only the standard
     # environment (the AWS variables, no tunefleet code).
