@@ -30,9 +30,9 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 from tunefleet.cluster.errors import ClusterInputError, ClusterUnavailable
+from tunefleet.common.ray_compat import GCS_CONNECT_TRIES_VARIABLE, auto_address
 
 __all__ = [
     "CONNECT_TRIES",
@@ -49,8 +49,6 @@ PROBE_TIMEOUT_S = 5.0
 #: Ray's tries to reach the GCS, about a second apart (Ray's default: 20).
 CONNECT_TRIES = 3
 
-# Read by `ray._private.node` on each join, as its number of tries; set by the user, it wins.
-_TRIES_VARIABLE = "RAY_gcs_server_port_wait_time_s"
 # The HTTP/2 client preface and an empty SETTINGS frame (RFC 9113, 3.4): an HTTP/2 server's
 # first frame in return is SETTINGS, whose type byte is the fourth.
 _HTTP2_GREETING = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
@@ -101,7 +99,7 @@ def endpoint(address: str) -> Endpoint | None:
     """
     text, origin = address, ""
     if address == "auto":
-        found = _auto_address()
+        found = auto_address()
         if found is None:
             return None
         text, origin = found
@@ -118,27 +116,6 @@ def endpoint(address: str) -> Endpoint | None:
         )
     shown = f"{text} (from {origin})" if origin else text
     return Endpoint(host=host, port=int(port), client=scheme == "ray", shown=shown)
-
-
-def _auto_address() -> tuple[str, str] | None:
-    """What `auto` resolves to, as Ray resolves it (`ray._private.services`)."""
-    env = os.environ.get("RAY_ADDRESS", "")
-    if env == "local":
-        return None
-    if env and env != "auto":
-        return env, "RAY_ADDRESS"
-    if "RAY_TMPDIR" in os.environ:
-        tmp = os.environ["RAY_TMPDIR"]
-    elif sys.platform.startswith("linux") and "TMPDIR" in os.environ:
-        tmp = os.environ["TMPDIR"]
-    else:
-        tmp = "/tmp"
-    record = Path(tmp, "ray", "ray_current_cluster")
-    try:
-        recorded = record.read_text().strip()
-    except OSError:
-        return None
-    return (recorded, f"{record}, left by `ray start`") if recorded else None
 
 
 def check_address(address: str) -> None:
@@ -234,14 +211,14 @@ def _first_bytes(sock: socket.socket) -> bytes:
 
 @contextmanager
 def _connect_tries(tries: int) -> Iterator[None]:
-    if _TRIES_VARIABLE in os.environ:
+    if GCS_CONNECT_TRIES_VARIABLE in os.environ:
         yield
         return
-    os.environ[_TRIES_VARIABLE] = str(tries)
+    os.environ[GCS_CONNECT_TRIES_VARIABLE] = str(tries)
     try:
         yield
     finally:
-        os.environ.pop(_TRIES_VARIABLE, None)
+        os.environ.pop(GCS_CONNECT_TRIES_VARIABLE, None)
 
 
 @contextmanager

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import re
 import sys
 from collections import deque
@@ -41,6 +42,7 @@ from ray.tune.search.variant_generator import generate_variants
 
 __all__ = [
     "CHECKED_ON",
+    "GCS_CONNECT_TRIES_VARIABLE",
     "PBT_LOG_FILE",
     "RAY_RESULT_FIELDS",
     "RAY_WORKER_LOGGER",
@@ -49,6 +51,7 @@ __all__ = [
     "TRACKING_LIBRARIES",
     "PbtExploit",
     "SkipFinishedTrials",
+    "auto_address",
     "best_value_seen",
     "cluster_ray_version",
     "freeze_finished_windows",
@@ -382,3 +385,39 @@ def unused_tracking_hidden(used: Iterable[str] = ()) -> Iterator[None]:
                 del sys.modules[name]
             for module in TRACKING_LIBRARIES[name]:
                 sys.modules.pop(module, None)
+
+
+# Joining a cluster ---------------------------------------------------------------------------
+
+#: Read by `ray._private.node` on each join as its number of tries to reach the GCS (about a
+#: second apart; Ray's default 20). Private: no `ray.init` argument bounds the wait, and a
+#: closed port otherwise keeps `ray.init` retrying for minutes. Checked on: Ray 2.55, 2.60.
+GCS_CONNECT_TRIES_VARIABLE = "RAY_gcs_server_port_wait_time_s"
+
+
+def auto_address() -> tuple[str, str] | None:
+    """What `auto` resolves to, as Ray resolves it, and where it came from; None when Ray
+    would look for a local cluster itself.
+
+    Private: `ray._private.services.get_ray_address_from_environment` reads `RAY_ADDRESS`,
+    then the file the last `ray start` wrote (`<RAY_TMPDIR or TMPDIR or /tmp>/ray/
+    ray_current_cluster`); no public API says which cluster `auto` means, and the one line
+    `tunefleet run --address auto` prints on a failed join names it. Checked on: Ray 2.55, 2.60.
+    """
+    env = os.environ.get("RAY_ADDRESS", "")
+    if env == "local":
+        return None
+    if env and env != "auto":
+        return env, "RAY_ADDRESS"
+    if "RAY_TMPDIR" in os.environ:
+        tmp = os.environ["RAY_TMPDIR"]
+    elif sys.platform.startswith("linux") and "TMPDIR" in os.environ:
+        tmp = os.environ["TMPDIR"]
+    else:
+        tmp = "/tmp"
+    record = Path(tmp, "ray", "ray_current_cluster")
+    try:
+        recorded = record.read_text().strip()
+    except OSError:
+        return None
+    return (recorded, f"{record}, left by `ray start`") if recorded else None

@@ -320,3 +320,30 @@ def test_sample_variant_draws_from_the_param_space_as_tune_does() -> None:
     assert len({d["a"] for d in draws}) == 20
     again = sample_variant(space, np.random.RandomState(3))
     assert again == draws[3], changed("generate_variants: the same seed draws another config")
+
+
+def test_rays_node_reads_the_gcs_connect_tries_variable() -> None:
+    import ray._private.node as node
+
+    assert ray_compat.GCS_CONNECT_TRIES_VARIABLE in inspect.getsource(node), changed(
+        f"where it reads {ray_compat.GCS_CONNECT_TRIES_VARIABLE} (join would retry for minutes)"
+    )
+
+
+@pytest.mark.parametrize("variable", ["RAY_TMPDIR", "TMPDIR"])
+def test_auto_address_reads_the_file_ray_start_leaves_where_ray_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    import ray._private.utils as ray_utils
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.delenv("RAY_TMPDIR", raising=False)
+    monkeypatch.setenv(variable, str(tmp_path))
+    (tmp_path / "ray").mkdir()
+    (tmp_path / "ray" / "ray_current_cluster").write_text("10.0.0.7:6379\n")
+    found = ray_compat.auto_address()
+    assert found is not None and found[0] == ray_utils.read_ray_address(), changed(
+        "the file `ray start` records the cluster in"
+    )
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.9:6379")
+    assert ray_compat.auto_address() == ("10.0.0.9:6379", "RAY_ADDRESS")
