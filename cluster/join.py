@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from tunefleet.cluster.errors import ClusterInputError, ClusterUnavailable
-from tunefleet.common.ray_compat import GCS_CONNECT_TRIES_VARIABLE, auto_address
+from tunefleet.common.ray_compat import auto_address, gcs_connect_tries
 
 __all__ = [
     "CONNECT_TRIES",
@@ -152,7 +152,7 @@ def join(address: str, *, verbose: bool = False) -> None:
     where = target.shown if target is not None else address
     level = logging.INFO if verbose else logging.ERROR
     try:
-        with _held_stderr(hold=not verbose), _connect_tries(CONNECT_TRIES):
+        with _held_stderr(hold=not verbose), gcs_connect_tries(CONNECT_TRIES):
             ray.init(address=address, log_to_driver=verbose, logging_level=level)
     except (ConnectionError, RuntimeError, ValueError, RayError) as exc:
         raise ClusterUnavailable(_failure(exc, where, target)) from exc
@@ -207,18 +207,6 @@ def _first_bytes(sock: socket.socket) -> bytes:
     except OSError:
         pass
     return answer
-
-
-@contextmanager
-def _connect_tries(tries: int) -> Iterator[None]:
-    if GCS_CONNECT_TRIES_VARIABLE in os.environ:
-        yield
-        return
-    os.environ[GCS_CONNECT_TRIES_VARIABLE] = str(tries)
-    try:
-        yield
-    finally:
-        os.environ.pop(GCS_CONNECT_TRIES_VARIABLE, None)
 
 
 @contextmanager

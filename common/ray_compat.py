@@ -55,6 +55,7 @@ __all__ = [
     "best_value_seen",
     "cluster_ray_version",
     "freeze_finished_windows",
+    "gcs_connect_tries",
     "installed_ray_version",
     "minor",
     "parse_pbt_log",
@@ -389,10 +390,31 @@ def unused_tracking_hidden(used: Iterable[str] = ()) -> Iterator[None]:
 
 # Joining a cluster ---------------------------------------------------------------------------
 
-#: Read by `ray._private.node` on each join as its number of tries to reach the GCS (about a
-#: second apart; Ray's default 20). Private: no `ray.init` argument bounds the wait, and a
-#: closed port otherwise keeps `ray.init` retrying for minutes. Checked on: Ray 2.55, 2.60.
+#: Read by `ray._private.node` (Ray 2.60) on each join as its number of tries to reach the GCS
+#: (about a second apart; Ray's default 20). Ray 2.55 reads `ray_constants.NUM_REDIS_GET_RETRIES`
+#: instead (set from `RAY_NUM_REDIS_GET_RETRIES` when Ray is imported, too late for a join):
+#: `gcs_connect_tries` sets both. Private: no `ray.init` argument bounds the wait, and a
+#: refused token otherwise keeps `ray.init` retrying for 20 s. Checked on: Ray 2.55, 2.60.
 GCS_CONNECT_TRIES_VARIABLE = "RAY_gcs_server_port_wait_time_s"
+
+
+@contextmanager
+def gcs_connect_tries(tries: int) -> Iterator[None]:
+    """Ray's tries to reach the GCS cut to `tries` for the block (see
+    `GCS_CONNECT_TRIES_VARIABLE`); a value the user set in the environment wins."""
+    import ray._private.ray_constants as constants
+
+    if GCS_CONNECT_TRIES_VARIABLE in os.environ or "RAY_NUM_REDIS_GET_RETRIES" in os.environ:
+        yield
+        return
+    before = constants.NUM_REDIS_GET_RETRIES
+    os.environ[GCS_CONNECT_TRIES_VARIABLE] = str(tries)
+    constants.NUM_REDIS_GET_RETRIES = tries
+    try:
+        yield
+    finally:
+        os.environ.pop(GCS_CONNECT_TRIES_VARIABLE, None)
+        constants.NUM_REDIS_GET_RETRIES = before
 
 
 def auto_address() -> tuple[str, str] | None:

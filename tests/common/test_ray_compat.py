@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+import os
 import tempfile
 from collections import deque
 from pathlib import Path
@@ -322,12 +323,32 @@ def test_sample_variant_draws_from_the_param_space_as_tune_does() -> None:
     assert again == draws[3], changed("generate_variants: the same seed draws another config")
 
 
-def test_rays_node_reads_the_gcs_connect_tries_variable() -> None:
+def test_rays_node_bounds_its_gcs_tries_where_gcs_connect_tries_sets_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     import ray._private.node as node
+    import ray._private.ray_constants as constants
 
-    assert ray_compat.GCS_CONNECT_TRIES_VARIABLE in inspect.getsource(node), changed(
-        f"where it reads {ray_compat.GCS_CONNECT_TRIES_VARIABLE} (join would retry for minutes)"
+    source = inspect.getsource(node)
+    reads_variable = ray_compat.GCS_CONNECT_TRIES_VARIABLE in source
+    reads_constant = "range(ray_constants.NUM_REDIS_GET_RETRIES)" in source or (
+        "num_retries = ray_constants.NUM_REDIS_GET_RETRIES" in source
     )
+    assert reads_variable or reads_constant, changed(
+        "where ray._private.node reads its number of GCS tries (join would retry for 20 s)"
+    )
+    assert isinstance(constants.NUM_REDIS_GET_RETRIES, int), changed("NUM_REDIS_GET_RETRIES")
+    monkeypatch.delenv(ray_compat.GCS_CONNECT_TRIES_VARIABLE, raising=False)
+    monkeypatch.delenv("RAY_NUM_REDIS_GET_RETRIES", raising=False)
+    before = constants.NUM_REDIS_GET_RETRIES
+    with ray_compat.gcs_connect_tries(3):
+        assert constants.NUM_REDIS_GET_RETRIES == 3
+        assert os.environ[ray_compat.GCS_CONNECT_TRIES_VARIABLE] == "3"
+    assert before == constants.NUM_REDIS_GET_RETRIES
+    assert ray_compat.GCS_CONNECT_TRIES_VARIABLE not in os.environ
+    monkeypatch.setenv(ray_compat.GCS_CONNECT_TRIES_VARIABLE, "40")
+    with ray_compat.gcs_connect_tries(3):
+        assert before == constants.NUM_REDIS_GET_RETRIES, "the user's own value wins"
 
 
 @pytest.mark.parametrize("variable", ["RAY_TMPDIR", "TMPDIR"])
