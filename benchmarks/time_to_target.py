@@ -10,6 +10,10 @@ accuracy first reaches `target`; the process is then stopped. The cases:
 
 - `tunefleet`: `tunefleet run` on a spec like the quickstart (Optuna TPE + ASHA, 2 trials at
   a time on 2 CPUs), the model trained by tunefleet's `TorchTrainable`.
+- `tunefleet-one-at-a-time`: the same spec with `search.max_concurrent: 1`, which is what
+  tunefleet ran before every searcher was wrapped in Ray's `ConcurrencyLimiter` (Ray Tune
+  then let a model-based searcher have one pending trial, so trials ran one after another):
+  the "before" of the parallel-searchers fix, in the same run.
 - `optuna`: standalone Optuna, TPE sampler and successive-halving pruner, sequential.
 - `optuna-n_jobs=2`: the same with `n_jobs=2` (threads; torch at one thread each).
 - `ray-defaults`: a plain Ray Tune script with Ray's defaults (random search, FIFO).
@@ -51,7 +55,8 @@ __all__ = [
     "timed_trainable",
 ]
 
-CASES = ("tunefleet", "optuna", "optuna-n_jobs=2", "ray-defaults")
+CASES = ("tunefleet", "tunefleet-one-at-a-time", "optuna", "optuna-n_jobs=2", "ray-defaults")
+_TUNEFLEET_AT_ONCE = {"tunefleet": 2, "tunefleet-one-at-a-time": 1}
 EVENTS_ENV = "TUNEFLEET_BENCH_EVENTS"
 TIMELINE_ENV = "TUNEFLEET_TIMELINE"  # tunefleet.common.timeline's variable
 STEPS = ("imports_done", "ray_up", "data_loaded", "fit_started", "first_result")
@@ -249,7 +254,9 @@ def _ray_case(trials: int, seed: int, storage: str, workload: str) -> None:
     ).fit()
 
 
-def _tunefleet_spec(trials: int, seed: int, workload: str = "mlp", cpus: int = 2) -> dict[str, Any]:
+def _tunefleet_spec(
+    trials: int, seed: int, workload: str = "mlp", cpus: int = 2, at_once: int | None = None
+) -> dict[str, Any]:
     work = WORKLOADS[workload]
     return {
         "name": f"tunefleet-{seed}",
@@ -263,7 +270,7 @@ def _tunefleet_spec(trials: int, seed: int, workload: str = "mlp", cpus: int = 2
             "num_samples": trials,
             "seed": seed,
             "n_initial_points": 8,
-            "max_concurrent": cpus,  # one trial per CPU at all times
+            "max_concurrent": at_once or cpus,  # default: one trial per CPU at all times
         },
         "scheduler": {"name": "asha", "grace_period": 3, "reduction_factor": 3},
         "resources": {"cpu": 1},
@@ -272,11 +279,12 @@ def _tunefleet_spec(trials: int, seed: int, workload: str = "mlp", cpus: int = 2
 
 
 def _command(case: str, trials: int, seed: int, workdir: Path, workload: str = "mlp") -> list[str]:
-    if case == "tunefleet":
+    if case in _TUNEFLEET_AT_ONCE:
         import yaml
 
         spec = workdir / "spec.yaml"
-        spec.write_text(yaml.safe_dump(_tunefleet_spec(trials, seed, workload)))
+        raw = _tunefleet_spec(trials, seed, workload, at_once=_TUNEFLEET_AT_ONCE[case])
+        spec.write_text(yaml.safe_dump(raw))
         return [
             sys.executable,
             "-m",

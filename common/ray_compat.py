@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import ray
+import ray._private.ray_constants as constants
 from ray.tune.experiment import Trial
 from ray.tune.result import AUTO_RESULT_KEYS
 from ray.tune.search.variant_generator import generate_variants
@@ -402,8 +403,6 @@ GCS_CONNECT_TRIES_VARIABLE = "RAY_gcs_server_port_wait_time_s"
 def gcs_connect_tries(tries: int) -> Iterator[None]:
     """Ray's tries to reach the GCS cut to `tries` for the block (see
     `GCS_CONNECT_TRIES_VARIABLE`); a value the user set in the environment wins."""
-    import ray._private.ray_constants as constants
-
     if GCS_CONNECT_TRIES_VARIABLE in os.environ or "RAY_NUM_REDIS_GET_RETRIES" in os.environ:
         yield
         return

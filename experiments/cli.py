@@ -31,22 +31,14 @@ from contextlib import AbstractContextManager, nullcontext
 from importlib import metadata as importlib_metadata
 from typing import TypeAlias
 
-from tunefleet.cluster import check_address, discard_early_start, launcher, start_early
-from tunefleet.cluster.jobs import submit
+from tunefleet.cluster import check_address, discard_early_start, start_early
 from tunefleet.common.errors import TunefleetError
 from tunefleet.common.ray_compat import installed_ray_version
 from tunefleet.common.timeline import mark
-from tunefleet.experiments.analysis.baseline_and_final import baseline_text, final_text
-from tunefleet.experiments.analysis.experiment import AnalysisError, load
-from tunefleet.experiments.analysis.report import write_report
-from tunefleet.experiments.analysis.show import leaderboard_text
-from tunefleet.experiments.results.export import describe, export_experiment
 from tunefleet.experiments.results.files import ITERATIONS_FILE, TRIALS_FILE
 from tunefleet.experiments.results.recorder import flatten
 from tunefleet.experiments.results.trust import trust_notice
-from tunefleet.experiments.run.final_evaluation import evaluate_dir
 from tunefleet.experiments.run.progress import format_value
-from tunefleet.experiments.run.resume import resume_experiment
 from tunefleet.experiments.run.runner import (
     RunError,
     RunOptions,
@@ -398,6 +390,9 @@ def _plan(args: argparse.Namespace) -> tuple[Plan, RunOptions]:
 
 
 def _resume(args: argparse.Namespace) -> int:
+    # Each command loads only what it uses (`run` never loads the analysis or the export).
+    from tunefleet.experiments.run.resume import resume_experiment
+
     if args.extend is not None and args.extend < 1:
         raise RunError("--extend: give a positive number of trials.")
     options = RunOptions(address=args.address, verbose=args.verbose)
@@ -408,6 +403,9 @@ def _finished(plan: Plan, summary: RunSummary) -> int:
     """Prints what a run or a resumed run did; its exit code."""
     print(_summary_text(plan, summary))
     spec = plan.spec
+    if spec.baseline is not None or spec.final is not None:
+        # Loaded only when the spec has a baseline or a final evaluation to report.
+        from tunefleet.experiments.analysis.baseline_and_final import baseline_text, final_text
     if spec.baseline is not None:
         exp, metric, mode = summary.experiment_dir, spec.target_metric, spec.target_mode
         print(baseline_text(exp, metric=metric, mode=mode, best=summary.best_value) or "")
@@ -424,6 +422,11 @@ def _finished(plan: Plan, summary: RunSummary) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
+    # Each command loads only what it uses (`run` never loads the analysis or the export).
+    from tunefleet.experiments.analysis.baseline_and_final import final_text
+    from tunefleet.experiments.analysis.experiment import AnalysisError, load
+    from tunefleet.experiments.analysis.show import leaderboard_text
+
     if args.top < 1:
         raise AnalysisError("--top: give a positive number of trials.")
     print(leaderboard_text(load(args.experiment), k=args.top))
@@ -434,6 +437,10 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    # Each command loads only what it uses (`run` never loads the analysis or the export).
+    from tunefleet.experiments.analysis.baseline_and_final import final_text
+    from tunefleet.experiments.run.final_evaluation import evaluate_dir
+
     evaluate_dir(args.experiment, top=args.top, seeds=args.seeds, address=args.address,
                  verbose=args.verbose)  # fmt: skip
     print(final_text(args.experiment) or "")
@@ -441,11 +448,17 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    # Each command loads only what it uses (`run` never loads the analysis or the export).
+    from tunefleet.experiments.analysis.report import write_report
+
     print(f"report: {write_report(args.experiment, args.out)}")
     return EXIT_OK
 
 
 def _export(args: argparse.Namespace) -> int:
+    # Each command loads only what it uses (`run` never loads the analysis or the export).
+    from tunefleet.experiments.results.export import describe, export_experiment
+
     summary = export_experiment(
         args.experiment,
         metric=args.metric,
@@ -466,6 +479,10 @@ def _dashboard(args: argparse.Namespace) -> int:
 
 
 def _cluster(args: argparse.Namespace) -> int:
+    # Each command loads only what it uses (`run` never loads the analysis or the export).
+    from tunefleet.cluster import launcher
+    from tunefleet.cluster.jobs import submit
+
     if args.action != "submit":
         code: int = getattr(launcher, args.action)(args.config)
         return code

@@ -167,3 +167,19 @@ def test_the_cnn_workload_is_timed_for_optuna_and_tunefleet() -> None:
         assert steps["data_loaded"] is not None and steps["first_result"] is not None
         assert steps["data_loaded"] <= steps["first_result"] <= result["seconds"] + 1
     assert steps["ray_up"] is not None and steps["fit_started"] is not None  # tunefleet's
+
+
+def test_the_before_case_runs_the_same_spec_one_trial_at_a_time(tmp_path: Path) -> None:
+    import yaml
+
+    specs = {}
+    for case in ("tunefleet", "tunefleet-one-at-a-time"):
+        folder = tmp_path / case
+        folder.mkdir()
+        command = time_to_target._command(case, trials=10, seed=1, workdir=folder)
+        assert command[1:4] == ["-m", "tunefleet.experiments", "run"]
+        specs[case] = yaml.safe_load((folder / "spec.yaml").read_text())
+    before, after = specs["tunefleet-one-at-a-time"], specs["tunefleet"]
+    assert before["search"].pop("max_concurrent") == 1
+    assert after["search"].pop("max_concurrent") == 2
+    assert before == after

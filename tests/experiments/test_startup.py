@@ -14,6 +14,17 @@ REPO = Path(__file__).resolve().parents[2]
 HEAVY = ("ray", "ray.tune", "pandas", "pyarrow", "numpy", "torch", "optuna", "hyperopt",
          "sklearn", "matplotlib", "mlflow")  # fmt: skip
 UNUSED_BY_A_RANDOM_NO_OP_RUN = ("torch", "optuna", "hyperopt", "sklearn", "matplotlib", "mlflow")
+# tunefleet's own modules that only other commands use: `run` loads none of them.
+OTHER_COMMANDS = (
+    "tunefleet.experiments.analysis.report",
+    "tunefleet.experiments.analysis.show",
+    "tunefleet.experiments.analysis.experiment",
+    "tunefleet.experiments.analysis.baseline_and_final",
+    "tunefleet.experiments.results.export",
+    "tunefleet.experiments.run.resume",
+    "tunefleet.cluster.jobs",
+    "tunefleet.cluster.launcher",
+)
 
 
 def test_a_no_op_run_imports_no_library_it_does_not_use_in_the_driver(
@@ -52,6 +63,8 @@ def test_a_no_op_run_imports_no_library_it_does_not_use_in_the_driver(
     assert loaded.isdisjoint(UNUSED_BY_A_RANDOM_NO_OP_RUN), sorted(
         loaded & set(UNUSED_BY_A_RANDOM_NO_OP_RUN)
     )
+    assert "tunefleet.experiments.run.runner" in loaded
+    assert loaded.isdisjoint(OTHER_COMMANDS), sorted(loaded & set(OTHER_COMMANDS))
     import pandas as pd
 
     rows = pd.read_parquet(tmp_path / "res" / "startup" / "iterations.parquet")
