@@ -29,6 +29,7 @@ __all__ = [
     "build_search",
     "build_searcher",
     "describe_searcher",
+    "takes_earlier_results",
     "uses_searcher",
 ]
 
@@ -115,6 +116,15 @@ def uses_searcher(settings: SearchSettings, space: Space) -> bool:
     if space.conditional:
         return True
     return not settings.population_based and _backend(settings) != "variants"
+
+
+def takes_earlier_results(settings: SearchSettings, space: Space) -> bool:
+    """Whether the searcher `build_search` gives can be told earlier configs and results
+    (Ray's `add_evaluated_point`), as `resume --extend` does: Ray's `OptunaSearch` on a flat
+    space without repeats. Not Ray's `HyperOptSearch` (no such method in Ray 2.55-2.60),
+    nor its `Repeater` (it would have to be told each copy), nor Optuna's define-by-run
+    (conditional spaces), nor the variant generator."""
+    return settings.algorithm == "optuna" and settings.repeat == 1 and not space.conditional
 
 
 def _backend(settings: SearchSettings) -> str:

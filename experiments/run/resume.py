@@ -7,6 +7,7 @@ so, in the words `tunefleet.experiments.results.trust` gives `export` too).
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import Any
 
@@ -31,10 +32,11 @@ from tunefleet.experiments.run.runner import (
     storage_root,
 )
 from tunefleet.experiments.run.tune_setup import tune_trainable
+from tunefleet.experiments.spec.experiment import ExperimentSpec
 from tunefleet.experiments.spec.loading import SpecError, load_spec
 from tunefleet.experiments.spec.plan import Plan, make_plan
 from tunefleet.experiments.spec.slots import TrialSlots, trial_slots
-from tunefleet.search.algorithms import build_search
+from tunefleet.search.algorithms import build_search, takes_earlier_results
 from tunefleet.search.warm_start import EvaluatedPoint
 
 __all__ = ["earlier_points", "resume_experiment"]
@@ -80,6 +82,9 @@ def resume_experiment(
                     "fact; start a new experiment with a larger search.num_samples."
                 )
             points = earlier_points(exp_dir, plan)
+            told = not spec.multi_objective and takes_earlier_results(spec.search, spec.space)
+            if points and not told and spec.search.algorithm not in ("random", "grid"):
+                print(f"warning: {_not_told(spec, len(points))}", file=sys.stderr)
             recorder, callbacks = run_callbacks(plan, exp_dir, options, extend, slots)
             extension = Extension(trials=extend, points=points, offset=len(points))
             tuner = build_tuner(
@@ -89,6 +94,23 @@ def resume_experiment(
             slots = _first_slots(exp_dir) or slots
             tuner, recorder = _restore(plan, exp_dir, options, slots)
         return plan, fit_tuner(tuner, recorder, plan, options, started, pending_trials(plan, slots))
+
+
+def _not_told(spec: ExperimentSpec, earlier: int) -> str:
+    """Why the searcher starts without the earlier results, in one line."""
+    search = spec.search
+    if spec.multi_objective:
+        why = "a multi-objective search"
+    elif spec.space.conditional:
+        why = "a conditional space (Optuna's define-by-run)"
+    elif search.repeat > 1:
+        why = "repeated configs (Ray's Repeater)"
+    else:
+        why = f"{search.algorithm} (Ray Tune has no way to pass them to it)"
+    return (
+        f"--extend: the searcher is not told the {earlier} earlier results with {why}; "
+        "the new trials search afresh, with a new seed."
+    )
 
 
 def _first_slots(exp_dir: str) -> TrialSlots | None:

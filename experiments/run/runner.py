@@ -26,7 +26,7 @@ from tunefleet.experiments.run.tracking import tracking_callbacks
 from tunefleet.experiments.run.tune_setup import quiet_tune, trial_dirname, tune_trainable
 from tunefleet.experiments.spec.plan import Plan
 from tunefleet.experiments.spec.slots import TrialSlots, trial_slots
-from tunefleet.search.algorithms import build_search, uses_searcher
+from tunefleet.search.algorithms import build_search, takes_earlier_results, uses_searcher
 from tunefleet.search.budget import build_stop
 from tunefleet.search.warm_start import WarmStart
 
@@ -156,10 +156,10 @@ def build_tuner(
         parallel=slots.cap,
     )
     search_alg = search.search_alg
-    # Not warm-started: multi-objective searches (earlier results carry one value each)
-    # and conditional spaces (Optuna's define-by-run takes no evaluated points).
-    warm = not spec.multi_objective and not spec.space.conditional
-    if extend is not None and extend.points and warm and hasattr(search_alg, "add_evaluated_point"):
+    # Not warm-started: multi-objective searches (earlier results carry one value each) and
+    # searchers that cannot be told earlier results (`takes_earlier_results`).
+    warm = not spec.multi_objective and takes_earlier_results(settings, spec.space)
+    if extend is not None and extend.points and warm:
         search_alg = WarmStart(search_alg, extend.points)
     num_samples = extend.trials if extend is not None else settings.trials * settings.repeat
     is_searcher = isinstance(search_alg, Searcher)

@@ -132,3 +132,32 @@ search: {algorithm: optuna, num_samples: 8, seed: 1, n_initial_points: 8}
 def test_resume_refuses_a_folder_that_is_not_an_experiment(tmp_path: Path, capsys) -> None:
     assert main(["resume", str(tmp_path)]) == 2
     assert f"{tmp_path}: no spec.yaml here" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("ray_instance")
+def test_extend_with_hyperopt_runs_the_new_trials_and_says_it_starts_afresh(
+    write_spec, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Ray's HyperOptSearch cannot be told earlier results: `--extend` used to end in an
+    unexpected NotImplementedError; now the new trials run, and one line says why the
+    searcher does not know the earlier ones."""
+    spec = write_spec(
+        """
+name: grow_tpe
+trainable: tests.support.trainables:linear
+metric: score
+mode: max
+space:
+  x: {uniform: [0.0, 1.0]}
+  steps: 1
+search: {algorithm: hyperopt, num_samples: 3, seed: 1, n_initial_points: 2}
+"""
+    )
+    assert main(["run", str(spec), "--storage", str(tmp_path)]) == 0
+    capsys.readouterr()
+    assert main(["resume", str(tmp_path / "grow_tpe"), "--extend", "2"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: --extend: the searcher is not told the 3 earlier results" in err
+    assert "hyperopt" in err and "Traceback" not in err
+    trials = pd.read_parquet(tmp_path / "grow_tpe" / "trials.parquet")
+    assert len(trials) == 5 and (trials["status"] == "TERMINATED").all()
