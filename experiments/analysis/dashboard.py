@@ -144,7 +144,9 @@ class Dashboard:
         from tunefleet.experiments.analysis.dashboard_storage import ResultsStorage, ResultsWatcher
 
         try:
-            watcher = ResultsWatcher(self.location, ResultsStorage(), every_s=self.every_s)
+            watcher = ResultsWatcher(
+                self.location, ResultsStorage(refused=_forbidden), every_s=self.every_s
+            )
             watcher.refresh()
         except (OSError, ValueError) as exc:  # an unknown URI scheme, an unreachable bucket
             raise DashboardError(f"{self.location}: cannot be read ({exc}).") from None
@@ -189,6 +191,16 @@ class Dashboard:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def _forbidden(message: str) -> Exception:
+    """A write the results storage refuses (a note, a rename, a deletion from the page):
+    optuna-dashboard answers bottle's HTTPError with its status and `{"reason": message}`,
+    which the page shows; any other exception would be an internal server error."""
+    # The dashboard's packages (an optional extra) load only when a dashboard starts.
+    import bottle
+
+    return bottle.HTTPError(403, message)
 
 
 def _announce(dashboard: Dashboard) -> None:

@@ -20,7 +20,7 @@ import itertools
 import json
 import logging
 import threading
-from collections.abc import Container
+from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -63,7 +63,10 @@ class _Study:
 class ResultsStorage(BaseStorage):
     """An Optuna storage whose studies are snapshots of experiments, replaced whole."""
 
-    def __init__(self) -> None:
+    def __init__(self, refused: Callable[[str], Exception] = ReadOnlyError) -> None:
+        """`refused(message)` is raised on every write (the web app's own error type turns
+        it into an answer the page shows)."""
+        self._refused = refused
         self._lock = threading.Lock()
         self._studies: dict[int, _Study] = {}
         self._study_ids: dict[str, int] = {}
@@ -156,7 +159,7 @@ class ResultsStorage(BaseStorage):
     # Writes: refused -------------------------------------------------------------------
 
     def _refuse(self, *_: Any, **__: Any) -> NoReturn:
-        raise ReadOnlyError("the tunefleet dashboard only reads the experiment's results.")
+        raise self._refused("the tunefleet dashboard only reads the experiment's results.")
 
     create_new_study = delete_study = set_study_user_attr = set_study_system_attr = _refuse
     create_new_trial = set_trial_param = set_trial_state_values = _refuse

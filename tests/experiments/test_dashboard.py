@@ -394,3 +394,37 @@ def test_the_command_refuses_a_missing_folder_a_taken_port_and_warns_off_loopbac
         assert insecure_host_warning(host, 8080) is None
     for host in ("0.0.0.0", "::", "192.0.2.7", "myhost.example"):
         assert "has no authentication" in (insecure_host_warning(host, 8080) or "")
+
+
+def test_a_write_from_the_page_is_refused_with_a_reason_not_a_server_error(
+    tmp_path: Path,
+) -> None:
+    spec = {"metric": "score", "mode": "max", "space": {"x": {"uniform": [0, 1]}}}
+    write_experiment(tmp_path / "ro", [trial("r0", "RUNNING", **{"config/x": 0.5})], [], spec=spec)
+    with Dashboard(str(tmp_path), port=0) as dashboard:
+        api = dashboard.url.removesuffix("/dashboard") + "/api"
+        (summary,) = json.load(urllib.request.urlopen(f"{api}/studies", timeout=30))[
+            "study_summaries"
+        ]
+        study = summary["study_id"]
+        writes = [
+            ("PUT", f"{api}/studies/{study}/note", {"version": 1, "body": "hello"}),
+            ("DELETE", f"{api}/studies/{study}", {}),
+            # (Not the page's rename: optuna-dashboard 0.21 answers any error there with a 500.)
+        ]
+        for method, url, body in writes:
+            request = urllib.request.Request(
+                url,
+                data=json.dumps(body).encode(),
+                method=method,
+                headers={"Content-Type": "application/json"},
+            )
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(request, timeout=30)
+            assert refused.value.code == 403, (method, url, refused.value.read()[:300])
+            assert "only reads" in json.load(refused.value)["reason"]
+        # Nothing changed: the study is still there, under its name.
+        (after,) = json.load(urllib.request.urlopen(f"{api}/studies", timeout=30))[
+            "study_summaries"
+        ]
+        assert after["study_name"] == "ro"
