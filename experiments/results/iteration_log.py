@@ -4,11 +4,6 @@ A result costs the driver two list appends when it arrives; results are turned i
 columns in bulk (every `COMPACT_EVERY` results and before each write), so that recording a
 million results costs about what pyarrow needs to build the same table, and memory holds
 compact columns rather than a million dicts.
-
-Per-trial figures are grouped with numpy over `pyarrow.compute` codes, not with
-`Table.group_by`: that loads Arrow's query engine (`pyarrow.acero`, with `pyarrow.dataset`
-and substrait), 0.2 s of CPU measured here, a quarter of what a short run's driver spends
-beyond a plain Ray Tune script's.
 """
 
 from __future__ import annotations
@@ -75,7 +70,7 @@ class IterationLog:
         self.incoming = []
         table = _to_table(pending, self.population_based)
         self._tables.append(table)
-        stats = _trial_stats(table, self.metric, self.mode)
+        stats = _trial_stats(table, self.metric, self.mode).to_pydict()
         summaries: dict[str, dict[str, Any]] = {}
         rows = stats["_row_max"]
         best = stats.get("_best", [None] * len(rows))
@@ -87,16 +82,16 @@ class IterationLog:
             summaries[tid] = summary
         if "training_iteration_min" in stats:
             self._note_iterations(stats)
-        keys, codes = stats["trial_id"], _groups(table["trial_id"])[1]
         for name in table.column_names:  # a column some results lack: its last value
             column = table[name]
             if name == "trial_id" or not column.null_count or pa.types.is_null(column.type):
                 continue
-            valid = np.flatnonzero(column.is_valid().to_numpy(zero_copy_only=False))
-            found, at = _last_rows(codes[valid])
-            values = column.take(pa.array(valid[at])).to_pylist()
-            for code, value in zip(found.tolist(), values, strict=True):
-                summaries[keys[code]][name] = value
+            last = table.select(["trial_id", name]).group_by("trial_id", use_threads=False)
+            found = last.aggregate([(name, "last")])
+            for tid, value in zip(
+                found["trial_id"].to_pylist(), found[f"{name}_last"].to_pylist(), strict=True
+            ):
+                summaries[tid][name] = value
         return summaries
 
     def _note_iterations(self, stats: dict[str, list[Any]]) -> None:
@@ -120,11 +115,17 @@ class IterationLog:
         """Starts from the rows of an earlier run's file."""
         self._tables = [table] if table.num_rows else []
         self._last_iteration = {}
-        steps = table["training_iteration"] if "training_iteration" in table.column_names else None
-        if table.num_rows and steps is not None and pa.types.is_integer(steps.type):
-            keys, codes = _groups(table["trial_id"])
-            _, high, _ = _int_range(steps, codes, len(keys))
-            self._last_iteration = dict(zip(keys, high, strict=True))
+        if table.num_rows and "training_iteration" in table.column_names:
+            last = table.group_by("trial_id", use_threads=False).aggregate(
+                [("training_iteration", "max")]
+            )
+            self._last_iteration = dict(
+                zip(
+                    last["trial_id"].to_pylist(),
+                    last["training_iteration_max"].to_pylist(),
+                    strict=True,
+                )
+            )
 
     def drop_trials(self, trial_ids: Iterable[str]) -> None:
         """Forgets every row of these trials (call `compact` first)."""
@@ -270,85 +271,37 @@ def _concat(tables: list[pa.Table]) -> pa.Table:
 
 def _keep_last(table: pa.Table) -> pa.Table:
     """Keeps the last row of each (trial_id, training_iteration), in row order."""
-    _, trials = _groups(table["trial_id"])
-    distinct, steps = _groups(table["training_iteration"])
-    pairs = trials * max(len(distinct), 1) + steps
-    _, rows = _last_rows(pairs)
-    return table.take(pa.array(np.sort(rows)))
-
-
-def _groups(column: pa.ChunkedArray | pa.Array) -> tuple[list[Any], np.ndarray]:
-    """The distinct values of `column` (null one of them) in order of first appearance,
-    and each row's index into them."""
-    keys = pc.unique(column)
-    codes = pc.index_in(column, value_set=keys, skip_nulls=False)
-    return keys.to_pylist(), np.asarray(codes.to_numpy(zero_copy_only=False), dtype=np.int64)
-
-
-def _last_rows(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The groups present in `codes` and, for each, the index of its last row."""
-    found, from_end = np.unique(codes[::-1], return_index=True)
-    return found, len(codes) - 1 - from_end
-
-
-def _int_range(
-    column: pa.ChunkedArray, codes: np.ndarray, groups: int
-) -> tuple[list[int | None], list[int | None], list[int]]:
-    """Per group: the lowest and highest non-null value of an integer column, and the count
-    of non-null values (None for a group with none)."""
-    valid = column.is_valid().to_numpy(zero_copy_only=False)
-    values = column.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
-    low = np.full(groups, np.iinfo(np.int64).max)
-    high = np.full(groups, np.iinfo(np.int64).min)
-    np.minimum.at(low, codes[valid], values[valid])
-    np.maximum.at(high, codes[valid], values[valid])
-    count = np.bincount(codes[valid], minlength=groups)
-    seen = count > 0
-    return (
-        [int(v) if ok else None for v, ok in zip(low, seen, strict=True)],
-        [int(v) if ok else None for v, ok in zip(high, seen, strict=True)],
-        count.tolist(),
+    indexed = table.select(["trial_id", "training_iteration"]).append_column(
+        "_row", pa.array(np.arange(table.num_rows, dtype=np.int64))
     )
+    last = indexed.group_by(["trial_id", "training_iteration"], use_threads=False).aggregate(
+        [("_row", "max")]
+    )
+    rows = last["_row_max"]
+    return table.take(pc.take(rows, pc.sort_indices(rows)))
 
 
-def _best(values: pa.ChunkedArray, codes: np.ndarray, groups: int, mode: str) -> list[Any]:
-    """Per group: the best finite value of a numeric column (None for a group with none),
-    in the column's own type."""
-    valid = values.is_valid().to_numpy(zero_copy_only=False)
-    if pa.types.is_floating(values.type):
-        valid &= np.isfinite(values.fill_null(0.0).to_numpy(zero_copy_only=False))
-    rows = np.flatnonzero(valid)
-    best: list[Any] = [None] * groups
-    if not len(rows):
-        return best
-    numbers = values.take(pa.array(rows)).to_numpy(zero_copy_only=False)
-    order = np.lexsort((numbers, codes[rows]))  # by group, then by value, ascending
-    ordered = codes[rows][order]
-    if mode == "max":
-        found, at = _last_rows(ordered)
-    else:
-        found, at = np.unique(ordered, return_index=True)
-    winners = values.take(pa.array(rows[order][at])).to_pylist()
-    for code, value in zip(found.tolist(), winners, strict=True):
-        best[code] = value
-    return best
-
-
-def _trial_stats(table: pa.Table, metric: str, mode: str) -> dict[str, list[Any]]:
-    """Per trial (in order of first appearance): its last row (`_row_max`), the range and
-    count of its iterations, its best value (`_best`)."""
-    keys, codes = _groups(table["trial_id"])
-    groups = len(keys)
-    _, last = _last_rows(codes)
-    stats: dict[str, list[Any]] = {"trial_id": keys, "_row_max": last.tolist()}
+def _trial_stats(table: pa.Table, metric: str, mode: str) -> pa.Table:
+    """Per trial: its last row, the range and count of its iterations, its best value."""
+    columns = {
+        "trial_id": table["trial_id"],
+        "_row": pa.array(np.arange(table.num_rows, dtype=np.int64)),
+    }
+    aggregations: list[tuple[str, str]] = [("_row", "max")]
     steps = table["training_iteration"]
     if pa.types.is_integer(steps.type):
-        low, high, count = _int_range(steps, codes, groups)
-        stats["training_iteration_min"] = low
-        stats["training_iteration_max"] = high
-        stats["training_iteration_count"] = count
+        columns["training_iteration"] = steps
+        aggregations += [("training_iteration", h) for h in ("min", "max", "count")]
     if metric in table.column_names and _numeric(table[metric].type):
-        stats["_best"] = _best(table[metric], codes, groups, mode)
+        values = table[metric]
+        if pa.types.is_floating(values.type):
+            values = pc.if_else(pc.is_finite(values), values, pa.scalar(None, values.type))
+        columns["_best"] = values
+        aggregations.append(("_best", "max" if mode == "max" else "min"))
+    stats = pa.table(columns).group_by("trial_id", use_threads=False).aggregate(aggregations)
+    if "_best_max" in stats.column_names or "_best_min" in stats.column_names:
+        name = "_best_max" if mode == "max" else "_best_min"
+        stats = stats.rename_columns(["_best" if c == name else c for c in stats.column_names])
     return stats
 
 
