@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import tempfile
+import time
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -65,13 +66,25 @@ def scores(config: dict[str, Any]) -> None:
 
 
 def pbt_trainable(config: dict[str, Any]) -> None:
-    """Six iterations of `score = lr * iteration`, checkpointing each (PBT copies them)."""
+    """Six iterations of `score = lr * iteration`, checkpointing each (PBT copies them).
+
+    The two trials first wait for each other in the folder `config["meet"]` and then take
+    0.1 s an iteration: PBT only exploits while both run, and a trial this short could
+    otherwise finish before the other's worker started (seen on a loaded machine)."""
     start = 0
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as folder:
             start = json.loads(Path(folder, "state.json").read_text())["iteration"]
+    meet = Path(config["meet"])
+    if start == 0:
+        meet.mkdir(exist_ok=True)
+        (meet / f"{os.getpid()}-{config['lr']}").touch()
+        deadline = time.monotonic() + 60
+        while len(list(meet.iterdir())) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
     for iteration in range(start + 1, 7):
+        time.sleep(0.1)
         with tempfile.TemporaryDirectory() as folder:
             Path(folder, "state.json").write_text(json.dumps({"iteration": iteration}))
             tune.report(
@@ -258,7 +271,7 @@ def test_pbt_log_rows_name_trials_by_their_first_tag(ray_instance: None, tmp_pat
     )
     tune.Tuner(
         pbt_trainable,
-        param_space={"lr": tune.grid_search([0.1, 1.0])},
+        param_space={"lr": tune.grid_search([0.1, 1.0]), "meet": str(tmp_path / "meet")},
         tune_config=tune.TuneConfig(metric="score", mode="max", scheduler=pbt, reuse_actors=True),
         run_config=tune.RunConfig(
             name="pbt", storage_path=str(tmp_path), callbacks=[watch], verbose=0
