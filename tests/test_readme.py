@@ -65,7 +65,9 @@ def test_readme_trainable_examples_run_from_a_users_module(tmp_path: Path) -> No
         "space: {C: {loguniform: [1.0, 10.0]}, gamma: {loguniform: [1.0e-4, 1.0e-2]}}\n",
     }
     for name, body in specs.items():
-        (tmp_path / f"{name}.yaml").write_text(f"name: {name}\n{body}search: {{num_samples: 2}}\n")
+        # Seeded: an unseeded draw of C and gamma could give a config under the bound below.
+        search = "search: {num_samples: 2, seed: 0}\n"
+        (tmp_path / f"{name}.yaml").write_text(f"name: {name}\n{body}{search}")
         proc = subprocess.run(
             [str(Path(sys.executable).with_name("tunefleet")), "run", f"{name}.yaml"],
             capture_output=True,
@@ -81,7 +83,9 @@ def test_readme_trainable_examples_run_from_a_users_module(tmp_path: Path) -> No
     assert len(cls) == 6 and cls["score"].tolist() == pytest.approx(expected.tolist())
     svc = pd.read_parquet(results / "svc" / "trials.parquet")
     assert len(svc) == 2 and (svc["status"] == "TERMINATED").all()
-    assert (svc["cv_score_mean"] > 0.9).all()
+    # Both configs learn (chance is 0.1); the better one well (a large gamma on raw pixels
+    # does not: 0.73 for seed 0's second draw).
+    assert (svc["cv_score_mean"] > 0.5).all() and svc["cv_score_mean"].max() > 0.9
 
 
 def test_readme_search_quality_table_has_a_column_per_benchmarked_searcher() -> None:
