@@ -37,14 +37,13 @@ TUNEFLEET = str(BIN / "tunefleet")
 
 PBT_SPEC = """
 name: pbt
-trainable: tunefleet.trainables.examples.digits:mlp_trainable
+trainable: paced:paced_mlp   # the digits MLP, at least 1 s an epoch (PACED below)
 metric: val_accuracy
 mode: max
 space:
   lr: {loguniform: [1.0e-3, 1.0e-1]}
   hidden: 32
-  batch_size: 8           # slow enough epochs that every trial is mid-run at the kill
-                          # (at 16, a quiet 2-CPU machine sometimes finished first)
+  batch_size: 16
   epochs: 12
   checkpoint_every: 1
 search:
@@ -56,6 +55,31 @@ resources: {cpu: 1}
 failure: {max_failures: 3}
 stop: {training_iteration: 12}
 results: {flush_every_s: 1}
+"""
+
+# The PBT job's trainable, uploaded with the project: the digits MLP whose validation
+# accuracy takes at least 1 s to compute, so that every trial is still training when the
+# test kills a node, however fast the machine (CI's 2 CPUs ran 12 plain epochs of all four
+# trials before the test saw them all checkpointed).
+PACED = """
+import time
+
+from tunefleet.trainables.examples.digits import data, mlp
+from tunefleet.trainables.pytorch import TorchTrainable
+
+
+def paced_accuracy(outputs, targets):
+    time.sleep(1.0)
+    return (outputs.argmax(dim=1) == targets).float().mean().item()
+
+
+paced_mlp = TorchTrainable(
+    model=mlp,
+    data=data,
+    metrics={"accuracy": paced_accuracy},
+    monitor="val_accuracy",
+    monitor_mode="max",
+)
 """
 
 TPE_SPEC = """
@@ -89,9 +113,11 @@ def cluster(object_store: ObjectStore) -> Iterator[LocalCluster]:
 
 @pytest.fixture()
 def project(tmp_path: Path) -> Path:
-    """The user's folder `tunefleet cluster submit` uploads: the two specs."""
+    """The user's folder `tunefleet cluster submit` uploads: the two specs and the PBT
+    job's trainable."""
     folder = tmp_path / "project"
     folder.mkdir()
+    (folder / "paced.py").write_text(PACED)
     (folder / "pbt.yaml").write_text(PBT_SPEC)
     (folder / "tpe.yaml").write_text(TPE_SPEC)
     return folder
@@ -217,7 +243,7 @@ def test_pbt_job_survives_a_worker_node_loss_with_checkpoints_in_the_bucket(
         victim = None
         while victim is None:
             assert time.monotonic() < deadline, "the trials never all checkpointed"
-            assert job.poll() is None, job.communicate()
+            assert job.poll() is None, job.communicate()[0][-3000:]
             time.sleep(0.5)
             if len(_checkpointed_trials(locate(exp))) >= 4:
                 victim = busy_worker(cluster)
@@ -311,7 +337,7 @@ def test_a_stopped_job_resumes_from_the_bucket_and_every_command_reads_it(
         finished: set[str] = set()
         while not finished:
             assert time.monotonic() < deadline, "the run did not get far enough to be stopped"
-            assert job.poll() is None, job.communicate()
+            assert job.poll() is None, job.communicate()[0][-3000:]
             time.sleep(0.5)
             trials = reader.trials()
             if trials is not None:

@@ -66,14 +66,24 @@ def test_resume_after_kill_9_finishes_every_trial_once(tmp_path: Path) -> None:
         start_new_session=True,
     )
     try:
+        # Killed once 2 trials have finished and another has checkpointed twice: the
+        # Parquet files are flushed right after Ray saves its state, so what they show
+        # is what the resumed run knows. (Killing right after the first 2 finished, as
+        # this test once did, could catch the next trials before their first checkpoint:
+        # they then rightly start over, and nothing shows a restore.)
         deadline = time.monotonic() + 120
         finished_before: set[str] = set()
-        while time.monotonic() < deadline and len(finished_before) < 2:
-            time.sleep(0.5)
-            if (exp / "trials.parquet").exists():
+        checkpointed: set[str] = set()
+        while time.monotonic() < deadline and (len(finished_before) < 2 or not checkpointed):
+            time.sleep(0.25)
+            if (exp / "trials.parquet").exists() and (exp / "iterations.parquet").exists():
                 trials = pd.read_parquet(exp / "trials.parquet")
+                rows = pd.read_parquet(exp / "iterations.parquet")
                 finished_before = set(trials.loc[trials["status"] == "TERMINATED", "trial_id"])
-        assert len(finished_before) >= 2, "the run did not get far enough to be killed"
+                running = rows[~rows["trial_id"].isin(finished_before)]
+                counts = running.groupby("trial_id")["training_iteration"].max()
+                checkpointed = set(counts[(counts >= 2) & (counts < 8)].index)
+        assert len(finished_before) >= 2 and checkpointed, "the run did not get far enough"
         os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray it started
         driver.wait(timeout=30)
     finally:
