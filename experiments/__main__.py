@@ -2,6 +2,6 @@
 
 import sys
 
-from tunefleet.experiments.cli import main
+from tunefleet.experiments.entry import main
 
 sys.exit(main())

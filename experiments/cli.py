@@ -32,6 +32,7 @@ from importlib import metadata as importlib_metadata
 from typing import TypeAlias
 
 from tunefleet.cluster import check_address, discard_early_start, start_early
+from tunefleet.common import startup
 from tunefleet.common.errors import TunefleetError
 from tunefleet.common.ray_compat import installed_ray_version
 from tunefleet.common.timeline import mark
@@ -314,6 +315,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parser().parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error (already printed)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    if args.command != "run":
+        startup.resume()  # (`run`: right before Ray Tune's fit, in the runner)
     # Like `python -m`, resolve the spec's import paths against the current folder.
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())

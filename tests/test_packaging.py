@@ -57,7 +57,7 @@ def test_wheel_holds_only_the_tunefleet_package(wheel: Path) -> None:
     assert not any("tests/" in n for n in names)
     entry_points = next(n for n in dist_info if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
-    assert "tunefleet = tunefleet.experiments.cli:main" in text
+    assert "tunefleet = tunefleet.experiments.entry:main" in text
 
 
 def test_wheel_declares_the_tested_dependency_ranges(wheel: Path) -> None:

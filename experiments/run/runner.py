@@ -11,6 +11,7 @@ from ray import tune
 from ray.tune.search import Searcher
 
 from tunefleet.cluster import connect
+from tunefleet.common import startup
 from tunefleet.common.locations import LocationError, locate
 from tunefleet.common.ray_compat import unused_tracking_hidden
 from tunefleet.common.timeline import mark
@@ -289,6 +290,9 @@ def fit_tuner(
             quiet_tune(options.verbose, plan.spec.results.flush_every_s, pending_trials),
             unused_tracking_hidden(used),  # Ray's telemetry would import them (seconds)
         ):
+            # The collector, paused by the command's entry point while it imported the
+            # trainable and started Ray (`tunefleet.common.startup`), runs for the fit.
+            startup.resume()
             mark("fit_started")
             tuner.fit()
             mark("fit_done")
