@@ -327,7 +327,7 @@ def test_no_credentials_or_tokens_in_cluster_files(path: str) -> None:
 
 @pytest.mark.parametrize("name", LAUNCHER_CONFIGS)
 def test_results_go_to_storage_that_every_node_shares(name: str) -> None:
-    from tunefleet.experiments.cli import _parser
+    from tunefleet.experiments.arguments import parser
 
     config = _launcher(name)
     tunefleet = config["metadata"]["tunefleet"]
@@ -342,7 +342,7 @@ def test_results_go_to_storage_that_every_node_shares(name: str) -> None:
     # The documented command is one the real tunefleet CLI accepts, aimed at that storage.
     argv = shlex.split(tunefleet["run"])
     assert argv[0] == "tunefleet"
-    args = _parser().parse_args(argv[1:])
+    args = parser().parse_args(argv[1:])
     assert (args.command, args.address, args.storage) == ("run", "auto", storage)
     assert f"--storage {storage}" in (CLUSTER / f"{name}.yaml").read_text().split("metadata:")[0]
 
@@ -464,11 +464,11 @@ def test_kuberay_dashboard_is_not_exposed_outside_the_cluster(name: str) -> None
 
 
 def test_rayjob_runs_tunefleet_on_the_mounted_spec_with_shared_storage() -> None:
-    from tunefleet.experiments.cli import _parser
+    from tunefleet.experiments.arguments import parser
 
     document = _manifest("rayjob")
     spec = document["spec"]
-    args = _parser().parse_args(shlex.split(spec["entrypoint"])[1:])
+    args = parser().parse_args(shlex.split(spec["entrypoint"])[1:])
     assert shlex.split(spec["entrypoint"])[0] == "tunefleet"
     assert (args.command, args.address) == ("run", "auto")
     assert args.storage.startswith("s3://")
