@@ -30,8 +30,8 @@ from tunefleet.search.space import (
     Param,
     Space,
     SpaceError,
-    parse_space,
 )
+from tunefleet.search.space_parser import parse_space
 
 __all__ = [
     "OPTUNA_SAMPLERS",
