@@ -17,6 +17,7 @@ from typing import Any
 
 from ray import tune
 
+from tunefleet.common import startup
 from tunefleet.common.nesting import flatten, nest
 from tunefleet.experiments.results.files import BASELINE_DIR
 from tunefleet.experiments.results.recorder import ResultsRecorder
@@ -72,6 +73,7 @@ def run_baseline(plan: Plan, exp_dir: str, *, verbose: bool) -> str:
     )
     try:
         with quiet_tune(verbose, spec.results.flush_every_s):
+            startup.resume()  # the collector runs for every fit (`tunefleet.common.startup`)
             tuner.fit()
     finally:
         recorder.flush()

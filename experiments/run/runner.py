@@ -290,10 +290,10 @@ def fit_tuner(
             quiet_tune(options.verbose, plan.spec.results.flush_every_s, pending_trials),
             unused_tracking_hidden(used),  # Ray's telemetry would import them (seconds)
         ):
+            mark("fit_started")
             # The collector, paused by the command's entry point while it imported the
             # trainable and started Ray (`tunefleet.common.startup`), runs for the fit.
             startup.resume()
-            mark("fit_started")
             tuner.fit()
             mark("fit_done")
     finally:

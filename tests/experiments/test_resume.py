@@ -22,7 +22,14 @@ SLOW = spec_yaml(
     name="slow",
     trainable="tests.support.trainables:slow_counter",
     space={"x": {"uniform": [0.0, 1.0]}, "steps": 8, "sleep": 0.5},
-    search={"algorithm": "optuna", "num_samples": 6, "seed": 0, "n_initial_points": 3},
+    # 2 at once on any machine: the kill must find trials finished and others running.
+    search={
+        "algorithm": "optuna",
+        "num_samples": 6,
+        "seed": 0,
+        "n_initial_points": 3,
+        "max_concurrent": 2,
+    },
     results={"flush_every_s": 1},
 )
 

@@ -133,3 +133,81 @@ def test_the_command_collects_no_garbage_while_it_starts_up_and_as_usual_in_the_
     assert start_up == []  # Ray Tune, pandas, pyarrow, pydantic imported, Ray started: none
     assert fit  # the run collects as usual
     assert state["enabled"] and state["frozen"] > 100_000  # the start-up's objects frozen
+
+
+def _driver(code: str, tmp_path: Path) -> dict:
+    """Runs `code` in a fresh interpreter from the repository; returns the JSON it prints last."""
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_every_fit_runs_with_the_collector_on_the_baseline_s_too(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        textwrap.dedent(
+            """
+            name: gc-baseline
+            trainable: benchmarks.fixed_cost:noop
+            metric: score
+            mode: max
+            space: {x: {uniform: [0.0, 1.0]}, results: 2}
+            search: {algorithm: random, num_samples: 2, seed: 0}
+            resources: {cpu: 1}
+            baseline: {config: {x: 0.5}}
+            """
+        )
+    )
+    state = _driver(
+        f"""
+        import gc, json
+        from ray import tune
+        fits = []
+        fit = tune.Tuner.fit
+        def recorded(self):
+            fits.append([gc.isenabled(), gc.get_freeze_count()])
+            return fit(self)
+        tune.Tuner.fit = recorded
+        from tunefleet.experiments.entry import main
+        rc = main(["run", {str(spec)!r}, "--storage", {str(tmp_path / "res")!r}])
+        print(json.dumps({{"rc": rc, "fits": fits}}))
+        """,
+        tmp_path,
+    )
+    assert state["rc"] == 0
+    assert len(state["fits"]) == 2  # the baseline's fit, then the search's
+    for enabled, frozen in state["fits"]:
+        assert enabled and frozen > 100_000  # on, after the start-up paused and froze
+
+
+def test_every_other_command_runs_with_the_collector_on(tmp_path: Path) -> None:
+    """`run` starts paused (until its fit); every other command resumes the collector once
+    its arguments are parsed: a long `dashboard` or `resume` collects as usual."""
+    state = _driver(
+        """
+        import gc, json
+        from tunefleet.experiments import cli, entry
+        seen = {}
+        def probe(args):
+            seen[args.command] = gc.isenabled()
+            return 0
+        for name in cli._COMMANDS:
+            cli._COMMANDS[name] = probe
+        for argv in (["run", "s.yaml"], ["validate", "s.yaml"], ["resume", "x"],
+                     ["show", "x"], ["evaluate", "x"], ["report", "x"], ["export", "x"],
+                     ["dashboard", "x"], ["cluster", "up", "c.yaml"]):
+            assert entry.main(argv) == 0
+            assert gc.isenabled()  # and on again afterwards, whatever the command did
+        print(json.dumps({"commands": sorted(cli._COMMANDS), "seen": seen}))
+        """,
+        tmp_path,
+    )
+    assert sorted(state["seen"]) == state["commands"]  # every command was tried
+    assert state["seen"].pop("run") is False  # paused: the runner resumes it for the fit
+    assert all(state["seen"].values()), state["seen"]
