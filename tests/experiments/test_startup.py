@@ -12,6 +12,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+from tests.support.specs import spec_yaml
 from tunefleet.common.timeline import read as timeline_steps
 
 REPO = Path(__file__).resolve().parents[2]
@@ -31,23 +32,42 @@ OTHER_COMMANDS = (
 )
 
 
+def _noop_spec(tmp_path: Path, name: str, space: dict | None = None, **overrides: object) -> Path:
+    """A spec file: 2 trials of random search over `benchmarks.fixed_cost:noop`, each
+    reporting 2 results (`space` adds keys to its space, `overrides` to the spec)."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        spec_yaml(
+            name=name,
+            trainable="benchmarks.fixed_cost:noop",
+            space={"x": {"uniform": [0.0, 1.0]}, "results": 2, **(space or {})},
+            search={"algorithm": "random", "num_samples": 2, "seed": 0},
+            resources={"cpu": 1},
+            **overrides,
+        )
+    )
+    return spec
+
+
+def _driver(code: str, env: dict[str, str] | None = None) -> tuple[dict, str]:
+    """Runs `code` in a fresh interpreter from the repository; returns the JSON it prints
+    last, and all it printed."""
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1]), proc.stdout
+
+
 def test_a_no_op_run_imports_no_library_it_does_not_use_in_the_driver(
     tmp_path: Path,
 ) -> None:
-    spec = tmp_path / "spec.yaml"
-    spec.write_text(
-        textwrap.dedent(
-            f"""
-            name: startup
-            trainable: benchmarks.fixed_cost:noop
-            metric: score
-            mode: max
-            space: {{x: {{uniform: [0.0, 1.0]}}, results: 2, timeline: {tmp_path / "t.txt"}}}
-            search: {{algorithm: random, num_samples: 2, seed: 0}}
-            resources: {{cpu: 1}}
-            """
-        )
-    )
+    spec = _noop_spec(tmp_path, "startup", space={"timeline": str(tmp_path / "t.txt")})
     driver = textwrap.dedent(
         f"""
         import atexit, json, sys
@@ -81,22 +101,9 @@ def test_the_command_collects_no_garbage_while_it_starts_up_and_as_usual_in_the_
     """The entry point (`tunefleet`, `python -m tunefleet.experiments`) pauses the cyclic
     collector for the start-up and resumes it, start-up objects frozen, right before the
     fit: read from the collector's own callbacks against the run's timeline."""
-    spec = tmp_path / "spec.yaml"
-    spec.write_text(
-        textwrap.dedent(
-            """
-            name: gc
-            trainable: benchmarks.fixed_cost:noop
-            metric: score
-            mode: max
-            space: {x: {uniform: [0.0, 1.0]}, results: 2}
-            search: {algorithm: random, num_samples: 2, seed: 0}
-            resources: {cpu: 1}
-            """
-        )
-    )
+    spec = _noop_spec(tmp_path, "gc")
     timeline = tmp_path / "timeline.txt"
-    driver = textwrap.dedent(
+    state, printed = _driver(
         f"""
         import gc, json, sys, time
         collections = []
@@ -113,19 +120,10 @@ def test_the_command_collects_no_garbage_while_it_starts_up_and_as_usual_in_the_
             "frozen": gc.get_freeze_count(),
         }}))
         sys.exit(rc)
-        """
+        """,
+        env={"TUNEFLEET_TIMELINE": str(timeline)},
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", driver],
-        cwd=REPO,
-        env={**os.environ, "TUNEFLEET_TIMELINE": str(timeline)},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "gc: 2 trials (2 terminated)" in proc.stdout
-    state = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert "gc: 2 trials (2 terminated)" in printed
     steps = timeline_steps(timeline)
     start_up = [t for t in state["collections"] if state["called"] <= t < steps["fit_started"]]
     fit = [t for t in state["collections"] if steps["fit_started"] <= t <= steps["fit_done"]]
@@ -135,36 +133,9 @@ def test_the_command_collects_no_garbage_while_it_starts_up_and_as_usual_in_the_
     assert state["enabled"] and state["frozen"] > 100_000  # the start-up's objects frozen
 
 
-def _driver(code: str, tmp_path: Path) -> dict:
-    """Runs `code` in a fresh interpreter from the repository; returns the JSON it prints last."""
-    proc = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
 def test_every_fit_runs_with_the_collector_on_the_baseline_s_too(tmp_path: Path) -> None:
-    spec = tmp_path / "spec.yaml"
-    spec.write_text(
-        textwrap.dedent(
-            """
-            name: gc-baseline
-            trainable: benchmarks.fixed_cost:noop
-            metric: score
-            mode: max
-            space: {x: {uniform: [0.0, 1.0]}, results: 2}
-            search: {algorithm: random, num_samples: 2, seed: 0}
-            resources: {cpu: 1}
-            baseline: {config: {x: 0.5}}
-            """
-        )
-    )
-    state = _driver(
+    spec = _noop_spec(tmp_path, "gc-baseline", baseline={"config": {"x": 0.5}})
+    state, _ = _driver(
         f"""
         import gc, json
         from ray import tune
@@ -177,8 +148,7 @@ def test_every_fit_runs_with_the_collector_on_the_baseline_s_too(tmp_path: Path)
         from tunefleet.experiments.entry import main
         rc = main(["run", {str(spec)!r}, "--storage", {str(tmp_path / "res")!r}])
         print(json.dumps({{"rc": rc, "fits": fits}}))
-        """,
-        tmp_path,
+        """
     )
     assert state["rc"] == 0
     assert len(state["fits"]) == 2  # the baseline's fit, then the search's
@@ -186,10 +156,10 @@ def test_every_fit_runs_with_the_collector_on_the_baseline_s_too(tmp_path: Path)
         assert enabled and frozen > 100_000  # on, after the start-up paused and froze
 
 
-def test_every_other_command_runs_with_the_collector_on(tmp_path: Path) -> None:
+def test_every_other_command_runs_with_the_collector_on() -> None:
     """`run` starts paused (until its fit); every other command resumes the collector once
     its arguments are parsed: a long `dashboard` or `resume` collects as usual."""
-    state = _driver(
+    state, _ = _driver(
         """
         import gc, json
         from tunefleet.experiments import cli, entry
@@ -205,8 +175,7 @@ def test_every_other_command_runs_with_the_collector_on(tmp_path: Path) -> None:
             assert entry.main(argv) == 0
             assert gc.isenabled()  # and on again afterwards, whatever the command did
         print(json.dumps({"commands": sorted(cli._COMMANDS), "seen": seen}))
-        """,
-        tmp_path,
+        """
     )
     assert sorted(state["seen"]) == state["commands"]  # every command was tried
     assert state["seen"].pop("run") is False  # paused: the runner resumes it for the fit
