@@ -17,6 +17,10 @@ accuracy first reaches `target`; the process is then stopped. The cases:
 - `optuna`: standalone Optuna, TPE sampler and successive-halving pruner, sequential.
 - `optuna-n_jobs=2`: the same with `n_jobs=2` (threads; torch at one thread each).
 - `ray-defaults`: a plain Ray Tune script with Ray's defaults (random search, FIFO).
+- `ray-floor`: no Ray Tune run and no search (`benchmarks.ray_floor`): the driver imports only
+  Ray and starts it, and two Ray tasks (one per CPU) train one fixed config each. Its first
+  epoch is about the earliest any tool that starts Ray and trains in Ray's worker processes
+  can have one on this machine.
 
 Optuna and Ray train the same model on the same data with a plain loop written as their
 users would; every process records (time, accuracy) after each epoch in a file the harness
@@ -55,7 +59,14 @@ __all__ = [
     "timed_trainable",
 ]
 
-CASES = ("tunefleet", "tunefleet-one-at-a-time", "optuna", "optuna-n_jobs=2", "ray-defaults")
+CASES = (
+    "tunefleet",
+    "tunefleet-one-at-a-time",
+    "optuna",
+    "optuna-n_jobs=2",
+    "ray-defaults",
+    "ray-floor",
+)
 _TUNEFLEET_AT_ONCE = {"tunefleet": 2, "tunefleet-one-at-a-time": 1}
 EVENTS_ENV = "TUNEFLEET_BENCH_EVENTS"
 TIMELINE_ENV = "TUNEFLEET_TIMELINE"  # tunefleet.common.timeline's variable
@@ -294,6 +305,8 @@ def _command(case: str, trials: int, seed: int, workdir: Path, workload: str = "
             "--storage",
             str(workdir / "results"),
         ]
+    if case == "ray-floor":
+        return [sys.executable, "-m", "benchmarks.ray_floor", workload]
     return [sys.executable, "-m", __name__, case, str(trials), str(seed), str(workdir), workload]
 
 

@@ -169,6 +169,27 @@ def test_the_cnn_workload_is_timed_for_optuna_and_tunefleet() -> None:
     assert steps["ray_up"] is not None and steps["fit_started"] is not None  # tunefleet's
 
 
+def test_the_ray_floor_starts_ray_and_trains_in_two_tasks_without_tune_in_its_driver() -> None:
+    import subprocess
+    import sys
+
+    # An accuracy no epoch reaches: the process runs to its end, both tasks' epochs recorded.
+    result = time_to_target.measure("ray-floor", trials=1, seed=0, target=1.01, timeout_s=180)
+    assert result["seconds"] is None
+    assert result["epochs_seen"] == 2 * time_to_target.EPOCHS
+    steps = result["steps"]
+    assert steps["imports_done"] < steps["ray_up"] < steps["data_loaded"] < steps["first_result"]
+    # The driver's module imports neither torch nor Ray Tune (the tasks import them).
+    code = (
+        "import sys, benchmarks.ray_floor; print(sorted({'torch', 'ray.tune'} & set(sys.modules)))"
+    )
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root
+    )
+    assert out.stdout.strip() == "[]"
+
+
 def test_the_before_case_runs_the_same_spec_one_trial_at_a_time(tmp_path: Path) -> None:
     import yaml
 
