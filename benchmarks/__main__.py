@@ -9,13 +9,16 @@ writes every figure to a JSON file. The cases (default: all but `scale`):
   `--searchers`.
 - `time-to-target`: seconds to a validation accuracy on digits, tunefleet (2 trials at once,
   and 1 at a time as before the parallel-searchers fix) against standalone Optuna
-  (sequential and n_jobs=2) and plain Ray Tune with defaults.
+  (sequential and n_jobs=2) and plain Ray Tune with defaults; `ray-floor` times Ray's start
+  and a first epoch in its workers without Ray Tune or a search.
 - `fixed-cost`: a 2-trial no-op run as a whole process, `tunefleet run` against a plain Ray
   Tune script at its best: wall, CPU of every process, driver peak memory, and the time to
   each start-up step.
 - `warm-start`: the same through `tunefleet run --address` on a running `ray start --head`.
 - `time-to-target-cnn`: time to 0.99 on the digits CNN, where standalone Optuna needs a
   minute or more (opt-in: several minutes a run).
+- `seed-policy` (opt-in): epochs standalone Optuna needs to reach the time-to-target
+  accuracy with a training seed per trial against one seed shared by all trials.
 - `search`: median regret of each searcher on functions with known minima, trials run one
   after another and `--search-parallel` at a time.
 - `export`: 1,000,000 iteration rows through the results recorder against pyarrow writing
@@ -43,7 +46,7 @@ DEFAULT_CASES = (
     "search",
     "export",
 )
-ALL_CASES = (*DEFAULT_CASES, "time-to-target-cnn", "scale", "soak")
+ALL_CASES = (*DEFAULT_CASES, "time-to-target-cnn", "seed-policy", "scale", "soak")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -65,7 +68,6 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--ttt-cnn-timeout", type=float, default=600.0)
     parser.add_argument(
         "--ttt-cases",
-        default=",".join(_ttt_cases()),
         help="time-to-target cases, comma-separated (default: all)",
     )
     parser.add_argument("--search-trials", type=int, default=100)
@@ -82,10 +84,6 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--sched-work-s", type=float, default=0.5)
     parser.add_argument("--scale-trials", type=int, default=10_000)
     return parser
-
-
-def _ttt_cases() -> tuple[str, ...]:
-    return ("tunefleet", "tunefleet-one-at-a-time", "optuna", "optuna-n_jobs=2", "ray-defaults")
 
 
 def _machine() -> dict[str, Any]:
@@ -151,8 +149,9 @@ def _run_case(case: str, args: argparse.Namespace, figures: dict[str, Any]) -> s
 
         cnn = case == "time-to-target-cnn"
         timeout = args.ttt_cnn_timeout if cnn else args.ttt_timeout
+        chosen = tuple(c for c in (args.ttt_cases or "").split(",") if c)
         figures[case] = time_to_target.run(
-            cases=tuple(c for c in args.ttt_cases.split(",") if c),
+            cases=chosen or time_to_target.CASES,
             trials=args.ttt_trials,
             target=args.target,
             repeats=args.repeats,
@@ -160,6 +159,11 @@ def _run_case(case: str, args: argparse.Namespace, figures: dict[str, Any]) -> s
             workload="cnn" if cnn else "mlp",
         )
         return time_to_target.markdown(figures[case], timeout)
+    if case == "seed-policy":
+        from benchmarks import seed_policy
+
+        figures[case] = seed_policy.run(repeats=args.repeats, trials=args.ttt_trials)
+        return seed_policy.markdown(figures[case])
     if case == "fixed-cost":
         from benchmarks import fixed_cost
 

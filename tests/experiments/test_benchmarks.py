@@ -190,6 +190,23 @@ def test_the_ray_floor_starts_ray_and_trains_in_two_tasks_without_tune_in_its_dr
     assert out.stdout.strip() == "[]"
 
 
+def test_seed_policy_counts_epochs_until_the_target_for_each_policy() -> None:
+    from benchmarks import seed_policy
+
+    assert [seed_policy.training_seed("per-trial", n) for n in range(3)] == [0, 1, 2]
+    assert [seed_policy.training_seed("shared-7", n) for n in range(3)] == [7, 7, 7]
+    # Any first epoch passes 0.0: the study stops there. No epoch passes 1.01: the 2-trial
+    # study ends without reaching it.
+    assert seed_policy.epochs_to_target("shared-0", 0, trials=2, target=0.0) == 1
+    assert seed_policy.epochs_to_target("per-trial", 0, trials=2, target=1.01) is None
+    rows = seed_policy.run(("per-trial", "shared-3"), repeats=2, trials=2, target=0.0)
+    assert [(r["policy"], r["reached"], r["epochs"]) for r in rows] == [
+        ("per-trial", "2/2", [1, 1]),
+        ("shared-3", "2/2", [1, 1]),
+    ]
+    assert "| shared-3 | 1 | 2/2 | 1, 1 |" in seed_policy.markdown(rows)
+
+
 def test_the_before_case_runs_the_same_spec_one_trial_at_a_time(tmp_path: Path) -> None:
     import yaml
 
