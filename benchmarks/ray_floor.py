@@ -3,7 +3,7 @@
 `python -m benchmarks.ray_floor WORKLOAD` (the `ray-floor` case of
 `benchmarks.time_to_target`): the driver imports only Ray and starts a local one
 (`include_dashboard=False`), then two Ray tasks, one per CPU, each train one fixed config of
-the workload with the same plain loop as the Optuna cases (`time_to_target.epochs`, which
+the workload with the same plain loop as the Optuna cases (`workloads.epochs`, which
 loads the data where it runs). No Ray Tune run, no searcher, no results: what is left is
 Ray's start, its worker processes' start and their imports (Ray Tune's, torch and
 scikit-learn, as the loop's data module needs), the data and one epoch. The harness's
@@ -30,7 +30,7 @@ CONFIG: dict[str, Any] = {
     "weight_decay": 1.0e-5,
     "optimizer": "adam",
 }
-_TIMELINE_ENV = "TUNEFLEET_TIMELINE"  # time_to_target's, not imported here: it imports torch
+_TIMELINE_ENV = "TUNEFLEET_TIMELINE"  # workloads.TIMELINE_ENV; that module imports torch
 
 
 def _mark(step: str) -> None:
@@ -41,7 +41,7 @@ def _mark(step: str) -> None:
 
 
 def _train(seed: int, workload: str) -> None:
-    from benchmarks.time_to_target import epochs  # in the worker: torch and the data
+    from benchmarks.workloads import epochs  # in the worker: torch and the data
 
     for _ in epochs(CONFIG, seed=seed, workload=workload):
         pass

@@ -5,7 +5,7 @@ The `optuna` case of `benchmarks.time_to_target` seeds trial n's training with n
 Optuna objective that seeds by trial number does; one that does not seed draws anew each
 trial, the same for this purpose). tunefleet gives every trial the same seed (`search.seed`,
 0 unless set: README "Seeds"). This case runs standalone Optuna exactly as that case does
-(`time_to_target.optuna_study`, the same plain loop), in this process, and counts the epochs
+(`workloads.optuna_study`, the same plain loop), in this process, and counts the epochs
 trained until the first one reaches the target, for each policy: `per-trial` and `shared-K`
 (every trial seeded with K). Epochs, not seconds: the policy changes which configs and
 weights are tried, not what an epoch costs.
@@ -47,13 +47,13 @@ def epochs_to_target(
         policy: See `training_seed`.
         study_seed: The TPE sampler's seed.
         trials: The study's trial cap.
-        workload: A `time_to_target.WORKLOADS` key.
+        workload: A `workloads.WORKLOADS` key.
         target: The validation accuracy (default: the workload's).
     """
     import optuna
     import torch
 
-    from benchmarks.time_to_target import WORKLOADS, _suggest, epochs, optuna_study
+    from benchmarks.workloads import WORKLOADS, epochs, optuna_study, suggest
 
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -63,7 +63,7 @@ def epochs_to_target(
 
     def objective(trial: optuna.Trial) -> float:
         nonlocal trained
-        config = {name: _suggest(trial, name, spec) for name, spec in work.space.items()}
+        config = {name: suggest(trial, name, spec) for name, spec in work.space.items()}
         seed = training_seed(policy, trial.number)
         accuracy = 0.0
         for step, accuracy in enumerate(epochs(config, seed=seed, workload=workload)):

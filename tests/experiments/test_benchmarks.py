@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import __main__ as bench
-from benchmarks import overhead, scale, search_quality, time_to_target
+from benchmarks import overhead, scale, search_quality, time_to_target, workloads
 
 
 def test_overhead_runs_every_case_and_compares_them(ray_instance: None) -> None:
@@ -86,8 +86,8 @@ def test_plain_loop_learns_digits() -> None:
         "weight_decay": 1e-5,
         "optimizer": "adam",
     }
-    accuracies = list(time_to_target.epochs(config))
-    assert len(accuracies) == time_to_target.EPOCHS
+    accuracies = list(workloads.epochs(config))
+    assert len(accuracies) == workloads.EPOCHS
     assert accuracies[-1] > 0.9
 
 
@@ -176,7 +176,7 @@ def test_the_ray_floor_starts_ray_and_trains_in_two_tasks_without_tune_in_its_dr
     # An accuracy no epoch reaches: the process runs to its end, both tasks' epochs recorded.
     result = time_to_target.measure("ray-floor", trials=1, seed=0, target=1.01, timeout_s=180)
     assert result["seconds"] is None
-    assert result["epochs_seen"] == 2 * time_to_target.EPOCHS
+    assert result["epochs_seen"] == 2 * workloads.EPOCHS
     steps = result["steps"]
     assert steps["imports_done"] < steps["ray_up"] < steps["data_loaded"] < steps["first_result"]
     # The driver's module imports neither torch nor Ray Tune (the tasks import them).
