@@ -90,22 +90,17 @@ def psutil_module() -> Any:
     return importlib.import_module("psutil")
 
 
-def _cluster_processes(root: Path) -> list[Any]:
+def stop_marked(marker: str, root: Path) -> None:
+    """Ends every process whose environment has `marker` set to `root` (the nodes a helper
+    started, and everything they started): SIGTERM, then SIGKILL."""
     psutil = psutil_module()
-    found = []
+    procs = []
     for proc in psutil.process_iter():
         try:
-            if proc.environ().get(MARKER) == str(root):
-                found.append(proc)
+            if proc.environ().get(marker) == str(root):
+                procs.append(proc)
         except (psutil.Error, OSError):
             continue
-    return found
-
-
-def stop_cluster(root: Path) -> None:
-    """Stops every process carrying this cluster's marker: SIGTERM, then SIGKILL."""
-    psutil = psutil_module()
-    procs = _cluster_processes(root)
     for proc in procs:
         with contextlib.suppress(psutil.Error):
             proc.terminate()
@@ -226,7 +221,7 @@ def start_cluster(
     except subprocess.CalledProcessError as exc:
         raise AssertionError(f"ray start failed:\n{exc.stderr.decode()[-3000:]}") from exc
     finally:
-        stop_cluster(root)
+        stop_marked(MARKER, root)
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -7,33 +7,18 @@ process it starts inherits a marker variable, so that `stop` ends exactly those 
 
 from __future__ import annotations
 
-import contextlib
-import importlib
 import os
 import shutil
-import socket
 import subprocess
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-BIN = Path(sys.executable).parent
+from tests.support.local_cluster import BIN, free_ports, stop_marked
+
+__all__ = ["BIN", "Head", "clean_env", "free_ports", "start_head", "stop_head"]
+
 MARKER = "TUNEFLEET_TEST_HEAD"
-
-
-def free_ports(count: int) -> list[int]:
-    """Ports nothing listens on now (bound to port 0, then closed)."""
-    sockets = []
-    for _ in range(count):
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        sockets.append(sock)
-    ports = [sock.getsockname()[1] for sock in sockets]
-    for sock in sockets:
-        sock.close()
-    return ports
 
 
 @dataclass(frozen=True)
@@ -81,30 +66,8 @@ def start_head(root: Path, env: Mapping[str, str], *, cpus: int = 1) -> Head:
 
 def stop_head(root: Path) -> None:
     """Ends every process carrying `root`'s marker (SIGTERM, then SIGKILL); removes `root`."""
-    psutil = _psutil()
-    procs = []
-    for proc in psutil.process_iter():
-        try:
-            if proc.environ().get(MARKER) == str(root):
-                procs.append(proc)
-        except (psutil.Error, OSError):
-            continue
-    for proc in procs:
-        with contextlib.suppress(psutil.Error):
-            proc.terminate()
-    _, alive = psutil.wait_procs(procs, timeout=3)
-    for proc in alive:
-        with contextlib.suppress(psutil.Error):
-            proc.kill()
-    psutil.wait_procs(alive, timeout=5)
+    stop_marked(MARKER, root)
     shutil.rmtree(root, ignore_errors=True)
-
-
-def _psutil() -> Any:
-    """psutil as Ray bundles it (importing ray puts it on sys.path)."""
-    import ray  # noqa: F401
-
-    return importlib.import_module("psutil")
 
 
 def clean_env(**extra: str) -> dict[str, str]:
