@@ -15,12 +15,8 @@ from typing import TYPE_CHECKING
 from tunefleet.common.lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from tunefleet.experiments.analysis.experiment import (
-        AnalysisError,
-        Experiment,
-        load,
-        load_all,
-    )
+    from tunefleet.experiments.analysis.errors import AnalysisError
+    from tunefleet.experiments.analysis.experiment import Experiment, load, load_all
     from tunefleet.experiments.results.recorder import read_metadata
 
 __all__ = ["AnalysisError", "Experiment", "load", "load_all", "read_metadata"]
@@ -28,7 +24,7 @@ __all__ = ["AnalysisError", "Experiment", "load", "load_all", "read_metadata"]
 __getattr__, __dir__ = lazy_exports(
     __name__,
     {
-        "AnalysisError": "tunefleet.experiments.analysis.experiment",
+        "AnalysisError": "tunefleet.experiments.analysis.errors",
         "Experiment": "tunefleet.experiments.analysis.experiment",
         "load": "tunefleet.experiments.analysis.experiment",
         "load_all": "tunefleet.experiments.analysis.experiment",
