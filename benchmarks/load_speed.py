@@ -112,13 +112,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         write_direct = _timed(
             lambda: (pq.write_table(trials, raw), pq.write_table(iterations, raw)), args.repeat
         )
-        write_atomic = _timed(
-            lambda: (
-                write_parquet_atomic(trials, str(folder / TRIALS_FILE), info),
-                write_parquet_atomic(iterations, str(folder / ITERATIONS_FILE), info),
-            ),
-            args.repeat,
-        )
+
+        def atomic() -> None:
+            write_parquet_atomic(trials, str(folder / TRIALS_FILE), info)
+            write_parquet_atomic(iterations, str(folder / ITERATIONS_FILE), info)
+
+        write_atomic = _timed(atomic, args.repeat)
         read_direct = _timed(
             lambda: (
                 pd.read_parquet(folder / TRIALS_FILE),

@@ -9,6 +9,7 @@ seeds them.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,7 +51,7 @@ def build_search(
     space: Space,
     stop: dict[str, Any],
     metric: str | list[str] | None = None,
-    mode: str | list[str] | None = None,
+    mode: str | Sequence[str] | None = None,
     parallel: int = 1,
 ) -> TuneSearch:
     """Returns the searcher and scheduler for a spec.
@@ -71,6 +72,8 @@ def build_search(
         parallel: Trials that will run at once; above 1, Optuna's TPE sampler counts those
             still running (`constant_liar`) unless the spec says otherwise.
     """
+    if mode is not None and not isinstance(mode, str):
+        mode = list(mode)  # the spec's list of modes (multi-objective)
     if space.conditional:
         if metric is None or mode is None:
             raise ValueError("a conditional space needs the metric and mode at construction.")
@@ -202,6 +205,8 @@ def _conditional_searcher(
     random sampler), built with their own space and wrapped to decode suggestions."""
     searcher: Any
     if settings.algorithm == "hyperopt":
+        # One objective: check_objectives refuses several for Hyperopt.
+        assert not isinstance(metric, list) and not isinstance(mode, list)
         searcher = _hyperopt(settings, space=hyperopt_space(space), metric=metric, mode=mode)
     else:
         sampler = _optuna_sampler(
@@ -218,8 +223,8 @@ def _hyperopt(
     *,
     space: dict[str, Any] | None = None,
     points: list[dict[str, Any]] | None = None,
-    metric: str | list[str] | None = None,
-    mode: str | list[str] | None = None,
+    metric: str | None = None,
+    mode: str | None = None,
 ) -> Any:
     """Ray's `HyperOptSearch` (knowing tunefleet's log-normal domains), seeded; with its own
     `space` for conditional spaces, else it gets the Tuner's `param_space`."""

@@ -11,6 +11,7 @@ The files and their columns are described in README.md, "Results".
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -103,14 +104,15 @@ class Experiment:
     @cached_property
     def searched(self) -> tuple[str, ...]:
         """Flat names (`model/depth`) of the hyperparameters that varied between trials."""
+        names: Iterable[str]
         if self.space is not None:
             names = self.space.searched
         else:  # no spec: every config column that takes more than one value
-            names = {
-                c.removeprefix("config/"): None
+            names = [
+                c.removeprefix("config/")
                 for c in self.trials.columns
                 if c.startswith("config/") and self.trials[c].astype(str).nunique() > 1
-            }
+            ]
         return tuple(n for n in names if f"config/{n}" in self.trials.columns)
 
     @property

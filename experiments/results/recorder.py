@@ -10,12 +10,8 @@ experiments/SCHEMA.md.
 
 from __future__ import annotations
 
-import math
-import os
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -30,17 +26,19 @@ from tunefleet.experiments.results.parquet_io import (
     build_table,
     flatten,
     read_metadata,
-    read_metadata_any,
-    read_rows,
-    read_table,
     user_metrics,
     versions,
     with_experiment,
     write_parquet_atomic,
 )
 from tunefleet.experiments.results.parquet_io import join_path as _join
-from tunefleet.experiments.results.parquet_io import path_exists as _exists
 from tunefleet.experiments.results.pbt_log import read_exploits
+from tunefleet.experiments.results.trial_rows import (
+    Target,
+    TrialRecord,
+    error_summary,
+    read_earlier,
+)
 from tunefleet.search.wrapping import target_problem
 
 __all__ = [
@@ -51,35 +49,6 @@ __all__ = [
     "read_metadata",
     "write_parquet_atomic",
 ]
-
-
-@dataclass
-class _TrialRecord:
-    """What the recorder keeps per trial between writes."""
-
-    last: dict[str, Any] = field(default_factory=dict)
-    best: float | None = None
-    iterations: int = 0
-    time_total_s: float | None = None
-    node_ip: str | None = None
-    node_id: str | None = None
-
-
-@dataclass(frozen=True)
-class _Target:
-    metric: str
-    mode: str
-
-    def better(self, value: Any, than: float | None) -> bool:
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, (int, float))
-            or not math.isfinite(value)
-        ):
-            return False
-        if than is None:
-            return True
-        return value > than if self.mode == "max" else value < than
 
 
 class ResultsRecorder(Callback):
@@ -109,7 +78,7 @@ class ResultsRecorder(Callback):
         objectives: Sequence[tuple[str, str]] = (),
     ) -> None:
         self.experiment_dir = experiment_dir
-        self.target = _Target(metric, mode)
+        self.target = Target(metric, mode)
         self.info = {**info, "metric": metric, "mode": mode, "versions": versions()}
         # Multi-objective: (metric, mode) pairs; trials.parquet gets a `pareto` column.
         self.objectives = list(objectives) if len(objectives) > 1 else []
@@ -117,7 +86,7 @@ class ResultsRecorder(Callback):
             self.info["objectives"] = [list(pair) for pair in self.objectives]
         self.population_based = population_based
         self._tags: dict[str, str] = {}  # original experiment tag -> trial id (PBT's log)
-        self._records: dict[str, _TrialRecord] = {}
+        self._records: dict[str, TrialRecord] = {}
         self._log = IterationLog(
             metric=metric, mode=mode, population_based=population_based
         )  # iterations.parquet
@@ -280,8 +249,10 @@ class ResultsRecorder(Callback):
             record = self._records.get(tid)
             if status == "ERROR" or record is None or tid in self._invalid:
                 continue  # a failed trial's model is not one to pick
-            if self.target.better(record.best, best[1] if best else None):
-                best = (tid, float(record.best), config)  # type: ignore[arg-type]
+            if record.best is not None and self.target.better(
+                record.best, best[1] if best else None
+            ):
+                best = (tid, float(record.best), config)
         return best
 
     # Writing -------------------------------------------------------------------------
@@ -326,7 +297,7 @@ class ResultsRecorder(Callback):
         current = {trial.trial_id for trial in self._trials}
         rows = [row for tid, row in self._earlier.items() if tid not in current]
         for trial in self._ran():
-            record = self._records.get(trial.trial_id, _TrialRecord())
+            record = self._records.get(trial.trial_id, TrialRecord())
             row: dict[str, Any] = {"trial_id": trial.trial_id, "status": self._status(trial)}
             row.update({f"config/{k}": v for k, v in flatten(trial.config).items()})
             row.update(record.last)
@@ -355,46 +326,18 @@ class ResultsRecorder(Callback):
         return build_table(rows, fixed)
 
     def _load_existing(self) -> None:
-        trials_path = _join(self.experiment_dir, TRIALS_FILE)
-        iterations_path = _join(self.experiment_dir, ITERATIONS_FILE)
-        if not _exists(trials_path):
+        earlier = read_earlier(self.experiment_dir, self.target.metric)
+        if earlier is None:
             return
-        best_col = f"best/{self.target.metric}"
-        fixed = {"trial_id", "status", best_col, "iterations", "time_total_s", "node_ip"}
-        fixed |= {"node_id", "error", "invalid_metric", "experiment", "pareto"}
-        earlier = read_metadata_any(trials_path)
-        if earlier.get("started_at") is not None:
-            self.started_at = float(earlier["started_at"])  # the first run's start
-            wall = earlier.get("wall_s")
-            if wall is None and earlier.get("written_at") is not None:
-                wall = float(earlier["written_at"]) - self.started_at
-            self._earlier_wall_s = float(wall or 0.0)
-        for row in read_rows(trials_path):
-            tid = row["trial_id"]
-            row.pop("experiment", None)
-            self._earlier[tid] = row
-            last = {
-                k: v
-                for k, v in row.items()
-                if k not in fixed and not k.startswith("config/") and v is not None
-            }
-            self._records[tid] = _TrialRecord(
-                last=last,
-                best=row.get(best_col),
-                iterations=int(row.get("iterations") or 0),
-                time_total_s=row.get("time_total_s"),
-                node_ip=row.get("node_ip"),
-                node_id=row.get("node_id"),
-            )
-            if row.get("error"):
-                self._errors[tid] = row["error"]
-            if row.get("invalid_metric"):
-                self._invalid[tid] = row["invalid_metric"]
-        if _exists(iterations_path):
-            table = read_table(iterations_path)
-            if "experiment" in table.column_names:
-                table = table.drop_columns(["experiment"])
-            self._log.load(table.replace_schema_metadata(None))
+        if earlier.started_at is not None:
+            self.started_at = earlier.started_at  # the first run's start
+            self._earlier_wall_s = earlier.wall_s
+        self._earlier = earlier.rows
+        self._records.update(earlier.records)
+        self._errors.update(earlier.errors)
+        self._invalid.update(earlier.invalid)
+        if earlier.iterations is not None:
+            self._log.load(earlier.iterations)
 
     def _forget_lost(self, trials: list[Any]) -> None:
         """Drops earlier rows of unfinished trials that the resumed run does not know.
@@ -429,7 +372,7 @@ class ResultsRecorder(Callback):
         """Takes a trial's best value of the target metric from elsewhere (Ray's metric
         analysis, when `tunefleet export` has only the trial's last result)."""
         self._catch_up()
-        record = self._records.setdefault(trial_id, _TrialRecord())
+        record = self._records.setdefault(trial_id, TrialRecord())
         if self.target.better(value, record.best):
             record.best = float(value)
 
@@ -437,7 +380,7 @@ class ResultsRecorder(Callback):
         """Turns the results not yet converted into Arrow columns, and updates each
         trial's summary (last values, best value, iterations, node) from them."""
         for tid, last in self._log.compact().items():
-            record = self._records.setdefault(tid, _TrialRecord())
+            record = self._records.setdefault(tid, TrialRecord())
             best = last.pop("_best")
             if self.target.better(best, record.best):
                 record.best = float(best)
@@ -456,23 +399,3 @@ class ResultsRecorder(Callback):
         rows = read_exploits(pbt_log_path(self._trials[0]), self._tags) if self._trials else []
         fixed = ["trial_id", "training_iteration", "cloned_from", "cloned_iteration"]
         return build_table(rows, fixed)
-
-
-def error_summary(trial: Any) -> str:
-    """The last line of a failed trial's error (`ValueError: boom`).
-
-    Ray writes the error to the trial's local staging folder first and syncs it to storage
-    later, so the local file is read when it is there.
-    """
-    text = ""
-    try:
-        path = trial.error_file
-        if path and os.path.exists(path):
-            text = Path(path).read_text(errors="replace")
-        else:
-            error = trial.get_error()
-            text = str(error) if error is not None else ""
-    except Exception:  # an unreadable error file must not stop the run
-        text = ""
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else "unknown error (see the trial's error.txt)"

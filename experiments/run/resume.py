@@ -18,8 +18,7 @@ from tunefleet.common.locations import locate
 from tunefleet.common.nesting import set_path
 from tunefleet.common.ray_compat import restored_run_config
 from tunefleet.experiments.results.files import SPEC_FILE, TRIALS_FILE
-from tunefleet.experiments.results.parquet_io import path_exists, read_metadata_any
-from tunefleet.experiments.results.recorder import read_rows
+from tunefleet.experiments.results.parquet_io import path_exists, read_metadata_any, read_rows
 from tunefleet.experiments.run.runner import (
     Extension,
     RunError,
