@@ -9,9 +9,7 @@ The tests that need the cluster run in file order: the last one kills a worker n
 
 from __future__ import annotations
 
-import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -21,7 +19,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.support.local_cluster import BIN, LocalCluster, busy_worker, free_ports, start_cluster
+from tests.support.local_cluster import (
+    BIN,
+    LocalCluster,
+    busy_worker,
+    free_ports,
+    kill_node,
+    start_cluster,
+)
 from tunefleet.cluster import ClusterError
 from tunefleet.cluster.jobs import DEFAULT_EXCLUDES, job_request, submit
 from tunefleet.cluster.launcher import attach, down, launcher_command, up
@@ -357,8 +362,9 @@ failure: {max_failures: 3}
 def test_killing_a_worker_node_mid_run_resumes_its_trials(
     cluster: LocalCluster, tmp_path: Path
 ) -> None:
-    """SIGKILL one worker's raylet once every trial has a checkpoint: the experiment still
-    completes, and the interrupted trial continues from its checkpoint on another node."""
+    """SIGKILL one worker node (its raylet and every process under it) once every trial has
+    a checkpoint: the experiment still completes, and the interrupted trial continues from
+    its checkpoint on another node."""
     spec = tmp_path / "failover.yaml"
     spec.write_text(FAILURE_SPEC)
     exp = tmp_path / "results" / "failover"
@@ -374,7 +380,7 @@ def test_killing_a_worker_node_mid_run_resumes_its_trials(
             if len(checkpointed) >= 4:
                 victim = busy_worker(cluster)
         killed_at = time.time()
-        os.kill(victim.raylet_pid, signal.SIGKILL)
+        kill_node(victim)
         stdout, stderr = proc.communicate(timeout=240)
     finally:
         if proc.poll() is None:
@@ -404,7 +410,7 @@ def test_killing_a_worker_node_mid_run_resumes_its_trials(
         ]
         assert victim.node_id in set(before["node_id"])  # it was running on the victim
     print(
-        f"\nkilled {victim.name}'s raylet; resumed {len(restored)} trial(s) at iteration(s) "
+        f"\nkilled node {victim.name}; resumed {len(restored)} trial(s) at iteration(s) "
         f"{list(restored['training_iteration'])}; first resumed result "
         f"{restored['timestamp'].min() - killed_at:.0f} s after the kill; run ended "
         f"{finished_at - killed_at:.1f} s after it"

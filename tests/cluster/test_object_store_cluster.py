@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -25,7 +24,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from tests.support.local_cluster import BIN, LocalCluster, busy_worker, start_cluster
+from tests.support.local_cluster import BIN, LocalCluster, busy_worker, kill_node, start_cluster
 from tests.support.object_store import ObjectStore
 from tunefleet.common.locations import Location, locate
 from tunefleet.common.ray_compat import installed_ray_version
@@ -248,7 +247,7 @@ def test_pbt_job_survives_a_worker_node_loss_with_checkpoints_in_the_bucket(
             if len(_checkpointed_trials(locate(exp))) >= 4:
                 victim = busy_worker(cluster)
         killed_at = time.time()
-        os.kill(victim.raylet_pid, signal.SIGKILL)
+        kill_node(victim)
         stdout, stderr = job.communicate(timeout=400)
     finally:
         reader.stop()

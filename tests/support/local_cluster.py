@@ -225,6 +225,19 @@ def start_cluster(
         shutil.rmtree(root, ignore_errors=True)
 
 
+def kill_node(node: Node) -> None:
+    """Loses `node` as a machine is lost: SIGKILL to its raylet and every process under it
+    (the trials' workers among them). Killing the raylet alone leaves its workers running
+    until they notice, long enough on a fast machine for a trial to finish its epochs."""
+    psutil = psutil_module()
+    raylet = psutil.Process(node.raylet_pid)
+    procs = [raylet, *raylet.children(recursive=True)]
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    psutil.wait_procs(procs, timeout=5)
+
+
 def busy_worker(cluster: LocalCluster) -> Node | None:
     """A worker node (not the head) whose raylet has a trial in training."""
     psutil = psutil_module()
