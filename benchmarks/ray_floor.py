@@ -13,10 +13,10 @@ timeline shows each (`imports_done` and `ray_up` from the driver, `data_loaded` 
 
 from __future__ import annotations
 
-import os
 import sys
-import time
 from typing import Any
+
+from tunefleet.common.timeline import mark
 
 __all__ = ["CONFIG", "main"]
 
@@ -30,14 +30,6 @@ CONFIG: dict[str, Any] = {
     "weight_decay": 1.0e-5,
     "optimizer": "adam",
 }
-_TIMELINE_ENV = "TUNEFLEET_TIMELINE"  # workloads.TIMELINE_ENV; that module imports torch
-
-
-def _mark(step: str) -> None:
-    path = os.environ.get(_TIMELINE_ENV)
-    if path:
-        with open(path, "a", encoding="utf-8") as f:  # one short append: atomic enough
-            f.write(f"{time.time():.6f} {step}\n")
 
 
 def _train(seed: int, workload: str) -> None:
@@ -51,11 +43,11 @@ def main(workload: str) -> None:
     """Starts Ray and trains `CONFIG` in two tasks at once."""
     import ray
 
-    _mark("imports_done")
+    mark("imports_done")
     ray.init(address="local", include_dashboard=False, log_to_driver=False)
-    _mark("ray_up")
+    mark("ray_up")
     train = ray.remote(num_cpus=1)(_train)
-    _mark("fit_started")
+    mark("fit_started")
     ray.get([train.remote(seed, workload) for seed in range(2)])
 
 

@@ -40,15 +40,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.workloads import (
-    EVENTS_ENV,
-    TIMELINE_ENV,
-    WORKLOADS,
-    epochs,
-    mark,
-    optuna_study,
-    suggest,
-)
+from benchmarks.workloads import EVENTS_ENV, WORKLOADS, epochs, optuna_study, suggest
+from tunefleet.common.timeline import TIMELINE_ENV, mark
+from tunefleet.common.timeline import read as read_timeline
 
 __all__ = ["CASES", "STEPS", "markdown", "measure", "run"]
 
@@ -212,10 +206,7 @@ def measure(
         if reached is None and proc.returncode != 0 and time.time() - started < timeout_s:
             tail = log.read_text(errors="replace")[-500:]
             raise RuntimeError(f"{case} exited with {proc.returncode}: {tail}")
-        first: dict[str, float] = {}
-        for line in timeline.read_text().splitlines():
-            stamp, _, step = line.partition(" ")
-            first.setdefault(step, float(stamp) - started)
+        first = {step: when - started for step, when in read_timeline(timeline).items()}
     return {
         "case": case,
         "seed": seed,

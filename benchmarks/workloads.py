@@ -9,8 +9,8 @@ PyTorch loop an Optuna or Ray user writes (`epochs`), tunefleet's timed `TorchTr
 (`optuna_study`, `suggest`).
 
 Every epoch of every case appends (time, accuracy) to the file `TUNEFLEET_BENCH_EVENTS`
-names, and the steps before the first epoch to the timeline file (`TUNEFLEET_TIMELINE`,
-`mark`), which `benchmarks.time_to_target` watches.
+names, and the steps before the first epoch to the timeline file
+(`tunefleet.common.timeline.mark`), which `benchmarks.time_to_target` reads.
 """
 
 from __future__ import annotations
@@ -22,16 +22,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchmarks import digits_cnn
+from tunefleet.common.timeline import mark
 
 __all__ = [
     "EPOCHS",
     "EVENTS_ENV",
     "SPACE",
-    "TIMELINE_ENV",
     "WORKLOADS",
     "Workload",
     "epochs",
-    "mark",
     "optuna_study",
     "suggest",
     "timed_cnn_trainable",
@@ -39,7 +38,6 @@ __all__ = [
 ]
 
 EVENTS_ENV = "TUNEFLEET_BENCH_EVENTS"
-TIMELINE_ENV = "TUNEFLEET_TIMELINE"  # tunefleet.common.timeline's variable
 EPOCHS = 20
 SPACE: dict[str, Any] = {
     "lr": {"loguniform": [1.0e-4, 3.0e-2]},
@@ -49,14 +47,6 @@ SPACE: dict[str, Any] = {
     "weight_decay": {"loguniform": [1.0e-6, 1.0e-2]},
     "optimizer": {"choice": ["adam", "adamw", "sgd"]},
 }
-
-
-def mark(step: str) -> None:
-    """Appends `step` with the time to the timeline file, if the harness named one."""
-    path = os.environ.get(TIMELINE_ENV)
-    if path:
-        with open(path, "a", encoding="utf-8") as f:  # one short append: atomic enough
-            f.write(f"{time.time():.6f} {step}\n")
 
 
 def _record(accuracy: float) -> None:
