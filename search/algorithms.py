@@ -276,8 +276,10 @@ def _optuna_sampler(
     """The sampler `settings` asks for, or Optuna's seeded random sampler (`random`)."""
     import optuna  # Optuna: only for an Optuna search
 
+    from tunefleet.search import optuna_samplers  # imports Optuna: only for an Optuna search
+
     if random:
-        return optuna.samplers.RandomSampler(seed=settings.seed)
+        return optuna_samplers.RandomSampler(seed=settings.seed)
     with warnings.catch_warnings():
         # Multivariate TPE and QMC are marked experimental by Optuna; they are chosen here.
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -291,10 +293,10 @@ def _make_optuna_sampler(
     bad results; Optuna 5's GP conditions on them itself (q-batch expected improvement);
     CMA-ES and NSGA-II sample a generation at a time, so parallel trials are members of one;
     QMC and random points are independent of results."""
-    # Optuna loads only for an Optuna search (about half a second).
-    import optuna
+    # Optuna's samplers, picklable as Ray needs (`tunefleet.search.optuna_samplers`); loaded
+    # only for an Optuna search.
+    from tunefleet.search import optuna_samplers as samplers
 
-    samplers = optuna.samplers
     sampler = settings.sampler
     seed = settings.seed
     startup: dict[str, Any] = (

@@ -154,6 +154,14 @@ def _check_grid(search: SearchSettings, space: Space) -> None:
             f"{_key(next(iter(grid)))}: `grid` values cannot be used with search.algorithm "
             f"'{algorithm}', which samples; use `choice` instead, or algorithm random or grid."
         )
+    if grid and algorithm == "random" and search.repeat > 1:
+        # Repeated random configs come from Optuna's random sampler (Ray's Repeater needs a
+        # Searcher), which cannot take Ray's grid values.
+        raise SearchConfigError(
+            f"search.repeat: `grid` values ({_key(next(iter(grid)))}) cannot be repeated by "
+            "algorithm random; to repeat each config with other seeds, add "
+            "`seed: {grid: [0, 1, 2]}` to space instead of repeat."
+        )
     if algorithm != "grid":
         return
     if not grid:

@@ -18,20 +18,32 @@ from tunefleet.experiments.cli import main
 REPO = Path(__file__).resolve().parents[2]
 TUNEFLEET = str(Path(sys.executable).with_name("tunefleet"))
 
-SLOW = spec_yaml(
-    name="slow",
-    trainable="tests.support.trainables:slow_counter",
-    space={"x": {"uniform": [0.0, 1.0]}, "steps": 8, "sleep": 0.5},
-    # 2 at once on any machine: the kill must find trials finished and others running.
-    search={
-        "algorithm": "optuna",
-        "num_samples": 6,
-        "seed": 0,
-        "n_initial_points": 3,
-        "max_concurrent": 2,
-    },
-    results={"flush_every_s": 1},
-)
+# The searcher's state is pickled with Ray's experiment state and restored by `resume`:
+# TPE, and NSGA-II (whose sampler holds a lock from Optuna 5.1 on).
+SAMPLERS = {
+    "tpe": {"sampler": "tpe", "n_initial_points": 3},
+    "nsga2": {"sampler": {"name": "nsga2", "population_size": 4}},
+}
+
+
+def slow_spec(sampler: str = "tpe") -> str:
+    return spec_yaml(
+        name="slow",
+        trainable="tests.support.trainables:slow_counter",
+        space={"x": {"uniform": [0.0, 1.0]}, "steps": 8, "sleep": 0.5},
+        # 2 at once on any machine: the kill must find trials finished and others running.
+        search={
+            "algorithm": "optuna",
+            "num_samples": 6,
+            "seed": 0,
+            **SAMPLERS[sampler],
+            "max_concurrent": 2,
+        },
+        results={"flush_every_s": 1},
+    )
+
+
+SLOW = slow_spec()
 
 
 def _env() -> dict[str, str]:
@@ -60,9 +72,10 @@ def resume_to_completion(exp: Path) -> pd.DataFrame:
 
 
 @pytest.mark.core
-def test_resume_after_kill_9_finishes_every_trial_once(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sampler", list(SAMPLERS))
+def test_resume_after_kill_9_finishes_every_trial_once(sampler: str, tmp_path: Path) -> None:
     spec = tmp_path / "slow.yaml"
-    spec.write_text(SLOW)
+    spec.write_text(slow_spec(sampler))
     exp = tmp_path / "results" / "slow"
     driver = subprocess.Popen(
         [TUNEFLEET, "run", str(spec), "--storage", str(tmp_path / "results")],
@@ -144,6 +157,29 @@ search: {algorithm: optuna, num_samples: 8, seed: 1, n_initial_points: 8}
     assert new["config/x"].median() > first["config/x"].median()
     assert new["config/x"].min() > 0.3
     assert len(pd.read_parquet(tmp_path / "grow" / "iterations.parquet")) == 14 * 2
+
+
+@pytest.mark.usefixtures("ray_instance")
+def test_extend_runs_an_nsga2_search_on(write_spec, tmp_path: Path) -> None:
+    """NSGA-II's searcher is pickled when the run starts, saved with Ray's state and
+    rebuilt for the new trials."""
+    spec = write_spec(
+        """
+name: evolve
+trainable: tests.support.trainables:linear
+metric: score
+mode: max
+space:
+  x: {uniform: [0.0, 1.0]}
+  steps: 2
+search: {algorithm: optuna, sampler: {name: nsga2, population_size: 2}, num_samples: 4, seed: 1}
+"""
+    )
+    assert main(["run", str(spec), "--storage", str(tmp_path)]) == 0
+    assert main(["resume", str(tmp_path / "evolve"), "--extend", "3"]) == 0
+    trials = pd.read_parquet(tmp_path / "evolve" / "trials.parquet")
+    assert len(trials) == 7 and trials["trial_id"].is_unique
+    assert (trials["status"] == "TERMINATED").all()
 
 
 def test_resume_refuses_a_folder_that_is_not_an_experiment(tmp_path: Path, capsys) -> None:

@@ -80,6 +80,12 @@ def _check(
             r"^search\.repeat: .* scheduler 'median' stops trials early",
         ),
         (
+            {"algorithm": "random", "repeat": 2},
+            {"x": {"grid": [1, 2]}},
+            None,
+            r"^search\.repeat: `grid` values \(space\.x\) cannot be repeated by algorithm random; to repeat each config with other seeds, add `seed: \{grid: \[0, 1, 2\]\}` to space instead of repeat\.$",
+        ),
+        (
             {"algorithm": "grid", "repeat": 2},
             {"x": {"grid": [1, 2]}},
             None,
