@@ -15,6 +15,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from tunefleet.cluster.capacity import (
+    AutoscalerLimits,
+    ClusterShape,
+    autoscaler_limits,
+    cluster_shape,
+)
 from tunefleet.cluster.errors import ClusterError, ClusterInputError, ClusterUnavailable
 from tunefleet.cluster.join import join
 from tunefleet.common.timeline import mark
@@ -42,6 +48,8 @@ class RayConnection:
         nodes: Alive nodes.
         node_resources: (CPUs, GPUs) of each alive node: a trial runs on one node, so
             how many trials fit is counted node by node.
+        shape: The nodes and, on a cluster with an autoscaler, how far it may grow.
+        autoscaler: The autoscaler's limits; None without one (or where unreadable).
     """
 
     address: str
@@ -50,6 +58,8 @@ class RayConnection:
     gpus: float
     nodes: int
     node_resources: tuple[tuple[float, float], ...] = ()
+    shape: ClusterShape | None = None
+    autoscaler: AutoscalerLimits | None = None
 
 
 @contextmanager
@@ -211,6 +221,9 @@ def _describe(address: str, *, started_here: bool) -> RayConnection:
 
     resources = ray.cluster_resources()
     alive = [node.get("Resources", {}) for node in ray.nodes() if node.get("Alive")]
+    # An embedded Ray has no autoscaler.
+    limits = None if address == "local" else autoscaler_limits()
+    shape = cluster_shape(limits)
     return RayConnection(
         address=address,
         started_here=started_here,
@@ -220,4 +233,6 @@ def _describe(address: str, *, started_here: bool) -> RayConnection:
         node_resources=tuple(
             (float(node.get("CPU", 0)), float(node.get("GPU", 0))) for node in alive
         ),
+        shape=shape,
+        autoscaler=limits,
     )

@@ -53,6 +53,7 @@ __all__ = [
     "PbtExploit",
     "SkipFinishedTrials",
     "auto_address",
+    "autoscaler_config",
     "best_value_seen",
     "cluster_ray_version",
     "freeze_finished_windows",
@@ -64,6 +65,7 @@ __all__ = [
     "quiet_sigterm_warning",
     "ray_version",
     "restored_run_config",
+    "restored_search_alg",
     "sample_variant",
     "unused_tracking_hidden",
     "version_problem",
@@ -104,6 +106,19 @@ def restored_run_config(tuner: Any) -> Any | None:
     """
     local = tuner._local_tuner
     return None if local is None else local.get_run_config()
+
+
+def restored_search_alg(tuner: Any) -> Any | None:
+    """The search algorithm a `Tuner.restore` will run with (the restored searcher chain,
+    Ray's ConcurrencyLimiter outermost where tunefleet built one), so that the resumed run's
+    trial slots can follow the cluster again. Same private path as `restored_run_config`.
+
+    Returns:
+        The `TuneConfig.search_alg` Ray restored, or None when it cannot be reached.
+    """
+    local = tuner._local_tuner
+    config = None if local is None else getattr(local, "_tune_config", None)
+    return None if config is None else config.search_alg
 
 
 # A finished trial's last-n windows ---------------------------------------------------------
@@ -442,3 +457,83 @@ def auto_address() -> tuple[str, str] | None:
     except OSError:
         return None
     return (recorded, f"{record}, left by `ray start`") if recorded else None
+
+
+# How far an autoscaling cluster may grow ---------------------------------------------------
+# Why private: Ray has no public API that tells a driver its cluster's autoscaling limits
+# (node types, their resources and `max_workers`). Autoscaler v2 stores them in the GCS
+# (`ray._private.state.state.get_cluster_config()`, which Ray Data reads for the same
+# purpose); the v1 autoscaler (Ray 2.55-2.60's default for `ray up`) keeps them in the
+# config file its monitor process was started with, which a driver on the head node can
+# read. Checked on: 2.55, 2.60.
+
+_MONITOR_SCRIPT = "autoscaler/_private/monitor.py"
+
+
+def autoscaler_config(gcs_address: str) -> dict[str, Any] | None:
+    """The autoscaling limits of the cluster at `gcs_address`, or None without an
+    autoscaler (or where they cannot be read: a driver off the head node under v1).
+
+    Returns:
+        `{"max_workers": int | None, "node_types": {name: {"resources": {"CPU": .., "GPU":
+        ..}, "max_workers": int}}}`; the head's type is left out.
+    """
+    from ray._private.state import state
+
+    try:
+        config = state.get_cluster_config()
+    except Exception:  # an older GCS without the key, or no connection: try the file
+        config = None
+    if config is not None and config.node_group_configs:
+        groups = [g for g in config.node_group_configs if g.max_count != 0]
+        return {
+            "max_workers": None,
+            "node_types": {
+                g.name: {
+                    "resources": {k: float(v) for k, v in g.resources.items()},
+                    "max_workers": g.max_count if g.max_count >= 0 else None,
+                }
+                for g in groups
+            },
+        }
+    path = _monitor_config_path(gcs_address)
+    if path is None:
+        return None
+    import yaml
+
+    try:
+        raw = yaml.safe_load(Path(path).expanduser().read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    head = raw.get("head_node_type")
+    types = raw.get("available_node_types") or {}
+    return {
+        "max_workers": raw.get("max_workers"),
+        "node_types": {
+            name: {
+                "resources": {k: float(v) for k, v in (t.get("resources") or {}).items()},
+                "max_workers": t.get("max_workers"),
+            }
+            for name, t in types.items()
+            if name != head
+        },
+    }
+
+
+def _monitor_config_path(gcs_address: str) -> str | None:
+    """The `--autoscaling-config` of the v1 autoscaler's monitor process serving
+    `gcs_address`, found among this machine's processes (Linux `/proc`)."""
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        words = [a.decode(errors="replace") for a in args if a]
+        if not any(w.endswith(_MONITOR_SCRIPT) for w in words):
+            continue
+        flags = dict(w[2:].split("=", 1) for w in words if w.startswith("--") and "=" in w)
+        # By port: the monitor may name the head by another of its addresses.
+        port = flags.get("gcs-address", "").rpartition(":")[2]
+        if port == gcs_address.rpartition(":")[2] and flags.get("autoscaling-config"):
+            return flags["autoscaling-config"]
+    return None

@@ -6,6 +6,11 @@ the run starts with how many trials run at once:
 
     up to 2 trials at once: 2 CPUs on 1 node, 1 CPU per trial
     [0:00:21] 11/16 done · 2 running · 3 pending · 0 errored | best val_accuracy 0.9778 (lr=0.0031)
+
+When the cluster grows or shrinks, a line says so and the status line shows the slots:
+
+    cluster now: up to 4 trials at once: 4 CPUs on 3 nodes, 1 CPU per trial
+    [0:01:02] 12/16 done · 4 running (up to 4 at once on 3 nodes) · 0 pending · 0 errored
 """
 
 from __future__ import annotations
@@ -78,6 +83,7 @@ class ProgressPrinter(Callback):
         self.started = time.monotonic()
         self._last_print = 0.0
         self._trials: list[Any] = []
+        self.slots_now: str | None = None  # set once the cluster changed
         self._saved: dict[str, str] = {}  # statuses at Ray's last state save
         self._width = shutil.get_terminal_size((120, 20)).columns
 
@@ -98,6 +104,11 @@ class ProgressPrinter(Callback):
     ) -> None:
         if self.at_once:
             self._emit(self.at_once, final=True)
+
+    def cluster_changed(self, cap: int, nodes: int, description: str) -> None:
+        """Says that the cluster grew or shrank, and shows its slots from now on."""
+        self.slots_now = f"up to {cap} at once on {nodes} node{'s' if nodes != 1 else ''}"
+        self._emit(f"cluster now: {description}", final=True)
 
     def on_trial_result(
         self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
@@ -143,8 +154,11 @@ class ProgressPrinter(Callback):
         pending = max(total - len(trials), 0) + counts["PENDING"]
         elapsed = int(time.monotonic() - self.started)
         clock = f"{elapsed // 3600}:{elapsed % 3600 // 60:02d}:{elapsed % 60:02d}"
+        running = f"{counts['RUNNING']} running"
+        if self.slots_now is not None:
+            running += f" ({self.slots_now})"
         line = (
-            f"[{clock}] {done}/{total} done · {counts['RUNNING']} running · {pending} pending"
+            f"[{clock}] {done}/{total} done · {running} · {pending} pending"
             f" · {counts['ERROR']} errored"
         )
         if counts["PAUSED"]:

@@ -12,13 +12,16 @@ import time
 from typing import Any
 
 from ray import tune
+from ray.tune.search import ConcurrencyLimiter
 
 from tunefleet.cluster import connect
+from tunefleet.cluster.capacity import AutoscalerLimits
 from tunefleet.common.locations import locate
 from tunefleet.common.nesting import set_path
-from tunefleet.common.ray_compat import restored_run_config
+from tunefleet.common.ray_compat import restored_run_config, restored_search_alg
 from tunefleet.experiments.results.files import SPEC_FILE, TRIALS_FILE
-from tunefleet.experiments.results.parquet_io import path_exists, read_metadata_any, read_rows
+from tunefleet.experiments.results.parquet_io import read_rows
+from tunefleet.experiments.run.elastic import SlotWatch
 from tunefleet.experiments.run.runner import (
     Extension,
     RunError,
@@ -51,8 +54,8 @@ def resume_experiment(
     With `extend=N`, N new trials run after the finished ones, the searcher first told every
     earlier config and result.
 
-    Trials at once: `--extend` counts the cluster's slots anew; a restored run keeps the cap
-    it started with (Ray restores its ConcurrencyLimiter, cap included).
+    Trials at once: counted anew from the cluster as it is, and moved as it changes (Ray
+    restores the searcher's ConcurrencyLimiter, whose cap the slot watch moves again).
 
     Raises:
         RunError: If `path` is not a tunefleet experiment that can be resumed as asked.
@@ -84,14 +87,15 @@ def resume_experiment(
             told = not spec.multi_objective and takes_earlier_results(spec.search, spec.space)
             if points and not told and spec.search.algorithm not in ("random", "grid"):
                 print(f"warning: {_not_told(spec, len(points))}", file=sys.stderr)
-            recorder, callbacks = run_callbacks(plan, exp_dir, options, extend, slots)
+            recorder, callbacks = run_callbacks(
+                plan, exp_dir, options, extend, slots, autoscaler=connection.autoscaler
+            )
             extension = Extension(trials=extend, points=points, offset=len(points))
             tuner = build_tuner(
                 plan, exp_dir, callbacks, verbose=options.verbose, slots=slots, extend=extension
             )
         else:
-            slots = _first_slots(exp_dir) or slots
-            tuner, recorder = _restore(plan, exp_dir, options, slots)
+            tuner, recorder = _restore(plan, exp_dir, options, slots, connection.autoscaler)
         return plan, fit_tuner(tuner, recorder, plan, options, started, pending_trials(plan, slots))
 
 
@@ -112,16 +116,13 @@ def _not_told(spec: ExperimentSpec, earlier: int) -> str:
     )
 
 
-def _first_slots(exp_dir: str) -> TrialSlots | None:
-    """The trials at once the experiment last started with (in its results' metadata), which
-    Ray's restored state keeps; None when no results were written yet, or by a version of
-    tunefleet that did not record them."""
-    path = f"{exp_dir}/{TRIALS_FILE}"
-    earlier = read_metadata_any(path).get("trials_at_once") if path_exists(path) else None
-    return TrialSlots.from_dict(earlier) if isinstance(earlier, dict) else None
-
-
-def _restore(plan: Plan, exp_dir: str, options: RunOptions, slots: TrialSlots) -> tuple[Any, Any]:
+def _restore(
+    plan: Plan,
+    exp_dir: str,
+    options: RunOptions,
+    slots: TrialSlots,
+    autoscaler: AutoscalerLimits | None,
+) -> tuple[Any, Any]:
     spec = plan.spec
     if not tune.Tuner.can_restore(exp_dir):
         raise RunError(f"{exp_dir}: Ray saved no experiment state here; nothing to resume.")
@@ -141,7 +142,14 @@ def _restore(plan: Plan, exp_dir: str, options: RunOptions, slots: TrialSlots) -
         restart_errored=False,
         param_space=search.param_space,
     )
-    recorder, callbacks = run_callbacks(plan, exp_dir, options, spec.trial_count, slots)
+    recorder, callbacks = run_callbacks(
+        plan, exp_dir, options, spec.trial_count, slots, autoscaler=autoscaler
+    )
+    limiter = restored_search_alg(tuner)
+    if isinstance(limiter, ConcurrencyLimiter):  # not in runs of an earlier tunefleet
+        for callback in callbacks:
+            if isinstance(callback, SlotWatch):
+                callback.attach(limiter)
     # Ray restores the callbacks pickled at the start; use fresh ones (which pick up the
     # Parquet files written so far) so that this process can read what they record.
     run_config = restored_run_config(tuner)

@@ -8,9 +8,10 @@ from typing import Any
 
 import yaml
 from ray import tune
-from ray.tune.search import Searcher
+from ray.tune.search import ConcurrencyLimiter, Searcher
 
 from tunefleet.cluster import connect
+from tunefleet.cluster.capacity import AutoscalerLimits
 from tunefleet.common import startup
 from tunefleet.common.locations import LocationError, locate
 from tunefleet.common.ray_compat import unused_tracking_hidden
@@ -20,6 +21,7 @@ from tunefleet.experiments.results.parquet_io import write_text_atomic
 from tunefleet.experiments.results.recorder import ResultsRecorder
 from tunefleet.experiments.run.baseline import run_baseline
 from tunefleet.experiments.run.claim import ExperimentFolder, RunError
+from tunefleet.experiments.run.elastic import SlotWatch
 from tunefleet.experiments.run.final_evaluation import run_final
 from tunefleet.experiments.run.lean_trials import LeanFinishedTrials
 from tunefleet.experiments.run.progress import ProgressPrinter
@@ -135,9 +137,10 @@ def build_tuner(
     Args:
         plan: What to run.
         exp_dir: `<storage>/<name>`.
-        callbacks: The recorder and progress printer.
+        callbacks: The recorder and progress printer; a `SlotWatch` among them moves the
+            searcher's cap while the run lasts.
         verbose: Ray's own tables and logs.
-        slots: How many trials run at once (a searcher is capped at `slots.cap`).
+        slots: How many trials run at once now (a searcher starts capped at `slots.cap`).
         extend: Run `extend.trials` more trials, the searcher warm-started with earlier results.
     """
     spec = plan.spec
@@ -163,7 +166,15 @@ def build_tuner(
     if extend is not None and extend.points and warm:
         search_alg = WarmStart(search_alg, extend.points)
     num_samples = extend.trials if extend is not None else settings.trials * settings.repeat
-    is_searcher = isinstance(search_alg, Searcher)
+    if isinstance(search_alg, Searcher):
+        # Ray's ConcurrencyLimiter (outermost: around Repeater, it counts trials, not
+        # configs), without which Ray runs a Searcher one trial at a time; built here so
+        # that the SlotWatch can move its cap. The variant generator (random, grid, PBT)
+        # queues every trial and carries `max_concurrent` itself.
+        search_alg = ConcurrencyLimiter(search_alg, max_concurrent=slots.cap)
+        for callback in callbacks:
+            if isinstance(callback, SlotWatch):
+                callback.attach(search_alg)
     keep = spec.failure.keep_checkpoints
     if settings.population_based and keep is not None:
         keep = max(keep, 3)  # PBT restores trials from others' recent checkpoints
@@ -177,11 +188,6 @@ def build_tuner(
             search_alg=search_alg,
             scheduler=search.scheduler,
             num_samples=num_samples,
-            # A Searcher gets Ray's ConcurrencyLimiter (outermost: around Repeater, it
-            # counts trials, not configs), without which Ray runs it one trial at a time.
-            # The variant generator (random, grid, PBT) carries `max_concurrent` itself,
-            # and Ray would only warn about this one.
-            max_concurrent_trials=slots.cap if is_searcher else None,
             time_budget_s=settings.time_budget_s,
             # One worker process serves many trials: small trials would otherwise spend
             # about a second each starting a process and re-importing torch.
@@ -230,17 +236,22 @@ def run_callbacks(
     total: int,
     slots: TrialSlots,
     started_at: float | None = None,
+    autoscaler: AutoscalerLimits | None = None,
 ) -> tuple[ResultsRecorder, list[Any]]:
     """The results recorder, and every callback of a run: the recorder, the progress line
-    (unless verbose), the spec's trackers and the bookkeeping trim.
+    (unless verbose), the slot watch, the spec's trackers and the bookkeeping trim.
 
     Args:
         plan: What runs.
         exp_dir: `<storage>/<name>`.
         options: How it runs.
         total: Trials the progress line counts towards.
+        slots: The trials at once the run starts with.
+        started_at: Unix time the command started.
+        autoscaler: The cluster's autoscaler limits, if it has one.
     """
     spec = plan.spec
+    changes: list[dict[str, Any]] = []  # the slot watch appends; the metadata holds it
     recorder = ResultsRecorder(
         exp_dir,
         metric=spec.target_metric,
@@ -249,6 +260,7 @@ def run_callbacks(
             "experiment": exp_dir.rpartition("/")[2],
             "spec": plan.raw,
             "trials_at_once": slots.to_dict(),
+            "trials_at_once_changes": changes,
         },
         population_based=spec.search.population_based,
         objectives=list(zip(spec.metrics, spec.modes, strict=True)),
@@ -261,9 +273,17 @@ def run_callbacks(
         total=total,
         at_once=slots.describe(),
     )
+    watch = SlotWatch(
+        spec,
+        None,
+        slots,
+        changes=changes,
+        on_change=lambda now: progress.cluster_changed(now.cap, now.nodes, now.describe()),
+        limits=autoscaler,
+    )
     tracking = tracking_callbacks(spec.tracking, experiment=spec.name)
     shown = [] if options.verbose else [progress]
-    return recorder, [recorder, *shown, *tracking, LeanFinishedTrials()]
+    return recorder, [recorder, *shown, watch, *tracking, LeanFinishedTrials()]
 
 
 def fit_tuner(
@@ -330,7 +350,7 @@ def run_plan(plan: Plan, options: RunOptions) -> RunSummary:
     with connect(options.address, verbose=options.verbose) as connection, folder.claimed():
         slots = trial_slots(connection, spec)  # the cluster as it is at start
         recorder, callbacks = run_callbacks(
-            plan, exp_dir, options, spec.trial_count, slots, started_at
+            plan, exp_dir, options, spec.trial_count, slots, started_at, connection.autoscaler
         )
         write_spec_file(exp_dir, plan.raw)
         if spec.baseline is not None:
@@ -344,9 +364,13 @@ def run_plan(plan: Plan, options: RunOptions) -> RunSummary:
 
 
 def pending_trials(plan: Plan, slots: TrialSlots) -> int | None:
-    """Trials a searcher may have waiting to start (Ray's `TUNE_MAX_PENDING_TRIALS_PG`): the
-    cap, for a `Searcher`; None (Ray's own choice) for the variant generator."""
-    return slots.cap if uses_searcher(plan.spec.search, plan.spec.space) else None
+    """Trials a searcher may have waiting to start (Ray's `TUNE_MAX_PENDING_TRIALS_PG`, read
+    once when the run starts): as many as its cap may ever reach (`search.max_concurrent`,
+    else every trial), since the cap follows the cluster and the ConcurrencyLimiter holds
+    the rest back; None (Ray's own choice) for the variant generator."""
+    if not uses_searcher(plan.spec.search, plan.spec.space):
+        return None
+    return max(slots.cap, plan.spec.search.max_concurrent or plan.spec.trial_count)
 
 
 def write_spec_file(exp_dir: str, raw: dict[str, Any]) -> None:

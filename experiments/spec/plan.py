@@ -124,11 +124,14 @@ def at_once_text(spec: ExperimentSpec) -> str:
     text = f"up to {here} at once on this machine ({slots.cpus:g} CPUs, {need})"
     cap = spec.search.max_concurrent
     if cap is None:
-        return text + "; on a cluster, as many as its nodes fit when the run starts"
+        return (
+            text + "; on a cluster, as many as its nodes fit, following nodes that join or "
+            "leave, and as many as its autoscaler may add nodes for"
+        )
     if cap > here:
         return (
-            text + f"; on a cluster, up to {cap} (search.max_concurrent): those its nodes do "
-            "not fit wait, and an autoscaling cluster adds nodes for them"
+            text + f"; on a cluster, as many as its nodes fit (and its autoscaler may add "
+            f"nodes for), up to {cap} (search.max_concurrent)"
         )
     return text + " (search.max_concurrent)"
 

@@ -1,10 +1,11 @@
-"""How many trials run at once: as many as the cluster's nodes fit when the run starts, or
-`search.max_concurrent` when the spec sets it.
+"""How many trials run at once: as many as the cluster's nodes fit, or, on a cluster with
+an autoscaler, as many as it fits once grown to its limits; never more than
+`search.max_concurrent`.
 
 Ray Tune gives a model-based searcher (Optuna, Hyperopt) one trial at a time unless it is
-told a cap; the runner passes this one (see `tunefleet.experiments.run.runner`). A trial runs
-on one node, so the trials that fit are counted node by node: two nodes of 1.5 CPUs hold
-two 1-CPU trials, not three.
+told a cap; the runner passes this one and moves it while the run lasts, as nodes join
+and leave (`tunefleet.experiments.run.elastic`). A trial runs on one node, so the trials
+that fit are counted node by node: two nodes of 1.5 CPUs hold two 1-CPU trials, not three.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from tunefleet.cluster import RayConnection
+from tunefleet.cluster.capacity import ClusterShape
 from tunefleet.experiments.spec.experiment import ExperimentSpec
 
-__all__ = ["TrialSlots", "fitting_trials", "local_slots", "trial_slots"]
+__all__ = ["TrialSlots", "fitting_trials", "local_slots", "shape_slots", "trial_slots"]
 
 # Resource amounts are floats (fractions are allowed): 6 CPUs / 0.1 must give 60, not 59.
 _EPS = 1e-9
@@ -50,16 +52,20 @@ class TrialSlots:
     """How many trials run at once, and why.
 
     Attributes:
-        cap: Trials running or waiting for resources at the same time: `max_concurrent`
-            when set (it may exceed `fits`: the others wait, and an autoscaling cluster adds
-            nodes for them), else `fits`, at least 1.
-        fits: Trials the nodes held at once when the run started.
+        cap: Trials running or waiting for resources at the same time: `fits`, or
+            `grow_to` on a cluster whose autoscaler adds nodes for the waiting ones; at
+            most `max_concurrent`, at least 1. With `max_concurrent` set and no autoscaler
+            in sight, `max_concurrent` (the others wait for resources).
+        fits: Trials the nodes hold at once now.
         cpus: The cluster's CPUs.
         gpus: The cluster's GPUs; None when not counted (`tunefleet validate`).
         nodes: Alive nodes.
         cpu: CPUs per trial.
         gpu: GPUs per trial.
         max_concurrent: `search.max_concurrent`, if set.
+        grow_to: Trials the cluster holds once its autoscaler has added every node it
+            may; None without an autoscaler.
+        growth: The nodes the autoscaler may still add (`3 x cpu_node`).
     """
 
     cap: int
@@ -70,6 +76,8 @@ class TrialSlots:
     cpu: float
     gpu: float
     max_concurrent: int | None = None
+    grow_to: int | None = None
+    growth: str | None = None
 
     @property
     def running(self) -> int:
@@ -85,6 +93,14 @@ class TrialSlots:
         if self.gpu > 0:
             need += f" and {_amount(self.gpu, 'GPU')}"
         why = f"{have} on {_amount(self.nodes, 'node')}, {need} per trial"
+        if self.grow_to is not None and self.grow_to > self.fits:
+            cap = f" (search.max_concurrent {self.max_concurrent})" if self.capped else ""
+            now = {0: "no trial fits now", 1: "1 trial at a time now"}.get(
+                self.fits, f"up to {self.fits} trials at once now"
+            )
+            return (
+                f"{now}, up to {self.cap} as the autoscaler adds nodes ({self.growth}){cap}: {why}"
+            )
         head = "1 trial at a time" if self.cap == 1 else f"up to {self.cap} trials at once"
         if self.max_concurrent is None or self.max_concurrent == self.fits:
             if self.fits == 0:
@@ -97,6 +113,12 @@ class TrialSlots:
             "for resources, or for nodes an autoscaling cluster adds)"
         )
 
+    @property
+    def capped(self) -> bool:
+        """Whether `search.max_concurrent` holds the cap below what the cluster could run."""
+        most = max(self.fits, self.grow_to or 0)
+        return self.max_concurrent is not None and self.max_concurrent < most
+
     def to_dict(self) -> dict[str, Any]:
         """The fields, for the results' metadata."""
         return asdict(self)
@@ -107,30 +129,65 @@ class TrialSlots:
         return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
 
-def _slots(spec: ExperimentSpec, nodes: Sequence[tuple[float, float | None]]) -> TrialSlots:
+def _growth(shape: ClusterShape, cpu: float, gpu: float) -> tuple[int, str]:
+    """Trials the nodes the autoscaler may still add hold, and which nodes (the types that
+    hold the most trials per node first, within the types' and the cluster's limits; GPU
+    types only for trials that ask for a GPU)."""
+    workers = dict(shape.workers)
+    room = None if shape.max_workers is None else shape.max_workers - sum(workers.values())
+    added, parts = 0, []
+    per_node = {t.name: fitting_trials(((t.cpus, t.gpus),), cpu, gpu) for t in shape.node_types}
+    for kind in sorted(shape.node_types, key=lambda t: -per_node[t.name]):
+        if per_node[kind.name] == 0 or (gpu == 0 and kind.gpus > 0):
+            continue  # no room, or GPU nodes kept for GPU trials (as Ray's autoscaler does)
+        more = None if kind.max_workers is None else kind.max_workers - workers.get(kind.name, 0)
+        if room is not None:
+            more = room if more is None else min(more, room)
+        if more is None or more <= 0:
+            continue  # an unbounded type with no cluster cap: counted by max_concurrent only
+        added += more * per_node[kind.name]
+        parts.append(f"{more} x {kind.name}")
+        if room is not None:
+            room -= more
+    return added, ", ".join(parts)
+
+
+def shape_slots(spec: ExperimentSpec, shape: ClusterShape) -> TrialSlots:
+    """The slots of a cluster of this shape, for this spec."""
     cpu, gpu = spec.resources.cpu, spec.resources.gpu
+    nodes = shape.nodes
     fits = fitting_trials(nodes, cpu, gpu)
-    cap = spec.search.max_concurrent
+    most = spec.search.max_concurrent
+    grow_to, growth = None, None
+    if shape.autoscaling:
+        added, growth = _growth(shape, cpu, gpu)
+        grow_to = fits + added
+        cap = max(grow_to, 1) if most is None else min(most, max(grow_to, 1))
+    else:
+        cap = most if most is not None else max(fits, 1)
     known = [g for _, g in nodes if g is not None]
     return TrialSlots(
-        cap=cap if cap is not None else max(fits, 1),
+        cap=cap,
         fits=fits,
         cpus=sum(c for c, _ in nodes),
         gpus=sum(known) if len(known) == len(nodes) else None,
         nodes=len(nodes),
         cpu=cpu,
         gpu=gpu,
-        max_concurrent=cap,
+        max_concurrent=most,
+        grow_to=grow_to,
+        growth=growth or None,
     )
 
 
 def trial_slots(connection: RayConnection, spec: ExperimentSpec) -> TrialSlots:
-    """The slots of the cluster the driver is connected to, as it is now (at start)."""
+    """The slots of the cluster the driver is connected to, as it is now."""
     nodes = connection.node_resources or ((connection.cpus, connection.gpus),)
-    return _slots(spec, nodes)
+    shape = connection.shape or ClusterShape(nodes=nodes)
+    return shape_slots(spec, shape)
 
 
 def local_slots(spec: ExperimentSpec) -> TrialSlots:
     """The slots of an embedded Ray on this machine, counting its CPUs (GPUs are counted by
     Ray when it starts, so not here)."""
-    return _slots(spec, ((float(os.cpu_count() or 1), None),))
+    return shape_slots(spec, ClusterShape(nodes=((float(os.cpu_count() or 1), None),)))

@@ -27,7 +27,11 @@ from packaging.requirements import Requirement
 from packaging.version import Version
 from ray.autoscaler._private.util import prepare_config, validate_config
 
+from tests.support.specs import spec_dict
+from tunefleet.cluster.capacity import ClusterShape, NodeType
 from tunefleet.common.ray_compat import SUPPORTED, minor
+from tunefleet.experiments.spec.loading import validate_spec
+from tunefleet.experiments.spec.slots import shape_slots
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -218,6 +222,48 @@ def test_cloud_config_has_a_head_a_cpu_and_a_gpu_worker_type_with_bounds(name: s
         assert node_type["resources"]["CPU"] >= 1
     assert sum(v["min_workers"] for v in workers.values()) <= config["max_workers"]
     assert types[gpu[0]]["min_workers"] == 0, "GPUs cost nothing while no trial needs one"
+
+
+@pytest.mark.parametrize("name", CLOUD_CONFIGS)
+def test_cloud_config_autoscales_a_default_spec_from_one_worker(name: str) -> None:
+    """The autoscaler's settings, and what a default 1-CPU spec makes of them on the head
+    (the limits tunefleet reads there): it starts on the one CPU worker, keeps trials
+    waiting for the CPU workers the autoscaler may still add, and never for GPU nodes."""
+    config = _launcher(name)
+    assert 0 < config["upscaling_speed"] <= 2
+    assert 1 <= config["idle_timeout_minutes"] <= 15, "idle workers are released"
+    head = config["head_node_type"]
+    workers = {t: v for t, v in config["available_node_types"].items() if t != head}
+    assert all(v["min_workers"] in (0, 1) for v in workers.values())
+    types = tuple(
+        NodeType(
+            name=t,
+            cpus=v["resources"]["CPU"],
+            gpus=v["resources"].get("GPU", 0),
+            max_workers=v["max_workers"],
+        )
+        for t, v in workers.items()
+    )
+    (cpu,) = [t for t in types if t.gpus == 0]
+    shape = ClusterShape(
+        nodes=((0, 0), (cpu.cpus, 0)),
+        node_types=types,
+        max_workers=config["max_workers"],
+        workers=((cpu.name, 1),),
+    )
+    spec = validate_spec({**spec_dict(), "search": {"algorithm": "optuna"}})
+    slots = shape_slots(spec, shape)
+    assert cpu.max_workers is not None
+    assert (slots.fits, slots.cap) == (cpu.cpus, cpu.cpus * cpu.max_workers)
+    assert slots.growth == f"{cpu.max_workers - 1} x {cpu.name}"
+
+
+def test_the_kuberay_cluster_autoscales_its_worker_groups() -> None:
+    spec = _cluster_spec(_manifest("raycluster"))
+    assert spec["enableInTreeAutoscaling"] is True
+    assert 60 <= spec["autoscalerOptions"]["idleTimeoutSeconds"] <= 900
+    for group in spec["workerGroupSpecs"]:
+        assert group["minReplicas"] in (0, 1) and group["maxReplicas"] > group["minReplicas"]
 
 
 def test_local_config_lists_documentation_addresses_and_lets_every_worker_join() -> None:

@@ -381,3 +381,64 @@ def test_auto_address_reads_the_file_ray_start_leaves_where_ray_does(
     )
     monkeypatch.setenv("RAY_ADDRESS", "10.0.0.9:6379")
     assert ray_compat.auto_address() == ("10.0.0.9:6379", "RAY_ADDRESS")
+
+
+def test_restored_search_alg_is_the_search_algorithm_ray_runs(
+    ray_instance: None, tmp_path: Path
+) -> None:
+    from ray.tune.search import ConcurrencyLimiter
+
+    from tunefleet.search.wrapping import NoSearch
+
+    limiter = ConcurrencyLimiter(NoSearch(), max_concurrent=1)
+    tune.Tuner(
+        scores,
+        param_space={"a": 1.0},
+        tune_config=tune.TuneConfig(metric="score", mode="max", search_alg=limiter, num_samples=2),
+        run_config=tune.RunConfig(name="limited", storage_path=str(tmp_path), verbose=0),
+    ).fit()
+    tuner = tune.Tuner.restore(str(tmp_path / "limited"), trainable=scores)
+    restored = ray_compat.restored_search_alg(tuner)
+    assert isinstance(restored, ConcurrencyLimiter), changed(
+        f"Tuner._local_tuner._tune_config.search_alg: got {type(restored).__name__}"
+    )
+    # The cap set on it is the one Ray's restored run uses (after Ray restores its state).
+    restored.set_max_concurrency(2)
+    tuner.fit()
+    assert restored.max_concurrent in (1, 2)
+
+
+def test_the_autoscaler_config_is_read_where_ray_keeps_it(tmp_path: Path) -> None:
+    """Autoscaler v2's limits in the GCS (the method Ray Data reads), and v1's in the file
+    its monitor process was started with: read from a real head with Ray's autoscaler."""
+    import subprocess
+    import sys
+
+    from ray._private.state import GlobalState
+
+    from tests.support.autoscaling_cluster import start_autoscaling_cluster
+
+    assert callable(getattr(GlobalState, "get_cluster_config", None)), changed(
+        "ray._private.state.GlobalState.get_cluster_config (autoscaler v2's limits)"
+    )
+    probe = (
+        "import json, sys, ray\n"
+        "from tunefleet.common.ray_compat import autoscaler_config\n"
+        "ray.init(address=sys.argv[1], log_to_driver=False)\n"
+        "print(json.dumps(autoscaler_config(ray.get_runtime_context().gcs_address)))\n"
+    )
+    with start_autoscaling_cluster(max_workers=2, worker_cpus=2) as cluster:
+        out = subprocess.run(
+            [sys.executable, "-c", probe, cluster.gcs_address],
+            env=cluster.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {
+        "max_workers": 2,
+        "node_types": {"cpu_node": {"resources": {"CPU": 2.0}, "max_workers": 2}},
+    }, changed("the v1 autoscaler's monitor command line (--gcs-address, --autoscaling-config)")
+    # An embedded Ray has no autoscaler.
+    assert ray_compat.autoscaler_config("127.0.0.1:1") is None

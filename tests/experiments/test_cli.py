@@ -113,7 +113,8 @@ def test_validate_prints_the_plan_without_running(tmp_path: Path) -> None:
     cpus = os.cpu_count()
     assert (
         f"trials      24; up to {cpus} at once on this machine ({cpus} CPUs, 1 CPU per trial); "
-        "on a cluster, as many as its nodes fit when the run starts\n"
+        "on a cluster, as many as its nodes fit, following nodes that join or leave, and as "
+        "many as its autoscaler may add nodes for\n"
     ) in out
     assert f"results     {tmp_path}/quickstart" in out
     assert out.rstrip().endswith("spec is valid.")

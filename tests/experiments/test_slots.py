@@ -1,4 +1,5 @@
-"""How many trials run at once: counted node by node at start, or `search.max_concurrent`."""
+"""How many trials run at once: counted node by node, grown with an autoscaler's limits,
+capped by `search.max_concurrent`, and moved while the run lasts."""
 
 from __future__ import annotations
 
@@ -6,11 +7,21 @@ import os
 from typing import Any
 
 import pytest
+from ray.tune.search import ConcurrencyLimiter
 
 from tunefleet.cluster import RayConnection
+from tunefleet.cluster.capacity import ClusterShape, NodeType
+from tunefleet.experiments.run.elastic import SlotWatch
 from tunefleet.experiments.spec.loading import validate_spec
 from tunefleet.experiments.spec.plan import at_once_text
-from tunefleet.experiments.spec.slots import TrialSlots, fitting_trials, local_slots, trial_slots
+from tunefleet.experiments.spec.slots import (
+    TrialSlots,
+    fitting_trials,
+    local_slots,
+    shape_slots,
+    trial_slots,
+)
+from tunefleet.search.wrapping import NoSearch
 
 
 def _spec(resources: dict[str, float] | None = None, **search: Any) -> Any:
@@ -102,18 +113,105 @@ def test_validate_says_how_many_here_and_how_a_cluster_is_counted() -> None:
     assert local_slots(_spec()).cap == cpus
     assert at_once_text(_spec()) == (
         f"up to {cpus} at once on this machine ({cpus} CPUs, 1 CPU per trial); on a "
-        "cluster, as many as its nodes fit when the run starts"
+        "cluster, as many as its nodes fit, following nodes that join or leave, and as many "
+        "as its autoscaler may add nodes for"
     )
     assert at_once_text(_spec(max_concurrent=cpus + 2)) == (
         f"up to {cpus} at once on this machine ({cpus} CPUs, 1 CPU per trial); on a cluster, "
-        f"up to {cpus + 2} (search.max_concurrent): those its nodes do not fit wait, and an "
-        "autoscaling cluster adds nodes for them"
+        f"as many as its nodes fit (and its autoscaler may add nodes for), up to {cpus + 2} "
+        "(search.max_concurrent)"
     )
     assert at_once_text(_spec(max_concurrent=1)) == (
         f"up to 1 at once on this machine ({cpus} CPUs, 1 CPU per trial) (search.max_concurrent)"
     )
     assert at_once_text(_spec({"cpu": 1, "gpu": 1})) == (
         f"up to {cpus} at once on this machine ({cpus} CPUs, 1 CPU and 1 GPU per trial, "
-        "fewer if Ray finds fewer GPUs); on a cluster, as many as its nodes fit when the run "
-        "starts"
+        "fewer if Ray finds fewer GPUs); on a cluster, as many as its nodes fit, following "
+        "nodes that join or leave, and as many as its autoscaler may add nodes for"
     )
+
+
+CPU_NODE = NodeType(name="cpu_node", cpus=4, gpus=0, max_workers=8)
+GPU_NODE = NodeType(name="gpu_node", cpus=8, gpus=1, max_workers=2)
+
+
+def test_an_autoscaler_counts_the_nodes_it_may_still_add() -> None:
+    # A 0-CPU head and one of 8 allowed 4-CPU workers: 4 trials fit now, 4 x 8 at most.
+    shape = ClusterShape(
+        nodes=((0, 0), (4, 0)), node_types=(CPU_NODE,), max_workers=10, workers=(("cpu_node", 1),)
+    )
+    slots = shape_slots(_spec(), shape)
+    assert (slots.fits, slots.grow_to, slots.cap, slots.running) == (4, 32, 32, 4)
+    assert slots.describe() == (
+        "up to 4 trials at once now, up to 32 as the autoscaler adds nodes (7 x cpu_node): "
+        "4 CPUs on 2 nodes, 1 CPU per trial"
+    )
+    # The cluster-wide max_workers binds before the type's own.
+    tight = ClusterShape(nodes=((0, 0),), node_types=(CPU_NODE,), max_workers=3)
+    assert shape_slots(_spec(), tight).grow_to == 12
+    # max_concurrent is the hard cap; the message says so.
+    capped = shape_slots(_spec(max_concurrent=6), shape)
+    assert (capped.cap, capped.grow_to) == (6, 32)
+    assert capped.describe().startswith(
+        "up to 4 trials at once now, up to 6 as the autoscaler adds nodes (7 x cpu_node) "
+        "(search.max_concurrent 6)"
+    )
+
+
+def test_gpu_trials_count_only_the_node_types_that_hold_them() -> None:
+    shape = ClusterShape(nodes=((2, 0),), node_types=(CPU_NODE, GPU_NODE), max_workers=10)
+    slots = shape_slots(_spec({"cpu": 2, "gpu": 0.5}), shape)
+    # CPU nodes hold none; each GPU node holds two; the head none.
+    assert (slots.fits, slots.grow_to) == (0, 4)
+    assert slots.growth == "2 x gpu_node"
+    # CPU trials are not counted on GPU nodes (Ray's autoscaler keeps those for GPU work).
+    cpu_only = shape_slots(_spec(), shape)
+    assert (cpu_only.grow_to, cpu_only.growth) == (2 + 32, "8 x cpu_node")
+
+
+def test_a_full_autoscaler_or_none_leaves_the_cap_at_what_fits() -> None:
+    full = ClusterShape(
+        nodes=((0, 0), *[(4, 0)] * 8),
+        node_types=(CPU_NODE,),
+        max_workers=10,
+        workers=(("cpu_node", 8),),
+    )
+    slots = shape_slots(_spec(), full)
+    assert (slots.fits, slots.grow_to, slots.cap) == (32, 32, 32)
+    assert slots.describe() == "up to 32 trials at once: 32 CPUs on 9 nodes, 1 CPU per trial"
+
+
+def _watch(spec: Any, start: ClusterShape) -> tuple[SlotWatch, ConcurrencyLimiter, list]:
+    changes: list[dict[str, Any]] = []
+    limiter = ConcurrencyLimiter(NoSearch(), max_concurrent=1)
+    seen: list[TrialSlots] = []
+    watch = SlotWatch(
+        spec, limiter, shape_slots(spec, start), changes=changes, on_change=seen.append
+    )
+    return watch, limiter, changes
+
+
+def test_the_watch_moves_rays_limiter_with_the_cluster_and_records_each_change() -> None:
+    spec = _spec()
+    watch, limiter, changes = _watch(spec, ClusterShape(nodes=((1, 0),)))
+    assert limiter.max_concurrent == 1
+    # Two nodes join: 3 slots; the limiter lets 3 trials out.
+    watch.check(ClusterShape(nodes=((1, 0), (1, 0), (1, 0))))
+    assert limiter.max_concurrent == 3
+    assert [limiter.suggest(f"t{i}") for i in range(4)] == [{}, {}, {}, None]
+    # The same cluster again: no change recorded.
+    watch.check(ClusterShape(nodes=((1, 0), (1, 0), (1, 0))))
+    assert [(c["nodes"], c["cap"]) for c in changes] == [(3, 3)]
+    # A node leaves: the cap follows it down.
+    watch.check(ClusterShape(nodes=((1, 0), (1, 0))))
+    assert limiter.max_concurrent == 2
+    assert [(c["nodes"], c["fits"], c["cap"]) for c in changes] == [(3, 3, 3), (2, 2, 2)]
+    assert all(isinstance(c["time"], float) for c in changes)
+
+
+def test_the_watch_keeps_max_concurrent_as_the_hard_cap() -> None:
+    spec = _spec(max_concurrent=2)
+    watch, limiter, _ = _watch(spec, ClusterShape(nodes=((1, 0),), node_types=(CPU_NODE,)))
+    assert limiter.max_concurrent == 2
+    watch.check(ClusterShape(nodes=((1, 0), *[(4, 0)] * 4), node_types=(CPU_NODE,)))
+    assert limiter.max_concurrent == 2

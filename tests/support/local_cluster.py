@@ -167,10 +167,8 @@ def start_cluster(
             **(extra_env or {}),
         }
     )
-    ray = str(BIN / "ray")
     gcs, dashboard, agent, *metrics = free_ports(3 + 2 * len(cpus))
     with_dashboard = dashboard_available()
-    common = ["--disable-usage-stats", "--object-store-memory=100000000"]
     nodes = [
         Node("head" if i == 0 else f"w{i}", root / ("head" if i == 0 else f"w{i}"), n)
         for i, n in enumerate(cpus)
@@ -192,21 +190,7 @@ def start_cluster(
                     f"--address=127.0.0.1:{gcs}",
                     f"--dashboard-agent-listen-port={metrics[2 * i + 1]}",
                 ]
-            subprocess.run(
-                [
-                    ray,
-                    "start",
-                    *where,
-                    f"--num-cpus={node.cpus}",
-                    f"--metrics-export-port={node.metrics_port}",
-                    f"--temp-dir={node.temp_dir}",
-                    *common,
-                ],
-                env=env,
-                check=True,
-                capture_output=True,
-                timeout=120,
-            )
+            _ray_start(node, where, env)
         for node in nodes:
             _find_raylet(node)
         print(f"\n{len(nodes)}-node cluster up in {time.monotonic() - started:.1f} s")
@@ -223,6 +207,43 @@ def start_cluster(
     finally:
         stop_marked(MARKER, root)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _ray_start(node: Node, where: list[str], env: Mapping[str, str]) -> None:
+    """`ray start` of one node: its CPUs, metrics port and temp dir (raises
+    CalledProcessError with Ray's output when it fails)."""
+    subprocess.run(
+        [
+            str(BIN / "ray"),
+            "start",
+            *where,
+            f"--num-cpus={node.cpus}",
+            f"--metrics-export-port={node.metrics_port}",
+            f"--temp-dir={node.temp_dir}",
+            "--disable-usage-stats",
+            "--object-store-memory=100000000",
+        ],
+        env=dict(env),
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+
+
+def join_worker(cluster: LocalCluster, cpus: int) -> Node:
+    """Adds a worker node to a running cluster (`ray start --address=...`), as a person
+    adds a machine; it is stopped with the cluster."""
+    metrics, agent = free_ports(2)
+    name = f"w{len(cluster.nodes)}"
+    node = Node(name, cluster.root / name, cpus, metrics_port=metrics)
+    where = [f"--address={cluster.gcs_address}", f"--dashboard-agent-listen-port={agent}"]
+    try:
+        _ray_start(node, where, cluster.env)
+    except subprocess.CalledProcessError as exc:
+        raise AssertionError(f"ray start failed:\n{exc.stderr.decode()[-3000:]}") from exc
+    _find_raylet(node)
+    cluster.nodes.append(node)
+    return node
 
 
 def kill_node(node: Node) -> None:
