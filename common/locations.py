@@ -9,7 +9,8 @@ wherever a folder does. Object stores are reached through pyarrow's filesystems,
 by the standard environment (for S3 and S3-compatible stores such as MinIO:
 `AWS_ENDPOINT_URL_S3`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_DEFAULT_REGION`).
 Failures become a `LocationError` whose one line names the location and the cause (missing
-bucket, refused credentials, unreachable endpoint) and never holds a credential.
+bucket, refused credentials, unreachable endpoint, a store that is down or throttling) and
+never holds a credential; `LocationError.transient` tells the failures that waiting may cure.
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ _SECRET_VARIABLES = (
 _DENIED = (
     "ACCESS_DENIED",
     "AccessDenied",
+    "INVALID_ACCESS_KEY_ID",
     "InvalidAccessKeyId",
+    "SIGNATURE_DOES_NOT_MATCH",
     "SignatureDoesNotMatch",
     "HTTP status 403",
     "PERMISSION_DENIED",
@@ -55,7 +58,24 @@ _UNREACHABLE = (
     "timed out",
     "UNAVAILABLE",
     "resolve host",
+    "Connection reset",
+    "Empty reply",
 )
+# A store that answers but is down, overloaded or throttling: HTTP 5xx, SlowDown.
+_BUSY = (
+    "SLOW_DOWN",
+    "SlowDown",
+    "THROTTLING",
+    "Throttling",
+    "SERVICE_UNAVAILABLE",
+    "ServiceUnavailable",
+    "INTERNAL_FAILURE",
+    "InternalError",
+    "REQUEST_TIMEOUT",
+    "RequestTimeout",
+    "RESOURCE_EXHAUSTED",
+)
+_SERVER_ERROR = re.compile(r"HTTP (?:status|response code):? 5\d\d")
 
 
 class LocationError(TunefleetError, ValueError):
@@ -63,11 +83,22 @@ class LocationError(TunefleetError, ValueError):
 
     `exit_code` is 2 for a location given wrong (unknown scheme, credentials in the URI,
     missing bucket) and 1 for a store that refused or could not be reached.
+
+    Attributes:
+        transient: The store could not be reached, or was down or throttling: the same
+            request may succeed later. Refused credentials, a missing bucket or an
+            unknown error are not transient.
+        cause: The store's reason in a few words (`AWS Error SLOW_DOWN during PutObject
+            operation`), or the message when there is none.
     """
 
-    def __init__(self, message: str, *, exit_code: int = 2) -> None:
+    def __init__(
+        self, message: str, *, exit_code: int = 2, transient: bool = False, cause: str = ""
+    ) -> None:
         super().__init__(_scrub(message))
         self.exit_code = exit_code
+        self.transient = transient
+        self.cause = _scrub(cause) or str(self)
 
 
 def is_uri(where: str | os.PathLike[str]) -> bool:
@@ -202,6 +233,8 @@ def locate(where: str | os.PathLike[str]) -> Location:
     try:
         filesystem, path = pafs.FileSystem.from_uri(uri)
     except (ValueError, OSError) as exc:  # pyarrow.ArrowInvalid is a ValueError
+        if isinstance(exc, OSError) and _reason(_first_line(exc)) is not None:
+            raise _error(uri, exc) from None  # e.g. S3's bucket region lookup failed
         raise LocationError(
             f"{uri}: pyarrow cannot open {scheme}:// URIs ({_first_line(exc)}); give a "
             "local folder or an s3://, gs:// or abfs:// URI."
@@ -221,27 +254,52 @@ def translated(uri: str) -> Iterator[None]:
         raise _error(uri, exc) from None
 
 
+def _reason(detail: str) -> str | None:
+    """Why a store failed, from pyarrow's message: `denied`, `unreachable`, `busy`,
+    `no-bucket`, or None when the message does not say."""
+    if any(word in detail for word in _DENIED):
+        return "denied"
+    if any(word in detail for word in _UNREACHABLE):
+        return "unreachable"
+    if any(word in detail for word in _BUSY) or _SERVER_ERROR.search(detail):
+        return "busy"
+    if "NO_SUCH_BUCKET" in detail or "NoSuchBucket" in detail:
+        return "no-bucket"
+    return None
+
+
 def _error(uri: str, exc: BaseException) -> LocationError:
     detail = _first_line(exc)
-    if any(word in detail for word in _DENIED):
+    reason, cause = _reason(detail), _short(detail)
+    if reason == "denied":
         return LocationError(
-            f"{uri}: the object store refused access ({_short(detail)}); check the "
+            f"{uri}: the object store refused access ({cause}); check the "
             "credentials in the environment (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY for "
             "S3) and the bucket's permissions.",
             exit_code=1,
+            cause=cause,
         )
-    if any(word in detail for word in _UNREACHABLE):
+    if reason == "unreachable":
         endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
         where = f" at {endpoint}" if endpoint and uri.startswith("s3://") else ""
         return LocationError(
-            f"{uri}: cannot reach the object store{where} ({_short(detail)}); check the "
+            f"{uri}: cannot reach the object store{where} ({cause}); check the "
             "endpoint (AWS_ENDPOINT_URL_S3 for S3-compatible stores) and the network.",
             exit_code=1,
+            transient=True,
+            cause=cause,
         )
-    if "NO_SUCH_BUCKET" in detail or "NoSuchBucket" in detail:
+    if reason == "busy":
+        return LocationError(
+            f"{uri}: the object store is down or throttling requests ({cause}); try again later.",
+            exit_code=1,
+            transient=True,
+            cause=cause,
+        )
+    if reason == "no-bucket":
         bucket = uri.partition("://")[2].split("/", 1)[0]
-        return LocationError(f"{uri}: the bucket {bucket!r} does not exist.")
-    return LocationError(f"{uri}: {detail}", exit_code=1)
+        return LocationError(f"{uri}: the bucket {bucket!r} does not exist.", cause=cause)
+    return LocationError(f"{uri}: {detail}", exit_code=1, cause=cause)
 
 
 def _short(detail: str) -> str:

@@ -101,16 +101,20 @@ def write_text_atomic(path: str, text: str) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def write_parquet_atomic(table: pa.Table, path: str, info: Mapping[str, Any]) -> None:
+def write_parquet_atomic(table: pa.Table, path: str | Location, info: Mapping[str, Any]) -> None:
     """Writes `table` to `path` so that readers see the old file or the new one, never half.
 
     Local paths are written to a temporary file in the same directory and renamed over the
     target; object stores (`s3://`, `gs://`, ...) publish an object whole on upload.
+
+    Raises:
+        LocationError: If an object store cannot be written (the message says why;
+            `transient` when waiting may cure it).
     """
     meta = dict(table.schema.metadata or {})
     meta[METADATA_KEY] = json.dumps(info, default=str).encode()
     table = table.replace_schema_metadata(meta)
-    location = locate(path)
+    location = path if isinstance(path, Location) else locate(path)
     if location.remote:
         with translated(location.uri):
             pq.write_table(table, location.path, filesystem=location.filesystem)

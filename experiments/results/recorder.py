@@ -4,8 +4,9 @@ A Ray Tune callback on the driver records every result as it arrives and writes 
 during the run (each time Ray saves its experiment state, every `results.flush_every_s`
 seconds, so the files and the state `resume` restores agree) and when it ends. Files are replaced
 atomically (written to a temporary name, then renamed), so a reader, or a crash, never sees
-a half-written file. The columns and metadata keys are documented in
-experiments/SCHEMA.md.
+a half-written file. During a run, writes to an object store go on a thread of their own
+and ride through the store's blips (`tunefleet.experiments.results.storage_outage`). The
+columns and metadata keys are documented in experiments/SCHEMA.md.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import pyarrow as pa
 from ray.tune import Callback
 
+from tunefleet.common.locations import Location, locate
 from tunefleet.common.ray_compat import pbt_log_path
 from tunefleet.experiments.results.files import EXPLOITS_FILE, ITERATIONS_FILE, TRIALS_FILE
 from tunefleet.experiments.results.iteration_log import COMPACT_EVERY, IterationLog
@@ -33,6 +35,7 @@ from tunefleet.experiments.results.parquet_io import (
 )
 from tunefleet.experiments.results.parquet_io import join_path as _join
 from tunefleet.experiments.results.pbt_log import read_exploits
+from tunefleet.experiments.results.storage_outage import BackgroundWrites, run_outage
 from tunefleet.experiments.results.trial_rows import (
     Target,
     TrialRecord,
@@ -104,6 +107,8 @@ class ResultsRecorder(Callback):
         self.started_at = time.time() if started_at is None else started_at
         self._run_started = self.started_at
         self._earlier_wall_s = 0.0  # run time of earlier runs of this experiment (resume)
+        self._writes: BackgroundWrites | None = None  # an object store's, during a run
+        self._files: dict[str, Location] = {}  # file name -> where it is written
 
     # Ray Tune callback hooks ---------------------------------------------------------
 
@@ -116,6 +121,8 @@ class ResultsRecorder(Callback):
     ) -> None:
         """Picks up the files of an earlier run of this experiment (resume, extend)."""
         self._load_existing()
+        if self._location(TRIALS_FILE).remote:
+            self._writes = BackgroundWrites(run_outage(self.experiment_dir, self.info))
 
     def on_step_begin(self, iteration: int, trials: list[Any], **info: Any) -> None:
         if self._earlier and not self._pruned:
@@ -182,8 +189,10 @@ class ResultsRecorder(Callback):
 
     def on_step_end(self, iteration: int, trials: list[Any], **info: Any) -> None:
         self._trials = trials
+        if self._writes is not None:
+            self._writes.check()  # a store that failed for good, or for too long, stops the run
         if self._dirty and self._ray_saved:
-            self.flush()
+            self._flush(wait=False)
 
     def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
         """On Ctrl-C, Ray saves its state one last time and then stops the running trials,
@@ -258,14 +267,42 @@ class ResultsRecorder(Callback):
     # Writing -------------------------------------------------------------------------
 
     def flush(self, *, ended_at: float | None = None) -> None:
-        """Writes both Parquet files now.
+        """Writes the Parquet files now (during a run on an object store, waits until they
+        are written, riding through the store's blips for up to `results.storage_outage_s`).
 
         Args:
             ended_at: Unix time the results end (`tunefleet export`); default: now.
+
+        Raises:
+            LocationError: If the object store cannot be written.
         """
+        self._flush(ended_at=ended_at, wait=True)
+
+    def _flush(self, *, ended_at: float | None = None, wait: bool) -> None:
+        files = self._snapshot(ended_at)
+        if self._writes is None:
+            self._write(files)  # if it raises, nothing is marked written
+            self._dirty = self._ray_saved = False
+            return
+        self._dirty = self._ray_saved = False  # the writes hold them until written
+        self._writes.submit(lambda: self._write(files))
+        if wait:
+            self._writes.wait()
+
+    def _write(self, files: list[tuple[Location, pa.Table, dict[str, Any]]]) -> None:
+        for location, table, meta in files:
+            write_parquet_atomic(table, location, meta)
+        self._written = True
+
+    def _snapshot(
+        self, ended_at: float | None = None
+    ) -> list[tuple[Location, pa.Table, dict[str, Any]]]:
+        """Every file to write, with what it holds now."""
         now = time.time() if ended_at is None else ended_at
         meta = {
-            **self.info,
+            # Lists other callbacks append to (the slot changes) are copied: the writes may
+            # run on another thread.
+            **{k: list(v) if isinstance(v, list) else v for k, v in self.info.items()},
             "started_at": self.started_at,
             "written_at": now,
             "wall_s": self._earlier_wall_s + (now - self._run_started),
@@ -278,17 +315,19 @@ class ResultsRecorder(Callback):
             exploits = self.exploits_table()
             if exploits.num_rows:
                 tables[EXPLOITS_FILE] = exploits
-        for file, table in tables.items():
-            table = with_experiment(table, name)
-            write_parquet_atomic(table, _join(self.experiment_dir, file), meta)
-        self._dirty = False
-        self._written = True
-        self._ray_saved = False
+        return [(self._location(f), with_experiment(t, name), meta) for f, t in tables.items()]
+
+    def _location(self, file: str) -> Location:
+        """Where `file` goes, located once (S3 looks up the bucket's region each time)."""
+        if file not in self._files:
+            self._files[file] = locate(_join(self.experiment_dir, file))
+        return self._files[file]
 
     @property
     def needs_flush(self) -> bool:
         """Whether the files lack results recorded (or were never written by this recorder)."""
-        return self._dirty or not self._written
+        pending = self._writes is not None and self._writes.pending
+        return self._dirty or not self._written or pending
 
     def trials_table(self) -> pa.Table:
         """One row per trial, in the order Ray created them (earlier runs' trials first)."""

@@ -95,9 +95,15 @@ class ResultsSettings(Section):
         flush_every_s: Seconds between saves of Ray's experiment state, each followed by a
             rewrite of the files, while the run goes on (they are also written when it
             ends, fails or is interrupted). Ray's own default adapts between 10 s and more.
+        storage_outage_s: Seconds an object store (`--storage s3://...`) may stay
+            unreachable, down or throttling while the run writes its files: the run goes on
+            and the writes are retried, holding every result once they succeed. A longer
+            outage, or an error that waiting does not cure (a missing bucket, refused
+            credentials), stops the run in one line that names the resume command.
     """
 
     flush_every_s: float = Field(default=10.0, gt=0, allow_inf_nan=False)
+    storage_outage_s: float = Field(default=300.0, gt=0, allow_inf_nan=False)
 
 
 def _check_metric(value: Any) -> Any:

@@ -100,6 +100,19 @@ def slow_counter(config: dict[str, Any]) -> None:
             report(metrics, checkpoint=directory)
 
 
+def until_released(config: dict[str, Any]) -> None:
+    """Reports `score` as `linear` does, and `step`, every `sleep` seconds until the file
+    `config["release"]` exists: a trial that lasts until the test is done with it (at most
+    `max_steps` steps, a safety net)."""
+    import time
+
+    for step in range(1, int(config.get("max_steps", 10_000)) + 1):
+        report({"score": expected_score(config, step), "step": step})
+        if Path(config["release"]).exists():
+            return
+        time.sleep(float(config["sleep"]))
+
+
 def logs_config(config: dict[str, Any]) -> None:
     """Appends the config it received to the file `config["log"]` (one JSON line, in the
     order trials start), sleeps `config["sleep_s"]`, then reports `score = -(x - 0.3)^2`

@@ -77,6 +77,7 @@ WRONG_VALUES: dict[str, st.SearchStrategy[Any]] = {
     "failure.fail_fast": non_bool,
     "failure.keep_checkpoints": st.one_of(non_int, st.integers(max_value=0)),
     "results.flush_every_s": st.one_of(non_number, st.floats(max_value=0), non_finite),
+    "results.storage_outage_s": st.one_of(non_number, st.floats(max_value=0), non_finite),
     "stop.training_iteration": st.one_of(non_number, non_finite),
     "scheduler.name": _not_one_of(SCHEDULERS),
 }
