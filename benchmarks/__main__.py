@@ -25,6 +25,8 @@ writes every figure to a JSON file. The cases (default: all but `scale`):
   the same tables (from the same Ray results, and from the finished rows).
 - `scale` (opt-in, long): 10,000 one-iteration trials; throughput and driver memory.
 - `soak` (opt-in): 2,000 one-iteration trials; checks the Parquet rows and driver memory.
+- `elastic` (opt-in): a default Optuna spec on Ray's fake autoscaler: time from a pending
+  trial to a trial on a new node, and the share of slots busy 10 s after each node joins.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ DEFAULT_CASES = (
     "search",
     "export",
 )
-ALL_CASES = (*DEFAULT_CASES, "time-to-target-cnn", "seed-policy", "scale", "soak")
+ALL_CASES = (*DEFAULT_CASES, "time-to-target-cnn", "seed-policy", "scale", "soak", "elastic")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -190,6 +192,11 @@ def _run_case(case: str, args: argparse.Namespace, figures: dict[str, Any]) -> s
 
         figures[case] = export_speed.run(repeat=args.repeats)
         return _export_markdown(figures[case])
+    if case == "elastic":
+        from benchmarks import elastic
+
+        figures[case] = elastic.run(repeats=args.repeats)
+        return elastic.markdown(figures[case])
     if case == "soak":
         from benchmarks import soak
 

@@ -17,11 +17,8 @@ trainable's module) before the trial starts; `worker_started` -> `trial_started`
 
 from __future__ import annotations
 
-import contextlib
-import importlib
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import fixed_cost
+from benchmarks.local_ray import free_ports, stop_marked
 
 __all__ = ["CASES", "markdown", "run", "start_head", "stop_head"]
 
@@ -36,18 +34,6 @@ CASES = ("tunefleet", "Ray Tune script")
 FIRST_TRIAL_TARGET_S = 3.0
 FINISH_TARGET_S = 5.0
 MARKER = "TUNEFLEET_BENCH_HEAD"
-
-
-def _free_ports(count: int) -> list[int]:
-    sockets = []
-    for _ in range(count):
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        sockets.append(sock)
-    ports = [sock.getsockname()[1] for sock in sockets]
-    for sock in sockets:
-        sock.close()
-    return ports
 
 
 def _clean_env() -> dict[str, str]:
@@ -63,7 +49,7 @@ def start_head(root: Path, *, cpus: int) -> str:
     Raises:
         RuntimeError: With Ray's output, if the head did not start.
     """
-    gcs, dashboard, agent, metrics, client = _free_ports(5)
+    gcs, dashboard, agent, metrics, client = free_ports(5)
     command = [
         str(Path(sys.executable).parent / "ray"),
         "start",
@@ -94,23 +80,7 @@ def start_head(root: Path, *, cpus: int) -> str:
 
 def stop_head(root: Path) -> None:
     """Ends every process carrying `root`'s marker (SIGTERM, then SIGKILL); removes `root`."""
-    # Ray bundles psutil: importing ray puts it on sys.path.
-    import ray  # noqa: F401
-
-    psutil: Any = importlib.import_module("psutil")
-    procs = []
-    for proc in psutil.process_iter():
-        with contextlib.suppress(psutil.Error, OSError):
-            if proc.environ().get(MARKER) == str(root):
-                procs.append(proc)
-    for proc in procs:
-        with contextlib.suppress(psutil.Error):
-            proc.terminate()
-    _, alive = psutil.wait_procs(procs, timeout=5)
-    for proc in alive:
-        with contextlib.suppress(psutil.Error):
-            proc.kill()
-    psutil.wait_procs(alive, timeout=5)
+    stop_marked(MARKER, root)
     shutil.rmtree(root, ignore_errors=True)
 
 

@@ -478,7 +478,7 @@ def autoscaler_config(gcs_address: str) -> dict[str, Any] | None:
         `{"max_workers": int | None, "node_types": {name: {"resources": {"CPU": .., "GPU":
         ..}, "max_workers": int}}}`; the head's type is left out.
     """
-    from ray._private.state import state
+    from ray._private.state import state  # Ray's GCS state: only where a run asks
 
     try:
         config = state.get_cluster_config()
@@ -499,7 +499,7 @@ def autoscaler_config(gcs_address: str) -> dict[str, Any] | None:
     path = _monitor_config_path(gcs_address)
     if path is None:
         return None
-    import yaml
+    import yaml  # only on a cluster with an autoscaler
 
     try:
         raw = yaml.safe_load(Path(path).expanduser().read_text())

@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from tests.support.autoscaling_cluster import (
+from benchmarks.fake_autoscaler import (
     AutoscalingCluster,
     kill_worker,
     start_autoscaling_cluster,
@@ -32,7 +32,7 @@ def _spec(algorithm: str, trials: int, steps: int, **more: Any) -> str:
     of half a second each, checkpointing every step."""
     return spec_yaml(
         name="elastic",
-        trainable="tests.support.elastic_trainables:paced",
+        trainable="benchmarks.elastic:paced",
         space={"x": {"uniform": [0.0, 1.0]}, "steps": steps, "sleep": 0.5},
         search={"algorithm": algorithm, "num_samples": trials, "seed": 0},
         results={"flush_every_s": 1},

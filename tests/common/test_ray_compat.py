@@ -416,7 +416,7 @@ def test_the_autoscaler_config_is_read_where_ray_keeps_it(tmp_path: Path) -> Non
 
     from ray._private.state import GlobalState
 
-    from tests.support.autoscaling_cluster import start_autoscaling_cluster
+    from benchmarks.fake_autoscaler import start_autoscaling_cluster
 
     assert callable(getattr(GlobalState, "get_cluster_config", None)), changed(
         "ray._private.state.GlobalState.get_cluster_config (autoscaler v2's limits)"

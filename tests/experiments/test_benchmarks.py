@@ -221,3 +221,30 @@ def test_the_before_case_runs_the_same_spec_one_trial_at_a_time(tmp_path: Path) 
     assert before["search"].pop("max_concurrent") == 1
     assert after["search"].pop("max_concurrent") == 2
     assert before == after
+
+
+def test_the_elastic_benchmark_counts_busy_slots_after_each_join() -> None:
+    import pandas as pd
+
+    from benchmarks import elastic
+
+    # Node a joins at 0 and runs trials from 2 s; b joins at 5 and gets one at 9; c joins at
+    # 6 and idles until 20: 10 s after each join, 1/1, then 2/2, then 2/3 slots are busy.
+    spans = pd.DataFrame(
+        {
+            "trial_id": ["t1", "t2", "t3", "t4"],
+            "node_id": ["a", "a", "b", "c"],
+            "began": [102.0, 108.0, 109.0, 120.0],
+            "ended": [108.0, 130.0, 130.0, 130.0],
+        }
+    )
+    row = elastic._figures(
+        "default spec", spans, {"a": 100.0, "b": 105.0, "c": 106.0}, started=99.0, wall_s=31.0
+    )
+    assert row["pending_to_new_node_s"] == 3.0
+    assert row["join_to_first_trial_s"] == {"a": 2.0, "b": 4.0, "c": 14.0}
+    assert [(b["running"], b["slots"]) for b in row["busy_after_join"]] == [(1, 1), (2, 2), (2, 3)]
+    assert row["busy_share"] == 5 / 6
+    assert "| default spec | 31.0 | 3 / 3 | 3.0 | 2.0, 4.0, 14.0 | 83% (1/1 2/2 2/3) |" in (
+        elastic.markdown([row])
+    )

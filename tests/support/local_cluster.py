@@ -10,36 +10,35 @@ by the metrics port each is given.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
 import re
 import secrets
 import shutil
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-BIN = Path(sys.executable).parent
+from benchmarks.local_ray import BIN, free_ports, psutil_module, stop_marked
+
+__all__ = [
+    "BIN",
+    "MARKER",
+    "LocalCluster",
+    "Node",
+    "busy_worker",
+    "dashboard_available",
+    "free_ports",
+    "join_worker",
+    "kill_node",
+    "psutil_module",
+    "start_cluster",
+    "stop_marked",
+]
+
 MARKER = "TUNEFLEET_TEST_CLUSTER"
-
-
-def free_ports(count: int) -> list[int]:
-    """`count` distinct ports on 127.0.0.1 that nothing listens on right now."""
-    sockets = []
-    for _ in range(count):
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        sockets.append(sock)
-    ports = [sock.getsockname()[1] for sock in sockets]
-    for sock in sockets:
-        sock.close()
-    return ports
 
 
 @dataclass
@@ -81,34 +80,6 @@ class LocalCluster:
 
     def node_of(self, node_id: str) -> Node:
         return next(node for node in self.nodes if node.node_id == node_id)
-
-
-def psutil_module() -> Any:
-    """psutil as Ray bundles it (importing ray puts it on sys.path)."""
-    import ray  # noqa: F401
-
-    return importlib.import_module("psutil")
-
-
-def stop_marked(marker: str, root: Path) -> None:
-    """Ends every process whose environment has `marker` set to `root` (the nodes a helper
-    started, and everything they started): SIGTERM, then SIGKILL."""
-    psutil = psutil_module()
-    procs = []
-    for proc in psutil.process_iter():
-        try:
-            if proc.environ().get(marker) == str(root):
-                procs.append(proc)
-        except (psutil.Error, OSError):
-            continue
-    for proc in procs:
-        with contextlib.suppress(psutil.Error):
-            proc.terminate()
-    _, alive = psutil.wait_procs(procs, timeout=3)
-    for proc in alive:
-        with contextlib.suppress(psutil.Error):
-            proc.kill()
-    psutil.wait_procs(alive, timeout=5)
 
 
 def _find_raylet(node: Node) -> None:

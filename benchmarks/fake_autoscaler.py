@@ -1,12 +1,13 @@
-"""A real autoscaling Ray cluster on this machine, for tests: Ray's own autoscaler on its
+"""A real autoscaling Ray cluster on this machine, for the tests and the elastic benchmark:
+Ray's own autoscaler on its
 `fake_multinode` node provider (the one Ray's autoscaler tests use), which launches worker
 nodes as local processes for pending demand and terminates idle ones.
 
 Ray's wheel does not ship the example config that `ray.cluster_utils.AutoscalingCluster`
 reads (and its `start()` runs `ray stop --force`, which stops every Ray on the machine), so
 the config is written here. The provider's `gcs_address` points the launched nodes at the
-head's port (they look for 6379 without it). Every process inherits the marker variable of
-`tests.support.local_cluster`, so stopping the cluster stops only what it started.
+head's port (they look for 6379 without it). Every process inherits a marker variable, so
+stopping the cluster stops only what it started.
 """
 
 from __future__ import annotations
@@ -25,8 +26,11 @@ from typing import Any
 
 import yaml
 
-from tests.support.local_cluster import BIN, MARKER, free_ports, psutil_module, stop_marked
+from benchmarks.local_ray import BIN, free_ports, psutil_module, stop_marked
 
+__all__ = ["AutoscalingCluster", "autoscaler_config", "kill_worker", "start_autoscaling_cluster"]
+
+MARKER = "TUNEFLEET_FAKE_AUTOSCALER"
 WORKER_TYPE = "cpu_node"
 # The node id the fake provider gives the head (`FAKE_HEAD_NODE_ID` in Ray's provider).
 HEAD_NODE_ID = "f" * 51 + "00000"
