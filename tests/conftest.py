@@ -16,6 +16,27 @@ from tests.support.object_store import ObjectStore, start_object_store
 REPO = Path(__file__).resolve().parents[1]
 
 
+def _fail_skips_under_ci(report: pytest.TestReport | pytest.CollectReport) -> None:
+    """Under CI (`CI` set), a skipped test or module fails: CI installs everything every
+    test needs, so a skip there means a feature went untested without a word."""
+    if os.environ.get("CI") and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"skipped under CI, where every test must run: {reason}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    _fail_skips_under_ci(outcome.get_result())  # type: ignore[attr-defined]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Iterator[None]:
+    outcome = yield
+    _fail_skips_under_ci(outcome.get_result())  # type: ignore[attr-defined]
+
+
 @pytest.fixture(scope="session")
 def object_store() -> Iterator[ObjectStore]:
     """moto's S3 server on 127.0.0.1 with a bucket, its endpoint and credentials exported

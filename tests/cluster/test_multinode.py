@@ -27,12 +27,15 @@ from tests.support.local_cluster import (
     kill_node,
     start_cluster,
 )
+from tests.support.overlap import most_at_once
 from tunefleet.cluster import ClusterError
 from tunefleet.cluster.jobs import DEFAULT_EXCLUDES, job_request, submit
 from tunefleet.cluster.launcher import attach, down, launcher_command, up
 from tunefleet.common.ray_compat import installed_ray_version
 
 # --- Helpers that need no Ray -------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_job_request_runs_the_spec_from_the_uploaded_folder(tmp_path: Path) -> None:
@@ -228,13 +231,16 @@ def cluster() -> Iterator[LocalCluster]:
 
 SPREAD_SPEC = """
 name: spread
-trainable: tunefleet.trainables.examples.digits:mlp_trainable
-metric: val_accuracy
+trainable: tests.support.overlap:gathering
+metric: score
 mode: max
 space:
-  lr: {loguniform: [1.0e-3, 1.0e-2]}
-  hidden: 32
-  epochs: 3
+  x: {uniform: [0.0, 1.0]}
+  steps: 3
+  sleep: 0.3
+  gather: 4
+  wait_s: 20
+  meet: MEET
 search: {num_samples: 6, seed: 0}
 resources: {cpu: 1}
 """
@@ -251,8 +257,9 @@ def _tunefleet(cluster: LocalCluster, spec: Path, storage: Path) -> subprocess.P
             "--storage",
             str(storage),
         ],
-        env=cluster.env,
-        cwd=spec.parent,
+        # The repository on the path: the trial imports `tests.support.overlap`.
+        env={**cluster.env, "PYTHONPATH": str(REPO)},
+        cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -264,14 +271,15 @@ def _tunefleet(cluster: LocalCluster, spec: Path, storage: Path) -> subprocess.P
 def test_trials_spread_over_the_nodes(
     cluster: LocalCluster, tmp_path: Path, algorithm: str
 ) -> None:
-    """The cluster's 4 CPUs hold 4 trials at once, and each node's CPUs are used, whatever
-    chooses the configs (Ray alone would give Optuna one trial at a time: one node)."""
+    """The cluster's 4 CPUs hold 4 trials at once, measured from the trials' own step times,
+    and each node's CPUs are used, whatever chooses the configs (Ray alone would give Optuna
+    one trial at a time: one node)."""
     spec = tmp_path / "spread.yaml"
     spec.write_text(
         SPREAD_SPEC.replace(
             "search: {num_samples: 6, seed: 0}",
             f"search: {{algorithm: {algorithm}, num_samples: 6, seed: 0}}",
-        )
+        ).replace("MEET", str(tmp_path / "meet"))
     )
     proc = _tunefleet(cluster, spec, tmp_path / "results")
     stdout, stderr = proc.communicate(timeout=240)
@@ -283,6 +291,8 @@ def test_trials_spread_over_the_nodes(
     assert list(trials["status"]) == ["TERMINATED"] * 6
     assert set(iterations["node_id"]) == cluster.node_ids(), iterations["node_id"].value_counts()
     assert "up to 4 trials at once: 4 CPUs on 3 nodes, 1 CPU per trial\n" in stderr
+    # The first four wait for each other (at most 20 s): only a cap below 4 keeps them apart.
+    assert most_at_once(iterations) == 4, iterations[["trial_id", "node_id", "began", "ended"]]
 
 
 JOB_MODEL = """

@@ -144,9 +144,12 @@ class BucketReader(threading.Thread):
             for name, seen in self.versions.items():
                 try:
                     body = self.client.get_object(Bucket=bucket, Key=f"{prefix}/{name}")["Body"]
+                    data = body.read()
                 except self.client.exceptions.NoSuchKey:
                     continue  # not written yet
-                data = body.read()
+                except Exception as exc:  # recorded, and the reader goes on reading
+                    self.failures.append(f"{name}, plain GET: {exc!r}")
+                    continue
                 try:
                     seen.add(pq.read_table(io.BytesIO(data)).num_rows)
                 except Exception as exc:
@@ -370,6 +373,7 @@ def test_a_stopped_job_resumes_from_the_bucket_and_every_command_reads_it(
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "tpe: 8 trials (8 terminated)" in resumed.stdout
     assert reader.failures == []
+    assert reader.versions["trials.parquet"], "the reader never read the results"
     _check_no_trial_lost_or_run_twice(exp, trials=8, iterations=None)
     trials = pd.read_parquet(f"{exp}/trials.parquet")
     rows = pd.read_parquet(f"{exp}/iterations.parquet")

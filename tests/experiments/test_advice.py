@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import math
+import os
 from typing import Any
 
 import pytest
@@ -42,18 +42,18 @@ def test_no_scale_warning(param: dict[str, Any]) -> None:
     assert advise(_spec(space={"p": param})) == []
 
 
-def test_budget_warning_only_when_the_spec_shows_it() -> None:
+def test_budget_warning_only_when_the_spec_shows_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)  # a machine of 4 CPUs; the spec caps at 2
     per_trial = 10.0
     spec = _spec(
         search={"num_samples": 8, "time_budget_s": 15, "max_concurrent": 2},
         stop={"time_total_s": per_trial},
     )
-    assert parallel_trials(spec) <= 2
-    wall = math.ceil(8 / parallel_trials(spec)) * per_trial
+    assert parallel_trials(spec) == 2
+    wall = 40.0  # 8 trials, 2 at a time, 10 s each
     assert advise(spec) == [
-        f"search.time_budget_s: 15 s cannot finish 8 trials of stop.time_total_s=10 s "
-        f"({parallel_trials(spec)} at a time need {wall:g} s); raise it to {wall:g} or lower "
-        "num_samples."
+        "search.time_budget_s: 15 s cannot finish 8 trials of stop.time_total_s=10 s "
+        "(2 at a time need 40 s); raise it to 40 or lower num_samples."
     ]
     enough = _spec(
         search={"num_samples": 8, "time_budget_s": wall, "max_concurrent": 2},

@@ -94,10 +94,15 @@ def test_a_writer_killed_mid_write_leaves_the_previous_complete_file(tmp_path: P
             while _generation(path) < base:
                 assert time.monotonic() < deadline, "the writer never completed a write"
                 time.sleep(0.02)
-        kill_at = time.monotonic() + rng.uniform(0.05, 1.2)
+        # Killed while it writes: once its temporary file exists (an event, not a guess at
+        # how long a write takes on this machine), after a random number of polls.
+        mine = path.parent / f".{path.name}.{proc.pid}.tmp"
+        polls, deadline = rng.randint(0, 20), time.monotonic() + 120
         seen = [_generation(path)]
-        while time.monotonic() < kill_at:
+        while polls > 0 or not mine.exists():
+            assert time.monotonic() < deadline, "the writer never started a write"
             seen.append(_generation(path))  # readers see a whole file at every moment
+            polls -= 1
             time.sleep(0.01)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=60)

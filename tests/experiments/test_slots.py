@@ -108,9 +108,12 @@ def test_slots_survive_the_results_metadata() -> None:
     assert TrialSlots.from_dict(slots.to_dict()) == slots
 
 
-def test_validate_says_how_many_here_and_how_a_cluster_is_counted() -> None:
-    cpus = os.cpu_count() or 1
-    assert local_slots(_spec()).cap == cpus
+def test_validate_says_how_many_here_and_how_a_cluster_is_counted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(os, "cpu_count", lambda: 6)  # a machine of 6 CPUs
+    cpus = 6
+    assert local_slots(_spec()).cap == 6
     assert at_once_text(_spec()) == (
         f"up to {cpus} at once on this machine ({cpus} CPUs, 1 CPU per trial); on a "
         "cluster, as many as its nodes fit, following nodes that join or leave, and as many "

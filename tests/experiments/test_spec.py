@@ -226,6 +226,8 @@ def test_missing_file() -> None:
 
 def test_shipped_examples_validate() -> None:
     root = Path(__file__).resolve().parents[2] / "experiments"
-    for path in sorted(root.glob("*.yaml")):
+    paths = sorted(root.glob("*.yaml"))
+    assert len(paths) >= 5, paths  # the quickstart and the other shipped examples
+    for path in paths:
         spec, _ = load_spec(path)
         make_plan(spec, {})

@@ -67,7 +67,7 @@ def _driver(code: str, env: dict[str, str] | None = None) -> tuple[dict, str]:
 def test_a_no_op_run_imports_no_library_it_does_not_use_in_the_driver(
     tmp_path: Path,
 ) -> None:
-    spec = _noop_spec(tmp_path, "startup", space={"timeline": str(tmp_path / "t.txt")})
+    spec = _noop_spec(tmp_path, "startup")
     driver = textwrap.dedent(
         f"""
         import atexit, json, sys
@@ -93,6 +93,35 @@ def test_a_no_op_run_imports_no_library_it_does_not_use_in_the_driver(
 
     rows = pd.read_parquet(tmp_path / "res" / "startup" / "iterations.parquet")
     assert len(rows) == 4  # 2 trials x 2 results: the same trials and results as before
+
+
+def test_a_no_op_run_imports_no_library_it_does_not_use_in_the_worker(tmp_path: Path) -> None:
+    """The trial's worker process loads what Ray Tune and the trainable's module need, not
+    torch, Optuna or the other libraries a random search of a plain function never uses."""
+    modules = tmp_path / "worker.json"
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        spec_yaml(
+            name="worker",
+            trainable="tests.support.trainables:records_modules",
+            space={"x": {"uniform": [0.0, 1.0]}, "modules": str(modules)},
+            search={"algorithm": "random", "num_samples": 1, "seed": 0},
+        )
+    )
+    tunefleet = str(Path(sys.executable).with_name("tunefleet"))
+    proc = subprocess.run(
+        [tunefleet, "run", str(spec), "--storage", str(tmp_path / "res")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    loaded = set(json.loads(modules.read_text()))
+    assert {"ray.tune", "tests.support.trainables"} <= loaded  # read in the trial's worker
+    assert loaded.isdisjoint(UNUSED_BY_A_RANDOM_NO_OP_RUN), sorted(
+        loaded & set(UNUSED_BY_A_RANDOM_NO_OP_RUN)
+    )
 
 
 def test_the_command_collects_no_garbage_while_it_starts_up_and_as_usual_in_the_fit(

@@ -1,7 +1,8 @@
 """Trials run side by side: as many as the resources fit, or `search.max_concurrent`.
 
 Ray runs a model-based `Searcher` (Optuna, Hyperopt, conditional spaces, `repeat`) one
-trial at a time unless it is given a cap, which tunefleet computes at start; Ray applies
+trial at a time unless it is given a cap, which tunefleet sets from the cluster (and moves
+as the cluster changes: tests/cluster/test_elastic.py); Ray applies
 `TuneConfig.max_concurrent_trials` only to a `Searcher`, so random, grid, PBT and PB2 (its
 `BasicVariantGenerator`) carry `max_concurrent` themselves. Overlaps are measured from the
 start and end times the trials report.
@@ -22,10 +23,10 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from tests.support.overlap import most_at_once
 from tunefleet.experiments.cli import main
 from tunefleet.search import FifoSettings, SearchSettings, parse_space
 from tunefleet.search.algorithms import build_search
-from tunefleet.trainables import report
 
 REPO = Path(__file__).resolve().parents[2]
 TUNEFLEET = str(Path(sys.executable).with_name("tunefleet"))
@@ -44,33 +45,30 @@ def test_the_variant_generator_carries_max_concurrent(algorithm: str) -> None:
     assert free.search_alg.max_concurrent == 0  # Ray's "no limit"
 
 
-def timed(config: dict[str, Any]) -> None:
-    """Reports when it started and ended, a short sleep apart."""
-    started = time.time()
-    time.sleep(0.4)
-    report({"score": config["x"], "started": started, "ended": time.time()})
-
-
 @pytest.mark.usefixtures("ray_instance")
 def test_max_concurrent_one_runs_random_trials_one_after_another(
     write_spec, tmp_path: Path
 ) -> None:
+    """The trials wait for each other (`Sleeper`): without the cap, the 2 CPUs would run two
+    side by side however the workers' start-up is timed; with it, never."""
     spec = write_spec(
-        """
+        f"""
 name: capped
-trainable: tests.search.test_concurrency:timed
+trainable: tests.search.test_concurrency:Sleeper
 metric: score
 mode: max
-space: {x: {uniform: [0.0, 1.0]}}
-search: {algorithm: random, num_samples: 3, seed: 0, max_concurrent: 1}
+space: {{x: {{uniform: [0.0, 1.0]}}, sleep: 0.3, meet: '{tmp_path / "meet"}'}}
+search: {{algorithm: random, num_samples: 3, seed: 0, max_concurrent: 1}}
+resources: {{cpu: 1}}
+stop: {{training_iteration: 2}}
 """
     )
     assert main(["run", str(spec), "--storage", str(tmp_path)]) == 0
-    trials = pd.read_parquet(tmp_path / "capped" / "trials.parquet").sort_values("started")
+    exp = tmp_path / "capped"
+    trials = pd.read_parquet(exp / "trials.parquet")
+    iterations = pd.read_parquet(exp / "iterations.parquet")
     assert len(trials) == 3 and (trials["status"] == "TERMINATED").all()
-    # The Ray instance has 2 CPUs: without the cap two trials would run side by side.
-    starts, ends = trials["started"].to_numpy(), trials["ended"].to_numpy()
-    assert (starts[1:] >= ends[:-1]).all(), trials[["trial_id", "started", "ended"]]
+    assert most_at_once(iterations) == 1, iterations[["trial_id", "began", "ended"]]
 
 
 _STARTED: set[int] = set()  # worker processes that paid their start-up
@@ -122,20 +120,6 @@ class Sleeper:
 
     def restore(self, directory: str) -> None:
         self.steps = int(Path(directory, "steps").read_text())
-
-
-def most_at_once(iterations: pd.DataFrame) -> int:
-    """The most trials whose steps ran at the same moment, from the steps' own start and end
-    times (a trial's steps never overlap each other, so each open step is another trial)."""
-    events = sorted(
-        [(t, 1) for t in iterations["began"]] + [(t, -1) for t in iterations["ended"]],
-        key=lambda e: (e[0], e[1]),  # an end before a start at the same instant
-    )
-    running = most = 0
-    for _, change in events:
-        running += change
-        most = max(most, running)
-    return most
 
 
 PARALLEL_SEARCHES = {
@@ -218,13 +202,14 @@ space: {{x: {{uniform: [0.0, 1.0]}}, sleep: 0.3, meet: '{meet}'}}
 search: {{algorithm: optuna, num_samples: {trials}, seed: 0, n_initial_points: 2}}
 stop: {{training_iteration: {steps}}}
 results: {{flush_every_s: 1}}
+resources: {{cpu: {cpu}}}
 """
 
 
 @pytest.mark.usefixtures("ray_instance")
 def test_extended_trials_run_two_at_once(write_spec, tmp_path: Path) -> None:
     meet = tmp_path / "meet"
-    spec = write_spec(SLEEPERS.format(name="grow", meet=meet, trials=2, steps=1))
+    spec = write_spec(SLEEPERS.format(name="grow", meet=meet, trials=2, steps=1, cpu=1))
     assert main(["run", str(spec), "--storage", str(tmp_path)]) == 0
     shutil.rmtree(meet)  # the new trials wait for each other again
     assert main(["resume", str(tmp_path / "grow"), "--extend", "4"]) == 0
@@ -240,7 +225,10 @@ def test_a_killed_run_resumes_two_trials_at_once(tmp_path: Path) -> None:
     the trials that start after the resume run side by side too."""
     meet = tmp_path / "meet"
     spec = tmp_path / "killed.yaml"
-    spec.write_text(SLEEPERS.format(name="killed", meet=meet, trials=8, steps=3))
+    # The command's own Ray takes every CPU of the machine: half of them a trial, so that
+    # exactly 2 fit on any machine.
+    cpus = os.cpu_count() or 2
+    spec.write_text(SLEEPERS.format(name="killed", meet=meet, trials=8, steps=3, cpu=cpus / 2))
     exp = tmp_path / "results" / "killed"
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     driver = subprocess.Popen(
@@ -283,4 +271,7 @@ def test_a_killed_run_resumes_two_trials_at_once(tmp_path: Path) -> None:
     new = iterations[iterations["trial_id"].isin(started_after[started_after].index)]
     assert new["trial_id"].nunique() >= 2, "no new trials started after the resume"
     assert most_at_once(new) == 2, new[["trial_id", "began", "ended"]]
-    assert "up to 2 trials at once: 2 CPUs on 1 node, 1 CPU per trial\n" in proc.stderr
+    per_trial = f"{cpus / 2:g} CPU" + ("" if cpus <= 2 else "s")
+    assert f"up to 2 trials at once: {cpus} CPUs on 1 node, {per_trial} per trial\n" in (
+        proc.stderr
+    )
