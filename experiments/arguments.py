@@ -40,6 +40,7 @@ def parser() -> argparse.ArgumentParser:
     for add in (
         _add_run,
         _add_validate,
+        _add_schema,
         _add_resume,
         _add_show,
         _add_evaluate,
@@ -113,6 +114,11 @@ def _add_run(commands: _Commands) -> None:
 def _add_validate(commands: _Commands) -> None:
     text = "check a spec and print the resolved plan, without running it"
     _spec_arguments(_command(commands, "validate", text))
+
+
+def _add_schema(commands: _Commands) -> None:
+    text = "print the spec's JSON Schema (for editors and validators)"
+    _verbose(_command(commands, "schema", text))
 
 
 def _add_resume(commands: _Commands) -> None:

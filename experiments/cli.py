@@ -251,9 +251,17 @@ def _cluster(args: argparse.Namespace) -> int:
     return EXIT_FAILED if status in ("FAILED", "STOPPED") else EXIT_OK
 
 
+def _schema(args: argparse.Namespace) -> int:
+    from tunefleet.experiments.spec.schema import schema_text  # pydantic only: no Ray
+
+    sys.stdout.write(schema_text())
+    return EXIT_OK
+
+
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": _run,
     "validate": _validate,
+    "schema": _schema,
     "resume": _resume,
     "show": _show,
     "evaluate": _evaluate,

@@ -121,10 +121,17 @@ def _sampler_shorthand(value: Any) -> Any:
     return {"name": value} if isinstance(value, str) else value
 
 
+_Samplers = (
+    TPESettings | CmaEsSettings | GPSettings | NSGA2Settings | QMCSettings | RandomSamplerSettings
+)
 SamplerSettings = Annotated[
-    TPESettings | CmaEsSettings | GPSettings | NSGA2Settings | QMCSettings | RandomSamplerSettings,
+    _Samplers,
     Field(discriminator="name"),
-    BeforeValidator(_sampler_shorthand),
+    BeforeValidator(
+        _sampler_shorthand,
+        # The spec's JSON Schema takes the shorthand too.
+        json_schema_input_type=Literal["tpe", "cmaes", "gp", "nsga2", "qmc", "random"] | _Samplers,
+    ),
 ]
 
 

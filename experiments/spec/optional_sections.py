@@ -73,7 +73,13 @@ class BaselineSettings(Section):
     config: dict[str, Any] = Field(default_factory=dict)
 
 
-Baseline = Annotated[BaselineSettings, BeforeValidator(_baseline_shorthand)]
+Baseline = Annotated[
+    BaselineSettings,
+    # The spec's JSON Schema takes the shorthand too.
+    BeforeValidator(
+        _baseline_shorthand, json_schema_input_type=Literal["defaults"] | BaselineSettings
+    ),
+]
 """The `baseline:` field's type: `defaults` or `{config: {...}}`."""
 
 
