@@ -91,13 +91,16 @@ class Wrapper:
         """The score name in `evaluate`'s result that matches the search's `metric`."""
         return metric
 
-    def evaluate(self, config: dict[str, Any], *, seed: int, cpus: int = 1) -> dict[str, float]:
+    def evaluate(
+        self, config: dict[str, Any], *, seed: int, cpus: int = 1, gpus: float = 0
+    ) -> dict[str, float]:
         """Retrains `config` with `seed` and scores it on the validation and test splits.
 
         Args:
             config: A trial config from the search.
             seed: Replaces the config's seed.
             cpus: The CPUs the retraining may use.
+            gpus: The GPUs reserved for it (the trials' `resources.gpu`).
 
         Returns:
             `val_<name>` and `test_<name>` for every score (see `held_out_metric`).

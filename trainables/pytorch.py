@@ -45,6 +45,7 @@ import torch
 from ray import tune
 from torch.utils.data import Dataset
 
+from tunefleet.common.errors import TunefleetError
 from tunefleet.trainables.api import get_checkpoint, report, trial_cpus, trial_gpus, trial_id
 from tunefleet.trainables.contract import Wrapper
 from tunefleet.trainables.torch_training import (
@@ -58,9 +59,41 @@ from tunefleet.trainables.torch_training import (
     TrainingSettings,
 )
 
-__all__ = ["LOSSES", "METRICS", "OPTIMIZERS", "SCHEDULES", "TorchTrainable"]
+__all__ = [
+    "LOSSES",
+    "METRICS",
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "NoCudaError",
+    "TorchTrainable",
+    "trial_device",
+]
 
 _STATE_FILE = "state.pt"
+
+
+class NoCudaError(TunefleetError, RuntimeError):
+    """A trial reserved a GPU that torch cannot use."""
+
+
+def trial_device(gpus: float) -> torch.device:
+    """The device a trial (or a final retraining) trains on: CUDA when it reserved a GPU,
+    a fraction included (`gpu: 0.5` trials share one: Ray makes only theirs visible), the
+    CPU otherwise.
+
+    Raises:
+        NoCudaError: If a GPU was reserved but torch sees no CUDA device: the trial fails
+            with that line instead of training on the CPU while the GPU sits reserved.
+    """
+    if gpus <= 0:
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise NoCudaError(
+            f"resources.gpu: the trial reserved {gpus:g} GPU, but torch {torch.__version__} "
+            "sees no CUDA device; install a CUDA build of torch where the trials run, or set "
+            "resources.gpu: 0 to train on the CPU."
+        )
+    return torch.device("cuda")
 
 
 @dataclass(frozen=True)
@@ -131,7 +164,9 @@ class TorchTrainable(Wrapper):
         -> `accuracy`)."""
         return metric.removeprefix("val_")
 
-    def evaluate(self, config: dict[str, Any], *, seed: int, cpus: int = 1) -> dict[str, float]:
+    def evaluate(
+        self, config: dict[str, Any], *, seed: int, cpus: int = 1, gpus: float = 0
+    ) -> dict[str, float]:
         """Trains `config` with `seed` on the training split; returns validation and test
         scores.
 
@@ -145,6 +180,7 @@ class TorchTrainable(Wrapper):
             config: A trial config from the search.
             seed: Replaces the config's seed (torch, numpy, random and batch order).
             cpus: torch's thread count.
+            gpus: The GPUs reserved for it: it trains on the GPU as the search's trials do.
 
         Returns:
             `val_loss`, `test_loss`, `val_<metric>` and `test_<metric>` for each metric, and
@@ -152,6 +188,7 @@ class TorchTrainable(Wrapper):
 
         Raises:
             ValueError: If the wrapper has no `test` split.
+            NoCudaError: If a GPU was reserved but torch sees no CUDA device.
         """
         if self.test is None:
             raise ValueError("this TorchTrainable has no `test` split to evaluate on.")
@@ -161,7 +198,8 @@ class TorchTrainable(Wrapper):
         torch.set_num_threads(max(1, cpus))
         train_set, val_set = self.data()
         test_set = self.test()
-        training = self.start_training(config, settings, train_set, val_set, torch.device("cpu"))
+        device = trial_device(gpus)
+        training = self.start_training(config, settings, train_set, val_set, device)
         epochs = 0
         for _ in range(settings.epochs):
             training.train_epoch()
@@ -217,8 +255,7 @@ def _train(
     config = {**wrapper.defaults, **config}
     settings = TrainingSettings.from_config(config)
     torch.set_num_threads(trial_cpus())
-    use_cuda = trial_gpus() > 0 and torch.cuda.is_available()
-    device = torch.device("cuda" if use_cuda else "cpu")
+    device = trial_device(trial_gpus())
     training = wrapper.start_training(config, settings, train_set, val_set, device)
     start_epoch, restored_from = _restore(training, device)
     clock = _CheckpointClock(settings)

@@ -162,7 +162,9 @@ class SklearnTrainable(Wrapper):
         """The score name in `evaluate`'s result: `score` (for `cv_score_mean`)."""
         return "score"
 
-    def evaluate(self, config: dict[str, Any], *, seed: int, cpus: int = 1) -> dict[str, float]:
+    def evaluate(
+        self, config: dict[str, Any], *, seed: int, cpus: int = 1, gpus: float = 0
+    ) -> dict[str, float]:
         """Cross-validates `config` with `seed` on the search rows (`val_score`: the mean over
         the search's folds), refits it on all of them and scores the held-out rows
         (`test_score`).

@@ -54,8 +54,11 @@ def check_final(plan: Plan) -> None:
         )
 
 
-def _evaluate_one(wrapper: Any, config: dict[str, Any], seed: int, cpus: int) -> dict[str, float]:
-    scores: dict[str, float] = wrapper.evaluate(config, seed=seed, cpus=cpus)
+def _evaluate_one(
+    wrapper: Any, config: dict[str, Any], seed: int, cpus: int, gpus: float
+) -> dict[str, float]:
+    # On the device the trials trained on: the task reserves their GPUs.
+    scores: dict[str, float] = wrapper.evaluate(config, seed=seed, cpus=cpus, gpus=gpus)
     return scores
 
 
@@ -153,7 +156,7 @@ def _start_retrains(plan: Plan, entries: list[tuple[int, pd.Series]], seeds: int
         base = int(config.get("seed", 0))
         for i in range(seeds):
             seed = base + FINAL_SEED_OFFSET + i
-            ref = task.remote(wrapper, config, seed, cpus)
+            ref = task.remote(wrapper, config, seed, cpus, resources.gpu)
             retrains.append(_Retrain(rank=rank, row=row, flat=flat, seed=seed, ref=ref))
     return retrains
 
