@@ -9,13 +9,8 @@ supported Ray versions belong here too.
 Ray is imported at module level: every module that imports this one adapts Ray anyway.
 
 Supported Ray versions: 2.55 to 2.60 (`SUPPORTED`; pyproject: `ray[tune]>=2.55,<2.61`). CI
-runs the whole suite on 2.60 and the core tests (`pytest -m core`) on 2.55. Measured here:
-Ray 2.50 and 2.51 have no token authentication (`RAY_AUTH_MODE=token`,
-`ray.exceptions.AuthenticationError` arrive in 2.52); before 2.55 a worker node ignores
-`ray start --temp-dir` and shares the head's folder, so several nodes on one machine delete
-each other's copy of a job's working directory (the three-node tests fail there). Between 2.55
-and 2.60 tunefleet needed no change; the one difference users meet is Ray's rule that the
-driver and the cluster run the same minor version (`version_problem`).
+runs the whole suite on the newest and the core tests (`pytest -m core`) on the oldest. Ray
+requires the driver and the cluster to run the same minor version (`version_problem`).
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
-"""The "did you mean" hint of one-line errors."""
+"""The pieces of one-line errors: a wrong value shown short, and the "did you mean" hint."""
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
 
-__all__ = ["closest", "did_you_mean"]
+__all__ = ["closest", "did_you_mean", "shown"]
 
 
 def closest(word: object, choices: Iterable[str]) -> str | None:
@@ -19,3 +19,9 @@ def did_you_mean(word: object, choices: Iterable[str], *, otherwise: str = ".") 
     of an error message that names a wrong key or value."""
     match = closest(word, choices)
     return f"; did you mean '{match}'?" if match is not None else otherwise
+
+
+def shown(value: object) -> str:
+    """`value`'s repr as a message quotes it: at most 60 characters."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

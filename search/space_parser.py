@@ -12,6 +12,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from tunefleet.common.suggest import shown
 from tunefleet.search.space import (
     DISTRIBUTIONS,
     Choice,
@@ -145,7 +146,7 @@ def _parse_param(keyword: str, args: Any, path: str) -> Param:
         return _parse_conditional(args, where)
     if kind in ("choice", "grid"):
         if not isinstance(args, list) or not args:
-            raise SpaceError(where, f"needs a non-empty list of values, got {_show(args)}.")
+            raise SpaceError(where, f"needs a non-empty list of values, got {shown(args)}.")
         return Choice(tuple(args), grid=kind == "grid")
     if kind == "normal":
         names = ("mu", "sigma", "q") if quantized else ("mu", "sigma")
@@ -174,7 +175,7 @@ def _parse_conditional(args: Mapping[Any, Any], where: str) -> Conditional:
             raise SpaceError(
                 here,
                 f"must map the parameters that exist under {value!r} (or be {{}}), got "
-                f"{_show(raw)}; for a plain choice write a list: `choice: [a, b]`.",
+                f"{shown(raw)}; for a plain choice write a list: `choice: [a, b]`.",
             )
         branch = parse_space(raw, root=here)
         if branch.grid:
@@ -199,14 +200,14 @@ def _bounds(args: Any, names: tuple[str, ...], keyword: str, where: str) -> dict
             raise SpaceError(where, f"missing '{missing[0]}'; {keyword} takes {usage}.")
         return dict(args)
     if not isinstance(args, list) or len(args) != len(names):
-        raise SpaceError(where, f"takes {usage}, got {_show(args)}.")
+        raise SpaceError(where, f"takes {usage}, got {shown(args)}.")
     return dict(zip(names, args, strict=True))
 
 
 def _number(value: Any, name: str, where: str, *, integer: bool) -> Any:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         kind = "an integer" if integer else "a number"
-        raise SpaceError(where, f"`{name}` must be {kind}, got {_show(value)}.")
+        raise SpaceError(where, f"`{name}` must be {kind}, got {shown(value)}.")
     if integer and not (isinstance(value, int) or float(value).is_integer()):
         raise SpaceError(where, f"`{name}` must be an integer, got {value!r}.")
     if not math.isfinite(value):
@@ -286,8 +287,3 @@ def _is_multiple(value: float, q: float) -> bool:
 
 def _type(value: Any) -> str:
     return type(value).__name__
-
-
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."

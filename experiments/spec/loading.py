@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from tunefleet.common.locations import is_uri, locate
-from tunefleet.common.suggest import closest, did_you_mean
+from tunefleet.common.suggest import closest, did_you_mean, shown
 from tunefleet.experiments.spec.errors import SpecError
 from tunefleet.experiments.spec.experiment import ExperimentSpec
 
@@ -157,7 +157,7 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Sequence[str]) -> dict[st
                 child = node[part] = {}
             if not isinstance(child, dict):
                 where = ".".join(parts[: depth + 1])
-                raise SpecError(f"--set {key}: '{where}' is {_show(child)}, not a mapping.")
+                raise SpecError(f"--set {key}: '{where}' is {shown(child)}, not a mapping.")
             node = child
         node[parts[-1]] = value
     return result
@@ -218,7 +218,7 @@ def _format_one(err: Mapping[str, Any]) -> str:
         expected = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
         given = err.get("input")
         hint = did_you_mean(given, expected)
-        return f"{path}: {_show(given)} is not allowed; choose one of {', '.join(expected)}{hint}"
+        return f"{path}: {shown(given)} is not allowed; choose one of {', '.join(expected)}{hint}"
     if kind == "union_tag_invalid":
         tags = re.findall(r"'([^']*)'", str(ctx.get("expected_tags", "")))
         given = ctx.get("tag")
@@ -229,10 +229,10 @@ def _format_one(err: Mapping[str, Any]) -> str:
         tags = [_tag(m) for m in _models_at(ExperimentSpec, loc)]
         return f"{path}: needs `name:` (one of {', '.join(map(str, tags))})."
     if kind == "string_pattern_mismatch":
-        return f"{path}: {_show(err.get('input'))} {_pattern_help(loc)}"
+        return f"{path}: {shown(err.get('input'))} {_pattern_help(loc)}"
     message = str(err.get("msg", "invalid value"))
     message = message[0].lower() + message[1:] if message else message
-    return f"{path}: {message}, got {_show(err.get('input'))}."
+    return f"{path}: {message}, got {shown(err.get('input'))}."
 
 
 def _pattern_help(loc: tuple[Any, ...]) -> str:
@@ -304,8 +304,3 @@ def _tag(model: type[BaseModel]) -> Any:
     name = model.model_fields.get("name")
     args = typing.get_args(name.annotation) if name is not None else ()
     return args[0] if len(args) == 1 else None
-
-
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
