@@ -17,7 +17,10 @@ The spec then names `mymodule:digits`. The datasets travel once through Ray's ob
 `lr_schedule` [none] (`step`, `exponential`, `cosine`, `cosine_warm_restarts`),
 `lr_step_size` [10], `lr_gamma` [0.1 for step, 0.95 for exponential], `lr_restart_epochs` [10],
 `warmup_epochs` [0], `grad_clip` [none], `patience` [none: no early stopping],
-`checkpoint_every` [none: time-based], `checkpoint_every_s` [10], `seed` [0]. Every epoch
+`checkpoint_every` [none: time-based], `checkpoint_every_s` [10], `seed` [0], `amp` [false:
+mixed precision, float16 with a loss scale on a GPU, bfloat16 on the CPU], `num_workers` [0:
+processes loading a dataset's batches; in-memory tensors need none], `pin_memory` [true on a
+GPU]. Every epoch
 reports `train_loss`, `val_loss`, `val_<metric>` for each metric, `lr` and `epoch` (and, first
 after a restore, `restored_from`: the trial whose checkpoint it continued from). A checkpoint
 holds the model, optimizer, schedule, epoch, early-stopping state and RNG state, so a restored

@@ -9,22 +9,27 @@ random state and early-stopping state, and trains it one epoch at a time.
 from __future__ import annotations
 
 import math
-import random
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torch.utils.data import Dataset
+
+from tunefleet.trainables.torch_batches import (
+    Batches,
+    Precision,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+)
 
 __all__ = [
     "LOSSES",
     "METRICS",
     "OPTIMIZERS",
     "SCHEDULES",
-    "Batches",
     "EarlyStopping",
     "LossFn",
     "MetricFn",
@@ -85,6 +90,9 @@ class TrainingSettings:
     checkpoint_every: int | None
     checkpoint_every_s: float
     seed: int
+    amp: bool = False
+    num_workers: int = 0
+    pin_memory: bool | None = None
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> TrainingSettings:
@@ -113,6 +121,9 @@ class TrainingSettings:
             checkpoint_every_s=float(get("checkpoint_every_s", 10.0)),
             # `repeat` evaluates a config several times: Ray's Repeater numbers the copies.
             seed=int(get("seed", 0)) + int(get("__trial_index__", 0)),
+            amp=bool(get("amp", False)),
+            num_workers=int(get("num_workers", 0)),
+            pin_memory=_optional(config, "pin_memory", bool),
         )
         if settings.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer: {settings.optimizer!r} is not one of {OPTIMIZERS}.")
@@ -168,62 +179,6 @@ def make_schedule(
     return sched.SequentialLR(opt, [warmup, main], milestones=[s.warmup_epochs])
 
 
-class Batches:
-    """Mini-batches: index slicing for in-memory tensors, a seeded DataLoader otherwise."""
-
-    def __init__(self, dataset: Dataset[Any], batch_size: int, generator: torch.Generator) -> None:
-        self.dataset = dataset
-        self.batch_size = batch_size
-        self.generator = generator
-        self.tensors = dataset.tensors if isinstance(dataset, TensorDataset) else None
-
-    def __call__(self, *, shuffle: bool) -> Iterator[Any]:
-        """Yields `(inputs, target)` batches, in a new seeded order when `shuffle`."""
-        if self.tensors is None:
-            loader = DataLoader(
-                self.dataset,
-                batch_size=self.batch_size,
-                shuffle=shuffle,
-                generator=self.generator if shuffle else None,
-            )
-            yield from loader
-            return
-        n = len(self.tensors[0])
-        order = torch.randperm(n, generator=self.generator) if shuffle else torch.arange(n)
-        for start in range(0, n, self.batch_size):
-            idx = order[start : start + self.batch_size]
-            yield tuple(t[idx] for t in self.tensors)
-
-
-def seed_everything(seed: int) -> torch.Generator:
-    """Seeds Python's, numpy's and torch's generators; returns the batch-order generator."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-    return torch.Generator().manual_seed(seed)
-
-
-def rng_state(generator: torch.Generator) -> dict[str, Any]:
-    """Every random state the training draws from, for a checkpoint."""
-    return {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-        "shuffle": generator.get_state(),
-    }
-
-
-def set_rng_state(state: dict[str, Any], generator: torch.Generator) -> None:
-    """Restores what `rng_state` saved."""
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if state.get("cuda") is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-    generator.set_state(state["shuffle"])
-
-
 def train_step(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -231,14 +186,20 @@ def train_step(
     inputs: torch.Tensor,
     target: torch.Tensor,
     grad_clip: float | None,
+    precision: Precision | None = None,
 ) -> torch.Tensor:
-    """One optimizer step on one batch (gradients clipped to `grad_clip`); the batch loss."""
+    """One optimizer step on one batch (gradients clipped to `grad_clip`), in mixed
+    precision when `precision` says so; the batch loss."""
+    precision = precision or Precision.full()
     optimizer.zero_grad(set_to_none=True)
-    loss = loss_fn(model(inputs), target)
-    loss.backward()
+    with precision.autocast():
+        loss = loss_fn(model(inputs), target)
+    precision.scaler.scale(loss).backward()
     if grad_clip is not None:
+        precision.scaler.unscale_(optimizer)  # clip the true gradients
         nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-    optimizer.step()
+    precision.scaler.step(optimizer)
+    precision.scaler.update()
     return loss
 
 
@@ -345,6 +306,7 @@ class Training:
     val_batches: Batches
     stopping: EarlyStopping
     device: torch.device
+    precision: Precision
 
     @classmethod
     def start(
@@ -364,6 +326,9 @@ class Training:
         generator = seed_everything(settings.seed)
         model = build_model().to(device)
         optimizer = make_optimizer(model.parameters(), settings)
+        # Pinned host memory speeds copies to a GPU (on by default there); the CPU has none.
+        pin = device.type == "cuda" and settings.pin_memory is not False
+        loading: dict[str, Any] = {"num_workers": settings.num_workers, "pin_memory": pin}
         return cls(
             settings=settings,
             model=model,
@@ -372,10 +337,13 @@ class Training:
             generator=generator,
             loss_fn=loss_fn,
             metric_fns=metric_fns,
-            train_batches=Batches(train_set, settings.batch_size, generator),
-            val_batches=Batches(val_set, max(settings.batch_size, EVAL_BATCH_SIZE), generator),
+            train_batches=Batches(train_set, settings.batch_size, generator, **loading),
+            val_batches=Batches(
+                val_set, max(settings.batch_size, EVAL_BATCH_SIZE), generator, **loading
+            ),
             stopping=EarlyStopping(monitor_mode, settings.patience),
             device=device,
+            precision=Precision.of(settings.amp, device),
         )
 
     @property
@@ -389,9 +357,16 @@ class Training:
         self.model.train()
         total, count = 0.0, 0
         for inputs, target in self.train_batches(shuffle=True):
-            inputs, target = inputs.to(self.device), target.to(self.device)
+            inputs = inputs.to(self.device, non_blocking=True)
+            target = target.to(self.device, non_blocking=True)
             loss = train_step(
-                self.model, self.optimizer, self.loss_fn, inputs, target, self.settings.grad_clip
+                self.model,
+                self.optimizer,
+                self.loss_fn,
+                inputs,
+                target,
+                self.settings.grad_clip,
+                self.precision,
             )
             total += loss.item() * len(target)
             count += len(target)
@@ -414,6 +389,7 @@ class Training:
             "rng": rng_state(self.generator),
             "best": self.stopping.best,
             "bad_epochs": self.stopping.bad_epochs,
+            "scaler": self.precision.scaler.state_dict(),
         }
 
     def restore(self, state: Mapping[str, Any]) -> None:
@@ -422,3 +398,5 @@ class Training:
         load_optimizer_state(self.optimizer, self.schedule, state, self.settings)
         set_rng_state(state["rng"], self.generator)
         self.stopping.best, self.stopping.bad_epochs = state["best"], state["bad_epochs"]
+        if state.get("scaler"):  # a mixed-precision GPU trial's loss scale goes on too
+            self.precision.scaler.load_state_dict(state["scaler"])
