@@ -9,6 +9,8 @@ from tunefleet.cluster.connect import (
     RayConnection,
     connect,
     discard_early_start,
+    keep_connected,
+    shutdown,
     start_early,
 )
 from tunefleet.cluster.join import check_address
@@ -21,5 +23,7 @@ __all__ = [
     "check_address",
     "connect",
     "discard_early_start",
+    "keep_connected",
+    "shutdown",
     "start_early",
 ]

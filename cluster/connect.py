@@ -32,6 +32,8 @@ __all__ = [
     "RayConnection",
     "connect",
     "discard_early_start",
+    "keep_connected",
+    "shutdown",
     "start_early",
 ]
 
@@ -108,6 +110,64 @@ def connect(
         ray.shutdown()
         if early is not None:
             early.release()
+
+
+#: The address `keep_connected` connected this process to (`local` for an embedded Ray).
+_kept: str | None = None
+
+
+def keep_connected(
+    address: str | None = None, *, verbose: bool = False, num_cpus: int | None = None
+) -> None:
+    """Connects to Ray and leaves the connection open, as a notebook expects: later runs in
+    the process reuse it (`connect` uses an initialized Ray as it is) until `shutdown` or
+    the interpreter's exit (Ray's own exit hook stops an embedded instance).
+
+    A call for another address than the kept one (a cluster after an embedded Ray, say)
+    shuts the kept connection down first; a Ray this process initialized itself otherwise
+    (`ray.init` in a cell) is used as it is.
+
+    Args:
+        address: None for an embedded local instance; `auto`, `HOST:PORT` or
+            `ray://HOST:PORT` for a running cluster.
+        verbose: Forward worker logs and Ray's own messages.
+        num_cpus: CPUs for an embedded instance (default: all of this machine's).
+
+    Raises:
+        ClusterError: If `address` is not a cluster address.
+        ClusterUnavailable: If Ray cannot be started, or the cluster reached or joined.
+    """
+    global _kept
+    # Ray loads on first use (about a second), not when this module is imported.
+    import ray
+
+    wanted = address or "local"
+    if ray.is_initialized():
+        if _kept is None or _kept == wanted:
+            return
+        shutdown()
+    if address is not None:
+        join(address, verbose=verbose)
+    else:
+        try:
+            _init_local(verbose, num_cpus)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ClusterUnavailable(f"could not start an embedded local Ray: {first}") from exc
+    _kept = wanted
+
+
+def shutdown() -> None:
+    """Shuts down the connection `keep_connected` opened (an embedded Ray stops with it);
+    does nothing when there is none."""
+    global _kept
+    if _kept is None:
+        return
+    # Ray loads on first use (about a second), not when this module is imported.
+    import ray
+
+    _kept = None
+    ray.shutdown()
 
 
 def _init_local(verbose: bool, num_cpus: int | None) -> None:

@@ -11,7 +11,15 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 #: The folders of the installed package, and the benchmarks run from the repository.
-SOURCE_FOLDERS = ("common", "search", "trainables", "experiments", "cluster", "benchmarks")
+SOURCE_FOLDERS = (
+    "api",
+    "common",
+    "search",
+    "trainables",
+    "experiments",
+    "cluster",
+    "benchmarks",
+)
 RAY_BOUNDARY = REPO / "common" / "ray_compat.py"
 
 
@@ -22,8 +30,9 @@ def _sources() -> Iterator[Path]:
 
 # The import graph of tunefleet's own modules ----------------------------------------------
 
-#: The repository folder of each installed package.
+#: The repository folder of each installed package (api/ is `tunefleet` itself).
 PACKAGES = {
+    "api": "tunefleet",
     "common": "tunefleet.common",
     "search": "tunefleet.search",
     "trainables": "tunefleet.trainables",
@@ -218,8 +227,29 @@ def test_only_the_cli_imports_analysis_and_run_together() -> None:
         if any(_in(t, "tunefleet.experiments.analysis") for t in targets)
         and any(_in(t, "tunefleet.experiments.run") for t in targets)
     }
-    assert both <= {"tunefleet.experiments.cli"}, sorted(both)
+    # The two doors: the command, and `tunefleet.run` & co. from Python.
+    assert both <= {"tunefleet.experiments.cli", "tunefleet.running"}, sorted(both)
     assert "tunefleet.experiments.cli" in both  # the check sees the CLI's imports
+
+
+#: The packages below the Python door (api/, the `tunefleet` package's own modules).
+BELOW_THE_PYTHON_DOOR = tuple(p for f, p in PACKAGES.items() if f != "api")
+
+
+def _top_level(module: str) -> bool:
+    """A module of api/: `tunefleet` itself or `tunefleet.<module>` outside the packages."""
+    return module == "tunefleet" or not any(_in(module, p) for p in BELOW_THE_PYTHON_DOOR)
+
+
+def test_nothing_below_imports_the_python_door() -> None:
+    edges = import_graph()
+    wrong = [
+        f"{e.where}: {e.source} imports {e.target}"
+        for e in edges
+        if not _top_level(e.source) and _top_level(e.target)
+    ]
+    assert not wrong, "only api/ may import tunefleet's top-level modules:\n" + "\n".join(wrong)
+    assert any(e.source == "tunefleet.running" for e in edges)  # the check sees api/
 
 
 def test_common_imports_no_other_tunefleet_package() -> None:
@@ -235,7 +265,7 @@ def test_common_imports_no_other_tunefleet_package() -> None:
 
 #: Folders whose function-level imports are checked. trainables/ is being reworked by
 #: another change of issue 15 (its held-out retraining); add it when that lands.
-COMMENTED_IMPORT_FOLDERS = ("common", "search", "trainables", "experiments", "cluster")
+COMMENTED_IMPORT_FOLDERS = ("api", "common", "search", "trainables", "experiments", "cluster")
 
 
 def uncommented_function_imports(source: str) -> list[int]:

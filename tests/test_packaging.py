@@ -1,4 +1,5 @@
-"""Packaging: the four folders install as `tunefleet.*`, and nothing else goes in the wheel."""
+"""Packaging: api/ installs as `tunefleet` itself and the other folders as `tunefleet.*`, and
+nothing else goes in the wheel."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+import tunefleet
 import tunefleet.cluster
 import tunefleet.common
 import tunefleet.experiments
@@ -46,6 +48,9 @@ def test_wheel_holds_only_the_tunefleet_package(wheel: Path) -> None:
     dist_info = [n for n in names if ".dist-info/" in n]
     package = [n for n in names if n not in dist_info]
     assert package and all(n.startswith("tunefleet/") for n in package), package
+    # api/ is the package itself: `import tunefleet` gives run, resume, load, ...
+    assert {"tunefleet/__init__.py", "tunefleet/running.py"} <= set(package)
+    assert not any(n.startswith("tunefleet/api/") for n in package), package
     for sub in ("common", "search", "trainables", "experiments", "cluster"):
         assert f"tunefleet/{sub}/__init__.py" in package
     for sub in ("spec", "run", "results", "analysis"):
@@ -83,7 +88,44 @@ def test_wheel_declares_the_tested_dependency_ranges(wheel: Path) -> None:
     assert any(r.startswith("ray[tune]") and "<2.61" in r for r in requires)
 
 
-def test_subpackages_import_under_one_name() -> None:
+def test_the_wheel_installs_and_imports_the_python_door(wheel: Path, tmp_path: Path) -> None:
+    target = tmp_path / "site"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "-q",
+            "--target",
+            str(target),
+            str(wheel),
+        ],
+        check=True,
+        timeout=300,
+    )
+    code = (
+        "import tunefleet, tunefleet.experiments.spec.plan as plan; "
+        "print(tunefleet.__file__, plan.__file__, callable(tunefleet.run))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(target)!r}); {code}"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+    ).stdout.split()
+    assert out == [
+        str(target / "tunefleet" / "__init__.py"),
+        str(target / "tunefleet" / "experiments" / "spec" / "plan.py"),
+        "True",
+    ]
+
+
+def test_the_package_and_subpackages_import_under_one_name() -> None:
+    assert Path(tunefleet.__file__).parent.name in ("api", "tunefleet")
+    assert callable(tunefleet.run) and isinstance(tunefleet.__version__, str)
     for module in (
         tunefleet.common,
         tunefleet.search,
@@ -120,6 +162,7 @@ def test_search_trainables_and_cluster_never_import_experiments_or_each_other() 
 
 def test_public_names_are_exported() -> None:
     for module in (
+        tunefleet,
         tunefleet.common,
         tunefleet.search,
         tunefleet.trainables,

@@ -23,6 +23,7 @@ __all__ = [
     "can_checkpoint",
     "check_trainable",
     "import_object",
+    "import_path_of",
     "module_exists",
 ]
 
@@ -83,6 +84,32 @@ def import_object(path: str, *, key: str = "trainable") -> Any:
             ) from None
         owner = f"{owner}.{part}"
     return obj
+
+
+def import_path_of(obj: Any) -> tuple[str | None, bool]:
+    """The `module:qualname` a spec could name `obj` by, and whether importing it gives
+    `obj` back in a fresh process (false for `__main__`: a script or a notebook).
+
+    Functions and classes are named by their `__module__` and `__qualname__`; any other
+    object (a `TorchTrainable`, say) by a variable of `__main__` that holds it. Returns
+    `(None, False)` when no name fits (a lambda, a function defined inside another).
+    """
+    path: str | None = None
+    module, qualname = getattr(obj, "__module__", None), getattr(obj, "__qualname__", None)
+    if isinstance(module, str) and isinstance(qualname, str):
+        path = f"{module}:{qualname}"
+    else:
+        main = importlib.import_module("__main__")
+        names = [k for k, v in vars(main).items() if v is obj and not k.startswith("_")]
+        path = f"__main__:{names[0]}" if names else None
+    if path is None or not re.match(IMPORT_PATH_PATTERN, path):
+        return None, False
+    if path.startswith("__main__:"):
+        return path, False
+    try:
+        return path, import_object(path) is obj
+    except TrainableError:
+        return path, False
 
 
 def _describe_error(exc: BaseException) -> str:

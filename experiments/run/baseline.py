@@ -21,7 +21,12 @@ from tunefleet.common import startup
 from tunefleet.common.nesting import flatten, nest
 from tunefleet.experiments.results.files import BASELINE_DIR
 from tunefleet.experiments.results.recorder import ResultsRecorder
-from tunefleet.experiments.run.tune_setup import quiet_tune, trial_dirname, tune_trainable
+from tunefleet.experiments.run.tune_setup import (
+    quiet_reporter,
+    quiet_tune,
+    trial_dirname,
+    tune_trainable,
+)
 from tunefleet.experiments.spec.optional_sections import BaselineSettings
 from tunefleet.experiments.spec.plan import Plan
 from tunefleet.search.space import Const, Space
@@ -68,6 +73,7 @@ def run_baseline(plan: Plan, exp_dir: str, *, verbose: bool) -> str:
             stop=dict(spec.stop) or None,
             callbacks=[recorder],
             verbose=2 if verbose else 0,
+            progress_reporter=quiet_reporter(verbose),
             failure_config=tune.FailureConfig(max_failures=spec.failure.max_failures),
         ),
     )

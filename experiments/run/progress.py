@@ -1,7 +1,8 @@
 """A compact live view of a running experiment, in place of Ray's verbose tables.
 
-On a terminal one status line is redrawn in place; elsewhere (CI logs, pipes) a line is
-printed every `log_every_s` seconds. Failed trials get a line of their own either way, and
+On a terminal one status line is redrawn in place; in a Jupyter notebook it is one output
+that updates in place (IPython's display with a `display_id`); elsewhere (CI logs, pipes) a
+line is printed every `log_every_s` seconds. Failed trials get a line of their own either way, and
 the run starts with how many trials run at once:
 
     up to 2 trials at once: 2 CPUs on 1 node, 1 CPU per trial
@@ -56,6 +57,8 @@ class ProgressPrinter(Callback):
         log_every_s: Seconds between lines when `stream` is not a terminal.
         at_once: How many trials run at once and why (`TrialSlots.describe`), printed
             when the run starts.
+        notebook: Show the status line as a notebook output updated in place (needs
+            IPython, which Jupyter's kernel has).
     """
 
     def __init__(
@@ -68,6 +71,7 @@ class ProgressPrinter(Callback):
         stream: TextIO | None = None,
         log_every_s: float = 10.0,
         at_once: str | None = None,
+        notebook: bool = False,
     ) -> None:
         self.metric = metric
         self.at_once = at_once
@@ -75,8 +79,10 @@ class ProgressPrinter(Callback):
         self.searched = list(searched)
         self.total = total
         self._stream = stream
-        self.live = self.stream.isatty()
-        self.interval = 0.25 if self.live else log_every_s
+        self.notebook = notebook
+        self.live = self.stream.isatty() and not notebook
+        self.interval = 0.25 if self.live or notebook else log_every_s
+        self._handle: Any = None  # the notebook output the status line updates
         self.best: float | None = None
         self.best_config: Mapping[str, Any] = {}
         self.best_trial: str | None = None
@@ -93,7 +99,7 @@ class ProgressPrinter(Callback):
 
     def __getstate__(self) -> dict[str, Any]:
         # Ray pickles callbacks with the experiment; an open stream does not pickle.
-        return {**self.__dict__, "_stream": None}
+        return {**self.__dict__, "_stream": None, "_handle": None}
 
     def setup(
         self,
@@ -136,13 +142,13 @@ class ProgressPrinter(Callback):
         now = time.monotonic()
         if now - self._last_print >= self.interval:
             self._last_print = now
-            self._emit(self.status_line(trials), final=not self.live)
+            self._status(self.status_line(trials), final=not self.live)
 
     def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
         if set(self._saved.values()) & {"RUNNING", "PENDING", "PAUSED"}:  # interrupted
-            self._emit(self.status_line(trials, self._saved) + " · interrupted", final=True)
+            self._status(self.status_line(trials, self._saved) + " · interrupted", final=True)
         else:
-            self._emit(self.status_line(trials), final=True)
+            self._status(self.status_line(trials), final=True)
 
     def status_line(self, trials: list[Any], statuses: Mapping[str, str] | None = None) -> str:
         """The one-line summary of where the experiment stands (`statuses` by trial id, if
@@ -169,6 +175,20 @@ class ProgressPrinter(Callback):
             if shown:
                 line += f" ({shown})"
         return line
+
+    def _status(self, text: str, *, final: bool) -> None:
+        """Shows the status line: in place in a notebook, else as `_emit` writes lines."""
+        if not self.notebook:
+            self._emit(text, final=final)
+            return
+        # IPython is there only in a notebook's kernel; it loads only in that mode.
+        from IPython.display import display
+
+        shown = {"text/plain": text}
+        if self._handle is None:
+            self._handle = display(shown, raw=True, display_id=True)
+        else:
+            self._handle.update(shown, raw=True)
 
     def _emit(self, text: str, *, final: bool) -> None:
         if self.live:

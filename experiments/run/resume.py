@@ -23,6 +23,7 @@ from tunefleet.experiments.results.files import SPEC_FILE, TRIALS_FILE
 from tunefleet.experiments.results.parquet_io import read_rows
 from tunefleet.experiments.run.elastic import SlotWatch
 from tunefleet.experiments.run.runner import (
+    GIVEN_AS_OBJECT,
     Extension,
     RunError,
     RunOptions,
@@ -33,7 +34,7 @@ from tunefleet.experiments.run.runner import (
     run_callbacks,
     storage_root,
 )
-from tunefleet.experiments.run.tune_setup import tune_trainable
+from tunefleet.experiments.run.tune_setup import quiet_reporter, tune_trainable
 from tunefleet.experiments.spec.experiment import ExperimentSpec
 from tunefleet.experiments.spec.loading import SpecError, load_spec
 from tunefleet.experiments.spec.plan import Plan, make_plan
@@ -45,7 +46,7 @@ __all__ = ["earlier_points", "resume_experiment"]
 
 
 def resume_experiment(
-    path: str, options: RunOptions, *, extend: int | None = None
+    path: str, options: RunOptions, *, extend: int | None = None, trainable: Any = None
 ) -> tuple[Plan, RunSummary]:
     """Continues the experiment in `path` (`<storage>/<name>`).
 
@@ -57,8 +58,12 @@ def resume_experiment(
     Trials at once: counted anew from the cluster as it is, and moved as it changes (Ray
     restores the searcher's ConcurrencyLimiter, whose cap the slot watch moves again).
 
+    `trainable` (a function, class or wrapper) is used in place of importing the spec's
+    `trainable:`; a run whose trainable was given to `tunefleet.run` as an object needs it.
+
     Raises:
-        RunError: If `path` is not a tunefleet experiment that can be resumed as asked.
+        RunError: If `path` is not a tunefleet experiment that can be resumed as asked, or
+            its trainable was given as an object and `trainable` is None.
     """
     started = time.monotonic()
     exp_dir = storage_root(path)
@@ -74,7 +79,13 @@ def resume_experiment(
                 "wrote (<storage>/<name>)."
             ) from None
         raise
-    plan = make_plan(spec, raw)
+    given_as_object = _given_as_object(exp_dir)
+    if given_as_object and trainable is None:
+        raise RunError(
+            f"{exp_dir}: its trainable '{spec.trainable}' was given to tunefleet.run() as an "
+            f"object; resume it from Python with tunefleet.resume({exp_dir!r}, trainable=...)."
+        )
+    plan = make_plan(spec, raw, trainable=trainable, given_as_object=given_as_object)
     with connect(options.address, verbose=options.verbose) as connection:
         slots = trial_slots(connection, spec)
         if extend is not None:
@@ -97,6 +108,12 @@ def resume_experiment(
         else:
             tuner, recorder = _restore(plan, exp_dir, options, slots, connection.autoscaler)
         return plan, fit_tuner(tuner, recorder, plan, options, started, pending_trials(plan, slots))
+
+
+def _given_as_object(exp_dir: str) -> bool:
+    """Whether the run's trainable was given as an object (`spec.yaml`'s first line)."""
+    text = (locate(exp_dir) / SPEC_FILE).read_bytes().decode("utf-8", errors="replace")
+    return text.startswith(GIVEN_AS_OBJECT)
 
 
 def _not_told(spec: ExperimentSpec, earlier: int) -> str:
@@ -157,6 +174,7 @@ def _restore(
         raise RunError("resume runs the driver in this process; Ray Client is not supported.")
     run_config.callbacks = callbacks
     run_config.verbose = 2 if options.verbose else 0
+    run_config.progress_reporter = quiet_reporter(options.verbose)
     return tuner, recorder
 
 

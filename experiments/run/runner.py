@@ -26,7 +26,12 @@ from tunefleet.experiments.run.final_evaluation import run_final
 from tunefleet.experiments.run.lean_trials import LeanFinishedTrials
 from tunefleet.experiments.run.progress import ProgressPrinter
 from tunefleet.experiments.run.tracking import tracking_callbacks
-from tunefleet.experiments.run.tune_setup import quiet_tune, trial_dirname, tune_trainable
+from tunefleet.experiments.run.tune_setup import (
+    quiet_reporter,
+    quiet_tune,
+    trial_dirname,
+    tune_trainable,
+)
 from tunefleet.experiments.spec.plan import Plan
 from tunefleet.experiments.spec.slots import TrialSlots, trial_slots
 from tunefleet.search.algorithms import build_search, takes_earlier_results, uses_searcher
@@ -34,6 +39,7 @@ from tunefleet.search.budget import build_stop
 from tunefleet.search.warm_start import WarmStart
 
 __all__ = [
+    "GIVEN_AS_OBJECT",
     "Extension",
     "RunError",
     "RunOptions",
@@ -57,6 +63,7 @@ class RunOptions:
         address: None for an embedded local Ray; `auto` or `HOST:PORT` for a cluster.
         verbose: Show Ray's own progress tables and worker logs.
         overwrite: Replace an existing experiment folder of the same name.
+        notebook: Show the progress as one line a Jupyter notebook updates in place.
     """
 
     storage: str = "results"
@@ -64,6 +71,7 @@ class RunOptions:
     address: str | None = None
     verbose: bool = False
     overwrite: bool = False
+    notebook: bool = False
 
 
 @dataclass(frozen=True)
@@ -206,6 +214,7 @@ def build_tuner(
             ),
             callbacks=callbacks,
             verbose=2 if verbose else 0,
+            progress_reporter=quiet_reporter(verbose),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=keep),
             failure_config=tune.FailureConfig(
                 max_failures=spec.failure.max_failures, fail_fast=spec.failure.fail_fast
@@ -261,6 +270,7 @@ def run_callbacks(
             "spec": plan.raw,
             "trials_at_once": slots.to_dict(),
             "trials_at_once_changes": changes,
+            **({"trainable_given_as_object": True} if plan.given_as_object else {}),
         },
         population_based=spec.search.population_based,
         objectives=list(zip(spec.metrics, spec.modes, strict=True)),
@@ -272,6 +282,7 @@ def run_callbacks(
         searched=spec.space.searched,
         total=total,
         at_once=slots.describe(),
+        notebook=options.notebook,
     )
     watch = SlotWatch(
         spec,
@@ -337,7 +348,7 @@ def run_plan(plan: Plan, options: RunOptions) -> RunSummary:
 
     The resolved spec is saved as `spec.yaml` beside the results, for `tunefleet resume`.
     A run that fails before its first trial starts (Ray cannot be reached, say) leaves the
-    results folder as it found it (see `tunefleet.experiments.claim`).
+    results folder as it found it (see `tunefleet.experiments.run.claim`).
 
     Raises:
         RunError: If the results folder is taken (and `overwrite` is off).
@@ -352,7 +363,7 @@ def run_plan(plan: Plan, options: RunOptions) -> RunSummary:
         recorder, callbacks = run_callbacks(
             plan, exp_dir, options, spec.trial_count, slots, started_at, connection.autoscaler
         )
-        write_spec_file(exp_dir, plan.raw)
+        write_spec_file(exp_dir, plan.raw, given_as_object=plan.given_as_object)
         if spec.baseline is not None:
             run_baseline(plan, exp_dir, verbose=options.verbose)  # before the search
         callbacks = [*callbacks, folder.on_first_trial()]
@@ -373,6 +384,17 @@ def pending_trials(plan: Plan, slots: TrialSlots) -> int | None:
     return max(slots.cap, plan.spec.search.max_concurrent or plan.spec.trial_count)
 
 
-def write_spec_file(exp_dir: str, raw: dict[str, Any]) -> None:
-    """Saves the spec as run (overrides applied) in the experiment folder."""
-    write_text_atomic(f"{exp_dir}/{SPEC_FILE}", yaml.safe_dump(raw, sort_keys=False))
+#: The first line of a `spec.yaml` whose trainable was handed to `tunefleet.run` as an object.
+GIVEN_AS_OBJECT = (
+    "# trainable: given to tunefleet.run() as an object; resume with "
+    "tunefleet.resume(path, trainable=...)"
+)
+
+
+def write_spec_file(exp_dir: str, raw: dict[str, Any], *, given_as_object: bool = False) -> None:
+    """Saves the spec as run (overrides applied) in the experiment folder; a first comment
+    line says when its trainable was given as an object (`GIVEN_AS_OBJECT`)."""
+    text = yaml.safe_dump(raw, sort_keys=False)
+    if given_as_object:
+        text = f"{GIVEN_AS_OBJECT}\n{text}"
+    write_text_atomic(f"{exp_dir}/{SPEC_FILE}", text)

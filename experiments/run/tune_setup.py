@@ -17,7 +17,7 @@ from ray import tune
 
 from tunefleet.experiments.spec.plan import Plan
 
-__all__ = ["quiet_tune", "trial_dirname", "tune_trainable"]
+__all__ = ["quiet_reporter", "quiet_tune", "trial_dirname", "tune_trainable"]
 
 
 @contextmanager
@@ -74,6 +74,14 @@ def quiet_tune(
                 os.environ[key] = value
         for lg, level in zip(loggers, saved_levels, strict=True):
             lg.setLevel(level)
+
+
+def quiet_reporter(verbose: bool) -> Any:
+    """Ray Tune's progress reporter for a run: None (Ray's choice) when verbose, else its
+    plain-text reporter, which prints nothing at verbosity 0. In a notebook Ray would
+    choose its HTML reporter, which adds an empty output and clears the cell's earlier
+    ones (tunefleet's warnings and status line) even when it reports nothing."""
+    return None if verbose else tune.CLIReporter()
 
 
 def trial_dirname(trial: Any) -> str:

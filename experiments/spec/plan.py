@@ -26,11 +26,15 @@ class Plan:
         spec: The validated spec.
         raw: The mapping the spec was read from (after overrides), kept in the results.
         trainable: The imported user object (function, class or wrapper) as a `Wrapper`.
+        given_as_object: The trainable was handed over as an object (`tunefleet.run(...,
+            trainable=obj)`) that its import path does not give back, so a later resume
+            must be given it again.
     """
 
     spec: ExperimentSpec
     raw: dict[str, Any]
     trainable: Wrapper
+    given_as_object: bool = False
 
     def describe(self, *, experiment_dir: str | None = None) -> str:
         """The resolved plan, for `tunefleet validate`."""
@@ -136,9 +140,24 @@ def at_once_text(spec: ExperimentSpec) -> str:
     return text + " (search.max_concurrent)"
 
 
-def make_plan(spec: ExperimentSpec, raw: dict[str, Any]) -> Plan:
-    """Imports and checks the trainable; raises `TrainableError` with a one-line reason."""
-    obj = check_trainable(import_object(spec.trainable), spec.trainable)
+def make_plan(
+    spec: ExperimentSpec,
+    raw: dict[str, Any],
+    *,
+    trainable: Any = None,
+    given_as_object: bool = False,
+) -> Plan:
+    """Imports and checks the trainable; raises `TrainableError` with a one-line reason.
+
+    Args:
+        spec: The validated spec.
+        raw: The mapping it was read from.
+        trainable: The trainable object itself (a function, class or wrapper), used in
+            place of importing `spec.trainable`; None to import it.
+        given_as_object: Whether a later resume needs `trainable` again (see `Plan`).
+    """
+    found = import_object(spec.trainable) if trainable is None else trainable
+    obj = check_trainable(found, spec.trainable)
     # A typo in a config key fails here, not in every trial after Ray has started.
     obj.check(config_keys=sorted({path.split("/")[0] for path in spec.space.config_paths()}))
     if spec.search.population_based and not obj.supports_checkpoints:
@@ -158,7 +177,12 @@ def make_plan(spec: ExperimentSpec, raw: dict[str, Any]) -> Plan:
             "TorchTrainable a `test=` function or SklearnTrainable a `test_size=`, or remove "
             "`final:`."
         )
-    return Plan(spec=with_checkpoints(with_seed(spec, obj), obj), raw=raw, trainable=obj)
+    return Plan(
+        spec=with_checkpoints(with_seed(spec, obj), obj),
+        raw=raw,
+        trainable=obj,
+        given_as_object=given_as_object and trainable is not None,
+    )
 
 
 # Schedulers that continue trials from checkpoints: PBT/PB2 exploits, HyperBand's pauses.
