@@ -31,15 +31,26 @@ def test_ci_runs_the_readme_test_command_verbatim() -> None:
     assert test in ci.splitlines()
 
 
-def test_readme_documents_every_trials_column_the_writer_produces() -> None:
+def test_the_schema_documents_every_column_the_writer_produces() -> None:
     from tunefleet.experiments.results.recorder import ResultsRecorder
 
+    schema = (REPO / "experiments" / "SCHEMA.md").read_text()
+    assert "experiments/SCHEMA.md" in README  # the README links it, and repeats none of it
     recorder = ResultsRecorder("unused", metric="acc", mode="max", info={})
     for column in recorder.trials_table().column_names:
         documented = column.replace("best/acc", "best/<metric>")
-        assert f"`{documented}`" in README, column
+        assert f"`{documented}`" in schema, column
     for column in recorder.iterations_table().column_names:
-        assert f"`{column}`" in README, column
+        assert f"`{column}`" in schema, column
+
+
+def test_the_readme_stays_short_and_its_links_resolve() -> None:
+    assert len(README.splitlines()) <= 300
+    for target in re.findall(r"\]\(([^)#:]+)\)", README):
+        assert (REPO / target).exists(), target
+    for page in (REPO / "docs").glob("*.md"):
+        for target in re.findall(r"\]\(([^)#:]+)\)", page.read_text()):
+            assert (page.parent / target).exists(), (page.name, target)
 
 
 def _python_block(marker: str) -> str:
@@ -88,9 +99,10 @@ def test_readme_trainable_examples_run_from_a_users_module(tmp_path: Path) -> No
     assert (svc["cv_score_mean"] > 0.5).all() and svc["cv_score_mean"].max() > 0.9
 
 
-def test_readme_search_quality_table_has_a_column_per_benchmarked_searcher() -> None:
+def test_the_search_quality_table_has_a_column_per_benchmarked_searcher() -> None:
     from benchmarks.search_quality import SEARCHERS
 
-    header = next(line for line in README.splitlines() if line.startswith("| function |"))
+    benchmarks = (REPO / "benchmarks" / "README.md").read_text()
+    header = next(line for line in benchmarks.splitlines() if line.startswith("| function |"))
     cells = [cell.strip() for cell in header.strip("|").split("|")]
     assert cells[1] == "trials at once" and cells[2:] == list(SEARCHERS)
