@@ -24,7 +24,7 @@ from tunefleet.cluster import shutdown as shutdown_ray
 from tunefleet.common.locations import locate
 from tunefleet.experiments.analysis.experiment import Experiment, load
 from tunefleet.experiments.results.files import SPEC_FILE
-from tunefleet.experiments.run.claim import ExperimentFolder
+from tunefleet.experiments.run.experiment_folder import ExperimentFolder
 from tunefleet.experiments.run.runner import (
     RunError,
     RunOptions,
@@ -32,8 +32,8 @@ from tunefleet.experiments.run.runner import (
     experiment_dir,
     run_plan,
 )
+from tunefleet.experiments.spec.advice import advise
 from tunefleet.experiments.spec.experiment import ExperimentSpec
-from tunefleet.experiments.spec.hints import advise
 from tunefleet.experiments.spec.loading import (
     SpecError,
     apply_overrides,

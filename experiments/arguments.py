@@ -11,7 +11,7 @@ from importlib import metadata as importlib_metadata
 from typing import TypeAlias
 
 from tunefleet.common.ray_compat import installed_ray_version
-from tunefleet.experiments.results.trust import trust_notice
+from tunefleet.experiments.results.pickled_state import trust_notice
 
 __all__ = ["EXIT_USAGE", "parser"]
 

@@ -44,8 +44,8 @@ from tunefleet.experiments.run.runner import (
     experiment_dir,
     run_plan,
 )
+from tunefleet.experiments.spec.advice import advise
 from tunefleet.experiments.spec.experiment import NAME_PATTERN
-from tunefleet.experiments.spec.hints import advise
 from tunefleet.experiments.spec.loading import SpecError, load_spec
 from tunefleet.experiments.spec.plan import Plan, make_plan
 from tunefleet.trainables.resolve import module_exists

@@ -19,11 +19,11 @@ from ray.tune.search.basic_variant import BasicVariantGenerator
 from tunefleet.common.nesting import find_path, nest
 from tunefleet.search.conditional import ConditionalSearcher, DefineByRun, hyperopt_space
 from tunefleet.search.schedulers import AnyScheduler, build_scheduler
+from tunefleet.search.searcher_wrappers import FiniteTarget
 from tunefleet.search.settings import SearchSettings
 from tunefleet.search.space import Choice, Const, Float, Int, Normal, Space
 from tunefleet.search.tune_space import to_tune_domain, to_tune_param_space
 from tunefleet.search.typed_choices import DecodeChoices, encode_point, encoded_choices
-from tunefleet.search.wrapping import FiniteTarget
 
 __all__ = [
     "TuneSearch",
@@ -96,7 +96,7 @@ def build_search(
         # One config of constants, repeated with other seeds: no backend to sample with.
         from ray.tune.search import Repeater
 
-        from tunefleet.search.wrapping import NoSearch
+        from tunefleet.search.searcher_wrappers import NoSearch
 
         return TuneSearch(
             search_alg=Repeater(NoSearch(), repeat=search.repeat, set_index=True),

@@ -19,9 +19,9 @@ from typing import Any
 from ray.tune.search import Searcher
 
 from tunefleet.common.nesting import nest, set_path
+from tunefleet.search.searcher_wrappers import DelegatingSearcher
 from tunefleet.search.space import Choice, Conditional, Const, Float, Int, Normal, Space
 from tunefleet.search.tune_space import to_tune_param_space
-from tunefleet.search.wrapping import DelegatingSearcher
 
 __all__ = ["ConditionalSearcher", "DefineByRun", "decode", "hyperopt_space"]
 

@@ -14,8 +14,8 @@ from typing import Any
 from ray.tune.search import Searcher
 
 from tunefleet.common.nesting import find_path
+from tunefleet.search.searcher_wrappers import DelegatingSearcher
 from tunefleet.search.space import Choice, Space
-from tunefleet.search.wrapping import DelegatingSearcher
 
 __all__ = ["DecodeChoices", "encode_point", "encoded_choices"]
 

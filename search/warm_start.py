@@ -8,7 +8,7 @@ from typing import Any
 
 from ray.tune.search import Searcher
 
-from tunefleet.search.wrapping import DelegatingSearcher
+from tunefleet.search.searcher_wrappers import DelegatingSearcher
 
 __all__ = ["EvaluatedPoint", "WarmStart"]
 

@@ -17,7 +17,7 @@ Where the results come from, per trial:
 
 Ray's `ExperimentAnalysis` unpickles the experiment state, which can run code: export only
 folders you trust. A folder without tunefleet's `spec.yaml` gets a warning line before it is
-read (`tunefleet.experiments.results.trust`).
+read (`tunefleet.experiments.results.pickled_state`).
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ from tunefleet.common.ray_compat import best_value_seen
 from tunefleet.experiments.results.files import ITERATIONS_FILE, SPEC_FILE, TRIALS_FILE
 from tunefleet.experiments.results.parquet_io import join_path as _join
 from tunefleet.experiments.results.parquet_io import path_exists as _exists
+from tunefleet.experiments.results.pickled_state import foreign_folder_warning
 from tunefleet.experiments.results.recorder import ResultsRecorder
-from tunefleet.experiments.results.trust import foreign_folder_warning
 from tunefleet.experiments.spec.loading import SpecError, parse_yaml
 
 __all__ = ["ExportError", "ExportSummary", "describe", "export_experiment"]

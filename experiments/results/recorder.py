@@ -42,7 +42,7 @@ from tunefleet.experiments.results.trial_rows import (
     error_summary,
     read_earlier,
 )
-from tunefleet.search.wrapping import target_problem
+from tunefleet.search.searcher_wrappers import target_problem
 
 __all__ = [
     "METADATA_KEY",

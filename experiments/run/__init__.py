@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from tunefleet.common.lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from tunefleet.experiments.run.claim import RunError
+    from tunefleet.experiments.run.experiment_folder import RunError
     from tunefleet.experiments.run.runner import RunOptions, RunSummary, run_plan
 
 __all__ = ["RunError", "RunOptions", "RunSummary", "run_plan"]
@@ -20,7 +20,7 @@ __all__ = ["RunError", "RunOptions", "RunSummary", "run_plan"]
 __getattr__, __dir__ = lazy_exports(
     __name__,
     {
-        "RunError": "tunefleet.experiments.run.claim",
+        "RunError": "tunefleet.experiments.run.experiment_folder",
         "RunOptions": "tunefleet.experiments.run.runner",
         "RunSummary": "tunefleet.experiments.run.runner",
         "run_plan": "tunefleet.experiments.run.runner",

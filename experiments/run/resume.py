@@ -2,7 +2,7 @@
 
 Restoring unpickles Ray's experiment state (`tuner.pkl`, searcher state): only resume
 experiment folders you trust, as you would only run code you trust (the command's help says
-so, in the words `tunefleet.experiments.results.trust` gives `export` too).
+so, in the words `tunefleet.experiments.results.pickled_state` gives `export` too).
 """
 
 from __future__ import annotations

@@ -20,10 +20,10 @@ from tunefleet.experiments.results.files import SPEC_FILE
 from tunefleet.experiments.results.parquet_io import write_text_atomic
 from tunefleet.experiments.results.recorder import ResultsRecorder
 from tunefleet.experiments.run.baseline import run_baseline
-from tunefleet.experiments.run.claim import ExperimentFolder, RunError
 from tunefleet.experiments.run.elastic import SlotWatch
+from tunefleet.experiments.run.experiment_folder import ExperimentFolder, RunError
 from tunefleet.experiments.run.final_evaluation import run_final
-from tunefleet.experiments.run.lean_trials import LeanFinishedTrials
+from tunefleet.experiments.run.finished_trials import LeanFinishedTrials
 from tunefleet.experiments.run.progress import ProgressPrinter
 from tunefleet.experiments.run.tracking import tracking_callbacks
 from tunefleet.experiments.run.tune_setup import (
@@ -348,7 +348,7 @@ def run_plan(plan: Plan, options: RunOptions) -> RunSummary:
 
     The resolved spec is saved as `spec.yaml` beside the results, for `tunefleet resume`.
     A run that fails before its first trial starts (Ray cannot be reached, say) leaves the
-    results folder as it found it (see `tunefleet.experiments.run.claim`).
+    results folder as it found it (see `tunefleet.experiments.run.experiment_folder`).
 
     Raises:
         RunError: If the results folder is taken (and `overwrite` is off).

@@ -29,7 +29,7 @@ def quiet_tune(
     saves its experiment state every `save_every_s` seconds; the Parquet files follow.
     A result without the target metric does not stop the experiment (Ray's strict check
     would): the trial is recorded as unusable (`invalid_metric`) and its searcher told
-    it failed (`tunefleet.search.wrapping.FiniteTarget`).
+    it failed (`tunefleet.search.searcher_wrappers.FiniteTarget`).
 
     `pending_trials` (for a `Searcher`: the trials allowed at once) goes to Ray's documented
     `TUNE_MAX_PENDING_TRIALS_PG`, unless the environment sets it: without it Ray lets a

@@ -18,7 +18,7 @@ import yaml
 import tunefleet
 from tests.support.trainables import Counter
 from tunefleet.experiments.results.files import SPEC_FILE
-from tunefleet.experiments.run.claim import RunError
+from tunefleet.experiments.run.experiment_folder import RunError
 from tunefleet.experiments.spec.loading import SpecError, validate_spec
 from tunefleet.trainables import get_checkpoint, report
 from tunefleet.trainables.resolve import TrainableError

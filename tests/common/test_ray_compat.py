@@ -388,7 +388,7 @@ def test_restored_search_alg_is_the_search_algorithm_ray_runs(
 ) -> None:
     from ray.tune.search import ConcurrencyLimiter
 
-    from tunefleet.search.wrapping import NoSearch
+    from tunefleet.search.searcher_wrappers import NoSearch
 
     limiter = ConcurrencyLimiter(NoSearch(), max_concurrent=1)
     tune.Tuner(

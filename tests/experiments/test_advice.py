@@ -1,4 +1,4 @@
-"""Warnings on valid specs (experiments/spec/hints.py) and the `seed` every wrapper trial gets."""
+"""Warnings on valid specs (experiments/spec/advice.py) and the `seed` every wrapper trial gets."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from tests.support.specs import spec_dict
 from tunefleet.experiments.cli import main
-from tunefleet.experiments.spec.hints import advise, parallel_trials
+from tunefleet.experiments.spec.advice import advise, parallel_trials
 from tunefleet.experiments.spec.loading import validate_spec
 from tunefleet.experiments.spec.plan import make_plan
 from tunefleet.search.space import Const

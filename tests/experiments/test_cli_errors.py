@@ -45,6 +45,7 @@ BAD_INPUT = [
         2,
         "{tmp}/nope.yaml: no such file.",
     ),
+    (["schema", "{tmp}/spec.yaml"], 2, "unrecognized arguments: {tmp}/spec.yaml"),
     (["tune", "{tmp}"], 2, "argument command: invalid choice: 'tune'"),
 ]
 

@@ -21,8 +21,8 @@ from tests.experiments.test_resume import REPO, SLOW, TUNEFLEET, _env, resume_to
 from tunefleet.experiments.cli import main
 from tunefleet.experiments.run.runner import RunError, storage_root
 from tunefleet.search import AshaSettings, MedianSettings, PBTSettings, SearchSettings
+from tunefleet.search.searcher_wrappers import FiniteTarget, target_problem
 from tunefleet.search.settings import CmaEsSettings
-from tunefleet.search.wrapping import FiniteTarget, target_problem
 
 BAD_METRICS = """
 name: bad

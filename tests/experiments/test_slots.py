@@ -21,7 +21,7 @@ from tunefleet.experiments.spec.slots import (
     shape_slots,
     trial_slots,
 )
-from tunefleet.search.wrapping import NoSearch
+from tunefleet.search.searcher_wrappers import NoSearch
 
 
 def _spec(resources: dict[str, float] | None = None, **search: Any) -> Any:

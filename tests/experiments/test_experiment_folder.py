@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tunefleet.experiments.run.claim import ExperimentFolder, RunError
+from tunefleet.experiments.run.experiment_folder import ExperimentFolder, RunError
 
 
 class Boom(Exception):

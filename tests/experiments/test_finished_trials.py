@@ -7,7 +7,7 @@ from collections import deque
 from ray.tune.experiment import Trial
 from ray.tune.trainable.metadata import _TrainingRunMetadata
 
-from tunefleet.experiments.run.lean_trials import LeanFinishedTrials
+from tunefleet.experiments.run.finished_trials import LeanFinishedTrials
 
 
 def test_finished_trials_keep_their_values_as_lists_that_json_holds() -> None:
