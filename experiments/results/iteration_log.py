@@ -8,7 +8,6 @@ compact columns rather than a million dicts.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -16,14 +15,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tunefleet.experiments.results.parquet_io import RAY_FIELDS, flatten
+from tunefleet.common.ray_compat import RAY_RESULT_FIELDS
+from tunefleet.experiments.results.parquet_io import flatten, is_scalar, json_column
 
 __all__ = ["COMPACT_EVERY", "FIXED", "TIMING", "IterationLog"]
 
 TIMING = ("time_this_iter_s", "time_total_s", "timestamp")
 FIXED = ("trial_id", "training_iteration", *TIMING, "node_id")
 COMPACT_EVERY = 20_000
-_NOT_METRICS = frozenset(RAY_FIELDS) | set(FIXED)
+_NOT_METRICS = frozenset(RAY_RESULT_FIELDS) | set(FIXED)
 
 
 class IterationLog:
@@ -220,15 +220,11 @@ def _flat_columns(rows: list[Any]) -> dict[str, pa.Array]:
     """Columns of scalar values from nested mappings, flattened with `/` (per value: slow,
     for the rare columns that need it)."""
     flat = [
-        {k: v for k, v in flatten(r).items() if _is_scalar(v)} if isinstance(r, Mapping) else {}
+        {k: v for k, v in flatten(r).items() if is_scalar(v)} if isinstance(r, Mapping) else {}
         for r in rows
     ]
     names = dict.fromkeys(k for r in flat for k in r)
     return {n: _array([r.get(n) for r in flat]) for n in names}
-
-
-def _is_scalar(value: Any) -> bool:
-    return value is None or isinstance(value, (bool, int, float, str))
 
 
 def _array(values: list[Any]) -> pa.Array:
@@ -236,12 +232,8 @@ def _array(values: list[Any]) -> pa.Array:
     try:
         array = pa.array(values)
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError, ValueError):
-        return _json(values)
-    return array if _primitive(array.type) else _json(values)
-
-
-def _json(values: list[Any]) -> pa.Array:
-    return pa.array([None if v is None else json.dumps(v, default=str) for v in values])
+        return json_column(values)
+    return array if _primitive(array.type) else json_column(values)
 
 
 def _concat(tables: list[pa.Table]) -> pa.Table:
@@ -264,7 +256,7 @@ def _concat(tables: list[pa.Table]) -> pa.Table:
             column = table[name]
             if not (pa.types.is_string(column.type) or pa.types.is_null(column.type)):
                 i = table.column_names.index(name)
-                table = table.set_column(i, name, _json(column.to_pylist()))
+                table = table.set_column(i, name, json_column(column.to_pylist()))
         fixed.append(table)
     return pa.concat_tables(fixed, promote_options="permissive")
 

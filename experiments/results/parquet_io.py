@@ -23,11 +23,12 @@ __all__ = [
     "METADATA_KEY",
     "build_table",
     "flatten",
+    "is_scalar",
     "join_path",
+    "json_column",
     "path_exists",
     "read_frame",
     "read_metadata",
-    "read_metadata_any",
     "read_rows",
     "read_table",
     "user_metrics",
@@ -41,9 +42,6 @@ T = TypeVar("T")
 
 METADATA_KEY = b"tunefleet"
 
-# Result fields Ray adds itself.
-RAY_FIELDS = RAY_RESULT_FIELDS
-
 
 def versions() -> dict[str, str]:
     """Versions of the packages that shape an experiment's results."""
@@ -56,14 +54,20 @@ def versions() -> dict[str, str]:
     return out
 
 
-def _is_scalar(value: Any) -> bool:
+def is_scalar(value: Any) -> bool:
+    """Whether a reported value goes into a column as it is (None, bool, number, text)."""
     return value is None or isinstance(value, (bool, int, float, str))
+
+
+def json_column(values: list[Any]) -> pa.Array:
+    """Values of no common Arrow type as a column of their JSON text (None stays null)."""
+    return pa.array([None if v is None else json.dumps(v, default=str) for v in values])
 
 
 def user_metrics(result: Mapping[str, Any]) -> dict[str, Any]:
     """The metrics the trainable reported (Ray's own fields left out), flattened."""
-    reported = {k: v for k, v in result.items() if k not in RAY_FIELDS}
-    return {k: v for k, v in flatten(reported).items() if _is_scalar(v)}
+    reported = {k: v for k, v in result.items() if k not in RAY_RESULT_FIELDS}
+    return {k: v for k, v in flatten(reported).items() if is_scalar(v)}
 
 
 def build_table(rows: list[dict[str, Any]], fixed: Iterable[str]) -> pa.Table:
@@ -82,7 +86,7 @@ def _array(values: list[Any]) -> pa.Array:
     try:
         return pa.array(values)
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
-        return pa.array([None if v is None else json.dumps(v, default=str) for v in values])
+        return json_column(values)
 
 
 def write_text_atomic(path: str, text: str) -> None:
@@ -242,8 +246,3 @@ def _is_whole_parquet(data: bytes) -> bool:
     if len(data) < 12 or data[:4] != b"PAR1" or data[-4:] != b"PAR1":
         return False
     return int.from_bytes(data[-8:-4], "little") + 12 <= len(data)
-
-
-def read_metadata_any(path: str) -> dict[str, Any]:
-    """`read_metadata` (kept for callers that used this name for URIs)."""
-    return read_metadata(path)

@@ -21,7 +21,7 @@ from tunefleet.experiments.results.files import ITERATIONS_FILE, TRIALS_FILE
 from tunefleet.experiments.results.parquet_io import (
     join_path,
     path_exists,
-    read_metadata_any,
+    read_metadata,
     read_rows,
     read_table,
 )
@@ -94,7 +94,7 @@ def read_earlier(experiment_dir: str, metric: str) -> EarlierRun | None:
     best_col = f"best/{metric}"
     fixed = {"trial_id", "status", best_col, "iterations", "time_total_s", "node_ip"}
     fixed |= {"node_id", "error", "invalid_metric", "experiment", "pareto"}
-    meta = read_metadata_any(trials_path)
+    meta = read_metadata(trials_path)
     started_at, wall_s = None, 0.0
     if meta.get("started_at") is not None:
         started_at = float(meta["started_at"])
