@@ -200,7 +200,7 @@ def test_every_other_command_runs_with_the_collector_on() -> None:
             cli._COMMANDS[name] = probe
         for argv in (["run", "s.yaml"], ["validate", "s.yaml"], ["resume", "x"],
                      ["show", "x"], ["evaluate", "x"], ["report", "x"], ["export", "x"],
-                     ["dashboard", "x"], ["cluster", "up", "c.yaml"]):
+                     ["dashboard", "x"], ["cluster", "up", "c.yaml"], ["schema"]):
             assert entry.main(argv) == 0
             assert gc.isenabled()  # and on again afterwards, whatever the command did
         print(json.dumps({"commands": sorted(cli._COMMANDS), "seen": seen}))
