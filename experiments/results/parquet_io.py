@@ -120,8 +120,14 @@ def write_parquet_atomic(table: pa.Table, path: str | Location, info: Mapping[st
     table = table.replace_schema_metadata(meta)
     location = path if isinstance(path, Location) else locate(path)
     if location.remote:
-        with translated(location.uri):
-            pq.write_table(table, location.path, filesystem=location.filesystem)
+        # Serialized whole before the store is touched: pq.write_table into the store's
+        # stream closes it when the write fails midway (an error, Ctrl-C), and closing
+        # publishes what it holds (a valid file of no rows) over the previous results.
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink)
+        data = sink.getvalue()
+        with translated(location.uri), location.filesystem.open_output_stream(location.path) as out:
+            out.write(data)
         return
     target = Path(location.path)
     tmp = _temporary(target)
@@ -204,7 +210,8 @@ def read_table(path: str) -> pa.Table:
     location = locate(path)
     if location.remote:
         return _parse_remote(location, pq.read_table)
-    return pq.read_table(location.path)
+    with _open_local(location) as file:
+        return pq.read_table(file)
 
 
 def read_frame(location: Location) -> pd.DataFrame:
@@ -215,7 +222,19 @@ def read_frame(location: Location) -> pd.DataFrame:
     """
     if location.remote:
         return _parse_remote(location, pd.read_parquet)
-    return pd.read_parquet(location.path)
+    with _open_local(location) as file:
+        return pd.read_parquet(file)
+
+
+def _open_local(location: Location) -> pa.NativeFile:
+    """The local file, opened once for the whole read.
+
+    Given a path, pyarrow opens the file twice (its footer for the schema, then its pages)
+    and can pair one version's footer with the pages of the next one that a writer renamed
+    over it in between ("Page was smaller than expected"). An open file keeps the version
+    it opened.
+    """
+    return pa.OSFile(location.path)
 
 
 def _parse_remote(location: Location, parse: Callable[[pa.BufferReader], T]) -> T:

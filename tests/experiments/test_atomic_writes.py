@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from tunefleet.common.locations import locate
 from tunefleet.experiments.results import parquet_io as tables
 from tunefleet.experiments.results.parquet_io import read_metadata, write_parquet_atomic
 
@@ -77,6 +78,7 @@ def _temporaries(path: Path) -> list[Path]:
     return sorted(path.parent.glob(f".{path.name}.*.tmp"))
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")
 def test_a_writer_killed_mid_write_leaves_the_previous_complete_file(tmp_path: Path) -> None:
     path = tmp_path / "trials.parquet"
@@ -134,6 +136,54 @@ def test_a_writer_killed_mid_write_leaves_the_previous_complete_file(tmp_path: P
     assert _temporaries(path) == []
     assert _generation(path) == 9999
     pd.testing.assert_frame_equal(pd.read_parquet(path), small)
+
+
+# Rewrites PATH over and over, each generation a table of another size; prints `ready`
+# once the first is written.
+REWRITER = """
+import sys
+import pyarrow as pa
+from tunefleet.experiments.results.parquet_io import write_parquet_atomic
+
+generation = 0
+while True:
+    rows = 10 + generation * 37 % 3000
+    table = pa.table({"x": list(range(rows)), "n": [generation] * rows})
+    write_parquet_atomic(table, sys.argv[1], {"generation": generation})
+    if generation == 0:
+        print("ready", flush=True)
+    generation += 1
+"""
+
+
+def test_readers_never_see_half_a_file_while_it_is_rewritten(tmp_path: Path) -> None:
+    """tunefleet's readers read one version whole while a writer renames new ones over it.
+    (pyarrow given a path opens the file twice, for the footer and then for the pages, and
+    pairs one version's footer with the next one's pages now and then.)"""
+    path = tmp_path / "trials.parquet"
+    proc = subprocess.Popen([sys.executable, "-c", REWRITER, str(path)], stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == b"ready", "the writer died before writing"
+        readers = {
+            "read_table": lambda: tables.read_table(str(path)).to_pandas(),
+            "read_frame": lambda: tables.read_frame(locate(str(path))),
+        }
+        seen: set[int] = set()
+        reads = 0
+        # Until the reads have spanned 200 rewrites (events, not a guess at how fast each is).
+        while reads < 200 or max(seen) - min(seen) < 200:
+            assert proc.poll() is None, "the writer died"
+            for read in readers.values():
+                frame = read()
+                generation = int(frame["n"].iloc[0])
+                assert list(frame["x"]) == list(range(10 + generation * 37 % 3000))
+                assert (frame["n"] == generation).all()
+                seen.add(generation)
+                reads += 1
+    finally:
+        proc.kill()
+        proc.wait(timeout=60)
 
 
 def _write_small(path: Path, generation: int) -> bytes:

@@ -117,6 +117,7 @@ COMMANDS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("cause", "commands", "message", "code"),
     [
@@ -201,7 +202,11 @@ def test_local_paths_still_work_as_before(tmp_path: Path) -> None:
 def test_readers_never_see_half_a_file_while_it_is_rewritten(s3_storage: str) -> None:
     """Each rewrite is one upload: a plain GET always gets a whole Parquet file. pyarrow's
     own reads (a HEAD, then ranged GETs) can straddle two versions; tunefleet's readers
-    detect that and fetch again."""
+    detect that and fetch again.
+
+    The writer rewrites as soon as the reader has finished a read, so a write lands during
+    almost every read, but at most one per read: as with a run's rewrites, which come
+    seconds apart. (A writer that never pauses can tear every one of a read's tries.)"""
     import io
     import threading
 
@@ -215,6 +220,7 @@ def test_readers_never_see_half_a_file_while_it_is_rewritten(s3_storage: str) ->
     bucket, key = target.path.split("/", 1)
     client = boto3.client("s3")
     done = threading.Event()
+    read = threading.Event()  # set by the reader after each read
     failures: list[str] = []
     reads = {"plain GET": 0, "tunefleet": 0}
 
@@ -223,8 +229,11 @@ def test_readers_never_see_half_a_file_while_it_is_rewritten(s3_storage: str) ->
     def writer() -> None:
         try:
             for n in range(60):
+                if n:
+                    assert read.wait(timeout=120), "the reader stopped reading"
                 table = pa.table({"x": list(range(200 + 50 * n)), "n": [n] * (200 + 50 * n)})
                 write_parquet_atomic(table, target.uri, {"n": n})
+                read.clear()  # the next write waits for a read that ends after this one
         except BaseException as exc:  # handed to the test: it fails instead of hanging
             errors.append(exc)
         finally:
@@ -243,14 +252,46 @@ def test_readers_never_see_half_a_file_while_it_is_rewritten(s3_storage: str) ->
         except Exception as exc:
             failures.append(f"plain GET: {exc}")
         try:
-            read_frame(target)
+            frame = read_frame(target)
+            n = int(frame["n"].iloc[0])
+            assert list(frame["x"]) == list(range(200 + 50 * n)), "rows of two versions"
             reads["tunefleet"] += 1
         except Exception as exc:
             failures.append(f"tunefleet: {exc}")
+        read.set()
     thread.join()
     assert errors == []
     assert failures == []
     assert min(reads.values()) >= 5, reads
+
+
+@pytest.mark.parametrize(
+    "error", [OSError("No space left on device"), KeyboardInterrupt()], ids=["oserror", "interrupt"]
+)
+def test_a_write_failing_mid_way_leaves_the_previous_object(
+    s3_storage: str, monkeypatch: pytest.MonkeyPatch, error: BaseException
+) -> None:
+    """A write that fails once pyarrow has begun the file publishes nothing: pyarrow closes
+    the stream it writes to when it fails, and closing a stream to the store uploads what
+    it holds, so the file is built whole before the upload starts."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from tunefleet.experiments.results.parquet_io import write_parquet_atomic
+
+    target = locate(f"{s3_storage}/trials.parquet")
+    write_parquet_atomic(pa.table({"x": list(range(500))}), target.uri, {"n": 1})
+    before = target.read_bytes()
+
+    def fail(self: pq.ParquetWriter, *args: object, **kwargs: object) -> None:
+        raise error
+
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", fail)
+    with pytest.raises((type(error), LocationError)):
+        write_parquet_atomic(pa.table({"x": [1, 2, 3]}), target.uri, {"n": 2})
+    monkeypatch.undo()
+    assert target.read_bytes() == before
+    assert read_metadata(target.uri)["n"] == 1
 
 
 def test_a_read_that_straddles_two_versions_is_fetched_again(s3_storage: str) -> None:

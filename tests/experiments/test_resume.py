@@ -13,7 +13,9 @@ import pandas as pd
 import pytest
 
 from tests.support.specs import spec_yaml
+from tunefleet.common.locations import locate
 from tunefleet.experiments.cli import main
+from tunefleet.experiments.results.parquet_io import read_frame
 
 REPO = Path(__file__).resolve().parents[2]
 TUNEFLEET = str(Path(sys.executable).with_name("tunefleet"))
@@ -71,6 +73,7 @@ def resume_to_completion(exp: Path) -> pd.DataFrame:
     return iterations
 
 
+@pytest.mark.slow
 @pytest.mark.core
 @pytest.mark.parametrize("sampler", list(SAMPLERS))
 def test_resume_after_kill_9_finishes_every_trial_once(sampler: str, tmp_path: Path) -> None:
@@ -97,8 +100,11 @@ def test_resume_after_kill_9_finishes_every_trial_once(sampler: str, tmp_path: P
         while time.monotonic() < deadline and (len(finished_before) < 2 or not checkpointed):
             time.sleep(0.25)
             if (exp / "trials.parquet").exists() and (exp / "iterations.parquet").exists():
-                trials = pd.read_parquet(exp / "trials.parquet")
-                rows = pd.read_parquet(exp / "iterations.parquet")
+                # Read as tunefleet reads, the file opened once: given a path, pandas (pyarrow)
+                # opens it twice and can pair the footer of one version with the pages of
+                # the next, which the run renames over it every second.
+                trials = read_frame(locate(str(exp / "trials.parquet")))
+                rows = read_frame(locate(str(exp / "iterations.parquet")))
                 finished_before = set(trials.loc[trials["status"] == "TERMINATED", "trial_id"])
                 running = rows[~rows["trial_id"].isin(finished_before)]
                 counts = running.groupby("trial_id")["training_iteration"].max()
@@ -130,6 +136,7 @@ def test_resume_after_kill_9_finishes_every_trial_once(sampler: str, tmp_path: P
     assert (iterations["step"] == iterations["training_iteration"]).all()
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("ray_instance")
 def test_extend_adds_trials_and_warm_starts_the_searcher(write_spec, tmp_path: Path) -> None:
     spec = write_spec(
@@ -159,6 +166,7 @@ search: {algorithm: optuna, num_samples: 8, seed: 1, n_initial_points: 8}
     assert len(pd.read_parquet(tmp_path / "grow" / "iterations.parquet")) == 14 * 2
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("ray_instance")
 def test_extend_runs_an_nsga2_search_on(write_spec, tmp_path: Path) -> None:
     """NSGA-II's searcher is pickled when the run starts, saved with Ray's state and
@@ -187,6 +195,7 @@ def test_resume_refuses_a_folder_that_is_not_an_experiment(tmp_path: Path, capsy
     assert f"{tmp_path}: no spec.yaml here" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("ray_instance")
 def test_extend_with_hyperopt_runs_the_new_trials_and_says_it_starts_afresh(
     write_spec, tmp_path: Path, capsys: pytest.CaptureFixture[str]
