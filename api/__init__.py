@@ -18,48 +18,20 @@ from typing import TYPE_CHECKING, Any
 
 from tunefleet.common.lazy import lazy_exports
 
-if TYPE_CHECKING:
-    from tunefleet.common.errors import TunefleetError
-    from tunefleet.experiments.analysis.experiment import Experiment, load
-    from tunefleet.running import (
-        ExperimentRun,
-        Interrupted,
-        resume,
-        run,
-        shutdown,
-        validate,
-    )
+if TYPE_CHECKING:  # the public names (`tunefleet.common.lazy` reads this block)
+    from tunefleet.common.errors import TunefleetError as TunefleetError
+    from tunefleet.experiments.analysis.experiment import Experiment as Experiment
+    from tunefleet.experiments.analysis.experiment import load as load
+    from tunefleet.running import ExperimentRun as ExperimentRun
+    from tunefleet.running import Interrupted as Interrupted
+    from tunefleet.running import resume as resume
+    from tunefleet.running import run as run
+    from tunefleet.running import shutdown as shutdown
+    from tunefleet.running import validate as validate
 
-if TYPE_CHECKING:
     __version__: str
 
-__all__ = [
-    "Experiment",
-    "ExperimentRun",
-    "Interrupted",
-    "TunefleetError",
-    "__version__",
-    "load",
-    "resume",
-    "run",
-    "shutdown",
-    "validate",
-]
-
-_exported, __dir__ = lazy_exports(
-    __name__,
-    {
-        "TunefleetError": "tunefleet.common.errors",
-        "Experiment": "tunefleet.experiments.analysis.experiment",
-        "load": "tunefleet.experiments.analysis.experiment",
-        "ExperimentRun": "tunefleet.running",
-        "Interrupted": "tunefleet.running",
-        "resume": "tunefleet.running",
-        "run": "tunefleet.running",
-        "shutdown": "tunefleet.running",
-        "validate": "tunefleet.running",
-    },
-)
+_exported, __dir__ = lazy_exports(__name__)
 
 
 def __getattr__(name: str) -> Any:

@@ -10,41 +10,17 @@ from typing import TYPE_CHECKING
 
 from tunefleet.common.lazy import lazy_exports
 
-if TYPE_CHECKING:
-    from tunefleet.experiments.results.files import ITERATIONS_FILE, TRIALS_FILE
-    from tunefleet.experiments.results.recorder import read_metadata
-    from tunefleet.experiments.run.runner import RunOptions, RunSummary, run_plan
-    from tunefleet.experiments.spec.experiment import ExperimentSpec
-    from tunefleet.experiments.spec.loading import SpecError, load_spec
-    from tunefleet.experiments.spec.plan import Plan, make_plan
+if TYPE_CHECKING:  # the public names (`tunefleet.common.lazy` reads this block)
+    from tunefleet.experiments.results.files import ITERATIONS_FILE as ITERATIONS_FILE
+    from tunefleet.experiments.results.files import TRIALS_FILE as TRIALS_FILE
+    from tunefleet.experiments.results.recorder import read_metadata as read_metadata
+    from tunefleet.experiments.run.runner import RunOptions as RunOptions
+    from tunefleet.experiments.run.runner import RunSummary as RunSummary
+    from tunefleet.experiments.run.runner import run_plan as run_plan
+    from tunefleet.experiments.spec.experiment import ExperimentSpec as ExperimentSpec
+    from tunefleet.experiments.spec.loading import SpecError as SpecError
+    from tunefleet.experiments.spec.loading import load_spec as load_spec
+    from tunefleet.experiments.spec.plan import Plan as Plan
+    from tunefleet.experiments.spec.plan import make_plan as make_plan
 
-__all__ = [
-    "ITERATIONS_FILE",
-    "TRIALS_FILE",
-    "ExperimentSpec",
-    "Plan",
-    "RunOptions",
-    "RunSummary",
-    "SpecError",
-    "load_spec",
-    "make_plan",
-    "read_metadata",
-    "run_plan",
-]
-
-__getattr__, __dir__ = lazy_exports(
-    __name__,
-    {
-        "ITERATIONS_FILE": "tunefleet.experiments.results.files",
-        "TRIALS_FILE": "tunefleet.experiments.results.files",
-        "read_metadata": "tunefleet.experiments.results.recorder",
-        "RunOptions": "tunefleet.experiments.run.runner",
-        "RunSummary": "tunefleet.experiments.run.runner",
-        "run_plan": "tunefleet.experiments.run.runner",
-        "ExperimentSpec": "tunefleet.experiments.spec.experiment",
-        "SpecError": "tunefleet.experiments.spec.loading",
-        "load_spec": "tunefleet.experiments.spec.loading",
-        "Plan": "tunefleet.experiments.spec.plan",
-        "make_plan": "tunefleet.experiments.spec.plan",
-    },
-)
+__getattr__, __dir__ = lazy_exports(__name__)

@@ -92,3 +92,11 @@ def write_spec(tmp_path: Path):
         return path
 
     return write
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A `cluster` or `browser` test is a `slow` one too, so the fast loop leaves it out."""
+    for item in items:
+        heavy = item.get_closest_marker("cluster") or item.get_closest_marker("browser")
+        if heavy and not item.get_closest_marker("slow"):
+            raise pytest.UsageError(f"{item.nodeid} is marked {heavy.name}: mark it slow too.")

@@ -15,6 +15,8 @@ import pytest
 from tunefleet.experiments.spec.experiment import ExperimentSpec
 from tunefleet.search.settings import SearchSettings
 
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
 README = (REPO / "README.md").read_text()

@@ -58,6 +58,7 @@ def _python_block(marker: str) -> str:
     return next(b for b in blocks if marker in b)
 
 
+@pytest.mark.slow
 def test_readme_trainable_examples_run_from_a_users_module(tmp_path: Path) -> None:
     """The README's class and scikit-learn examples, pasted into a user's module next to a
     spec, run by the real console script (its own embedded Ray, the user's folder as cwd)."""

@@ -17,48 +17,20 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from tunefleet.common.lazy import lazy_exports
-from tunefleet.trainables.contract import TuneAdaptable, Wrapper
-from tunefleet.trainables.resolve import TrainableError, check_trainable, import_object
 
-if TYPE_CHECKING:
-    from tunefleet.trainables.api import (
-        Checkpoint,
-        get_checkpoint,
-        report,
-        trial_cpus,
-        trial_gpus,
-        trial_id,
-    )
-    from tunefleet.trainables.pytorch import TorchTrainable
-    from tunefleet.trainables.sklearn import SklearnTrainable
+if TYPE_CHECKING:  # the public names (`tunefleet.common.lazy` reads this block)
+    from tunefleet.trainables.api import Checkpoint as Checkpoint
+    from tunefleet.trainables.api import get_checkpoint as get_checkpoint
+    from tunefleet.trainables.api import report as report
+    from tunefleet.trainables.api import trial_cpus as trial_cpus
+    from tunefleet.trainables.api import trial_gpus as trial_gpus
+    from tunefleet.trainables.api import trial_id as trial_id
+    from tunefleet.trainables.contract import TuneAdaptable as TuneAdaptable
+    from tunefleet.trainables.contract import Wrapper as Wrapper
+    from tunefleet.trainables.pytorch import TorchTrainable as TorchTrainable
+    from tunefleet.trainables.resolve import TrainableError as TrainableError
+    from tunefleet.trainables.resolve import check_trainable as check_trainable
+    from tunefleet.trainables.resolve import import_object as import_object
+    from tunefleet.trainables.sklearn import SklearnTrainable as SklearnTrainable
 
-__all__ = [
-    "Checkpoint",
-    "SklearnTrainable",
-    "TorchTrainable",
-    "TrainableError",
-    "TuneAdaptable",
-    "Wrapper",
-    "check_trainable",
-    "get_checkpoint",
-    "import_object",
-    "report",
-    "trial_cpus",
-    "trial_gpus",
-    "trial_id",
-]
-
-_API = "tunefleet.trainables.api"
-__getattr__, __dir__ = lazy_exports(
-    __name__,
-    {
-        "Checkpoint": _API,
-        "get_checkpoint": _API,
-        "report": _API,
-        "trial_cpus": _API,
-        "trial_gpus": _API,
-        "trial_id": _API,
-        "TorchTrainable": "tunefleet.trainables.pytorch",
-        "SklearnTrainable": "tunefleet.trainables.sklearn",
-    },
-)
+__getattr__, __dir__ = lazy_exports(__name__)

@@ -14,20 +14,11 @@ from typing import TYPE_CHECKING
 
 from tunefleet.common.lazy import lazy_exports
 
-if TYPE_CHECKING:
-    from tunefleet.experiments.analysis.errors import AnalysisError
-    from tunefleet.experiments.analysis.experiment import Experiment, load, load_all
-    from tunefleet.experiments.results.recorder import read_metadata
+if TYPE_CHECKING:  # the public names (`tunefleet.common.lazy` reads this block)
+    from tunefleet.experiments.analysis.errors import AnalysisError as AnalysisError
+    from tunefleet.experiments.analysis.experiment import Experiment as Experiment
+    from tunefleet.experiments.analysis.experiment import load as load
+    from tunefleet.experiments.analysis.experiment import load_all as load_all
+    from tunefleet.experiments.results.recorder import read_metadata as read_metadata
 
-__all__ = ["AnalysisError", "Experiment", "load", "load_all", "read_metadata"]
-
-__getattr__, __dir__ = lazy_exports(
-    __name__,
-    {
-        "AnalysisError": "tunefleet.experiments.analysis.errors",
-        "Experiment": "tunefleet.experiments.analysis.experiment",
-        "load": "tunefleet.experiments.analysis.experiment",
-        "load_all": "tunefleet.experiments.analysis.experiment",
-        "read_metadata": "tunefleet.experiments.results.recorder",
-    },
-)
+__getattr__, __dir__ = lazy_exports(__name__)

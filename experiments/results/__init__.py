@@ -10,18 +10,10 @@ from typing import TYPE_CHECKING
 
 from tunefleet.common.lazy import lazy_exports
 
-if TYPE_CHECKING:
-    from tunefleet.experiments.results.files import ITERATIONS_FILE, TRIALS_FILE
-    from tunefleet.experiments.results.recorder import ResultsRecorder, read_metadata
+if TYPE_CHECKING:  # the public names (`tunefleet.common.lazy` reads this block)
+    from tunefleet.experiments.results.files import ITERATIONS_FILE as ITERATIONS_FILE
+    from tunefleet.experiments.results.files import TRIALS_FILE as TRIALS_FILE
+    from tunefleet.experiments.results.recorder import ResultsRecorder as ResultsRecorder
+    from tunefleet.experiments.results.recorder import read_metadata as read_metadata
 
-__all__ = ["ITERATIONS_FILE", "TRIALS_FILE", "ResultsRecorder", "read_metadata"]
-
-__getattr__, __dir__ = lazy_exports(
-    __name__,
-    {
-        "ITERATIONS_FILE": "tunefleet.experiments.results.files",
-        "TRIALS_FILE": "tunefleet.experiments.results.files",
-        "ResultsRecorder": "tunefleet.experiments.results.recorder",
-        "read_metadata": "tunefleet.experiments.results.recorder",
-    },
-)
+__getattr__, __dir__ = lazy_exports(__name__)

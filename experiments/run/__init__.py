@@ -11,18 +11,10 @@ from typing import TYPE_CHECKING
 
 from tunefleet.common.lazy import lazy_exports
 
-if TYPE_CHECKING:
-    from tunefleet.experiments.run.experiment_folder import RunError
-    from tunefleet.experiments.run.runner import RunOptions, RunSummary, run_plan
+if TYPE_CHECKING:  # the public names (`tunefleet.common.lazy` reads this block)
+    from tunefleet.experiments.run.experiment_folder import RunError as RunError
+    from tunefleet.experiments.run.runner import RunOptions as RunOptions
+    from tunefleet.experiments.run.runner import RunSummary as RunSummary
+    from tunefleet.experiments.run.runner import run_plan as run_plan
 
-__all__ = ["RunError", "RunOptions", "RunSummary", "run_plan"]
-
-__getattr__, __dir__ = lazy_exports(
-    __name__,
-    {
-        "RunError": "tunefleet.experiments.run.experiment_folder",
-        "RunOptions": "tunefleet.experiments.run.runner",
-        "RunSummary": "tunefleet.experiments.run.runner",
-        "run_plan": "tunefleet.experiments.run.runner",
-    },
-)
+__getattr__, __dir__ = lazy_exports(__name__)

@@ -61,6 +61,7 @@ SCRIPT = textwrap.dedent(
 
 
 @pytest.mark.slow
+@pytest.mark.cluster
 def test_a_function_of_main_runs_on_a_three_node_cluster(tmp_path: Path) -> None:
     script = tmp_path / "tune_it.py"
     script.write_text(SCRIPT)

@@ -10,6 +10,10 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
+pytestmark = pytest.mark.slow
+
 USED = """
 import ray, signal
 from tunefleet.cluster import connect, start_early

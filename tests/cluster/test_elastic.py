@@ -24,7 +24,7 @@ from tests.support.specs import spec_yaml
 
 REPO = Path(__file__).resolve().parents[2]
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
 
 def _spec(algorithm: str, trials: int, steps: int, **more: Any) -> str:

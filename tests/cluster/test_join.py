@@ -158,6 +158,7 @@ def test_the_probe_says_nothing_listens() -> None:
         probe(_endpoint(f"127.0.0.1:{port}"))
 
 
+@pytest.mark.slow
 def test_the_probe_gives_up_on_a_port_that_drops_connections() -> None:
     """As behind a firewall that drops packets: a listening socket whose queue is full."""
     server = socket.socket()
@@ -237,6 +238,7 @@ def test_a_closed_port_ends_in_one_line(project: Path, tmp_path: Path, command: 
         assert _tree(tmp_path / "results") == before
 
 
+@pytest.mark.slow
 def test_a_run_that_could_not_join_reruns_and_replaces_nothing(
     project: Path, tmp_path: Path
 ) -> None:
@@ -293,11 +295,15 @@ def token_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Head,
         stop_head(root)
 
 
+@pytest.mark.slow
+@pytest.mark.cluster
 def test_the_probe_passes_a_real_head(token_head: tuple[Head, str, Path]) -> None:
     head, _, _ = token_head
     probe(_endpoint(head.gcs_address))
 
 
+@pytest.mark.slow
+@pytest.mark.cluster
 def test_joining_without_a_token_ends_in_one_line(
     token_head: tuple[Head, str, Path], project: Path, tmp_path: Path
 ) -> None:
@@ -326,6 +332,8 @@ def test_joining_without_a_token_ends_in_one_line(
     assert not storage.exists()
 
 
+@pytest.mark.slow
+@pytest.mark.cluster
 @pytest.mark.parametrize("given", ["RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"])
 def test_a_wrong_token_ends_in_one_line_and_the_right_one_reruns(
     token_head: tuple[Head, str, Path], project: Path, tmp_path: Path, given: str

@@ -267,6 +267,7 @@ def _tunefleet(cluster: LocalCluster, spec: Path, storage: Path) -> subprocess.P
 
 
 @pytest.mark.slow
+@pytest.mark.cluster
 @pytest.mark.parametrize("algorithm", ["random", "optuna"])
 def test_trials_spread_over_the_nodes(
     cluster: LocalCluster, tmp_path: Path, algorithm: str
@@ -322,6 +323,7 @@ sys.exit(0 if status == "SUCCEEDED" else 1)
 
 
 @pytest.mark.slow
+@pytest.mark.cluster
 def test_submit_runs_the_experiment_as_a_job(cluster: LocalCluster, tmp_path: Path) -> None:
     """A user's folder (a spec and the module it names) goes to the cluster as a job."""
     if cluster.dashboard_url is None:
@@ -369,6 +371,7 @@ failure: {max_failures: 3}
 
 
 @pytest.mark.slow
+@pytest.mark.cluster
 def test_killing_a_worker_node_mid_run_resumes_its_trials(
     cluster: LocalCluster, tmp_path: Path
 ) -> None:

@@ -30,7 +30,7 @@ from tunefleet.common.locations import Location, locate
 from tunefleet.common.ray_compat import installed_ray_version
 from tunefleet.experiments.results.parquet_io import read_frame
 
-pytestmark = [pytest.mark.slow, pytest.mark.core]
+pytestmark = [pytest.mark.slow, pytest.mark.cluster, pytest.mark.core]
 
 TUNEFLEET = str(BIN / "tunefleet")
 

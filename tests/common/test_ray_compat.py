@@ -168,6 +168,7 @@ def test_the_installed_ray_is_one_the_boundary_was_checked_on() -> None:
     )
 
 
+@pytest.mark.slow
 def test_ray_result_fields_cover_every_field_ray_adds(experiment: dict[str, Any]) -> None:
     results = experiment["watch"].results
     assert len(results) == 9
@@ -181,6 +182,7 @@ def test_ray_result_fields_cover_every_field_ray_adds(experiment: dict[str, Any]
         assert field in added, changed(f"its result fields: {field!r} is no longer added")
 
 
+@pytest.mark.slow
 def test_skip_finished_trials_chooses_what_rays_fifo_chooses(experiment: dict[str, Any]) -> None:
     scheduler = experiment["scheduler"]
     assert scheduler.calls >= 3, changed("how often a scheduler's choose_trial_to_run is called")
@@ -204,6 +206,7 @@ def test_rays_fifo_based_schedulers_keep_fifos_choice(scheduler: type) -> None:
     )
 
 
+@pytest.mark.slow
 def test_best_value_seen_is_the_best_reported_value(experiment: dict[str, Any]) -> None:
     analysis = tune.ExperimentAnalysis(experiment["path"])
     best = {t.config["a"]: best_value_seen(t, "score", "max") for t in analysis.trials}
@@ -217,6 +220,7 @@ def test_best_value_seen_is_the_best_reported_value(experiment: dict[str, Any]) 
     assert best_value_seen(analysis.trials[0], "no_such_metric", "max") is None
 
 
+@pytest.mark.slow
 def test_freeze_finished_windows_keeps_the_values_and_what_ray_saves(
     experiment: dict[str, Any],
 ) -> None:
@@ -240,6 +244,7 @@ def test_freeze_finished_windows_keeps_the_values_and_what_ray_saves(
     assert restored.metric_analysis == metadata.metric_analysis
 
 
+@pytest.mark.slow
 def test_restored_run_config_replaces_the_callbacks_ray_runs(
     experiment: dict[str, Any],
 ) -> None:
@@ -261,6 +266,7 @@ def test_restored_run_config_replaces_the_callbacks_ray_runs(
     assert len(fresh.ended_with) == 3
 
 
+@pytest.mark.slow
 def test_pbt_log_rows_name_trials_by_their_first_tag(ray_instance: None, tmp_path: Path) -> None:
     watch = Watch()
     pbt = PopulationBasedTraining(
@@ -383,6 +389,7 @@ def test_auto_address_reads_the_file_ray_start_leaves_where_ray_does(
     assert ray_compat.auto_address() == ("10.0.0.9:6379", "RAY_ADDRESS")
 
 
+@pytest.mark.slow
 def test_restored_search_alg_is_the_search_algorithm_ray_runs(
     ray_instance: None, tmp_path: Path
 ) -> None:
@@ -408,6 +415,8 @@ def test_restored_search_alg_is_the_search_algorithm_ray_runs(
     assert restored.max_concurrent in (1, 2)
 
 
+@pytest.mark.slow
+@pytest.mark.cluster
 def test_the_autoscaler_config_is_read_where_ray_keeps_it(tmp_path: Path) -> None:
     """Autoscaler v2's limits in the GCS (the method Ray Data reads), and v1's in the file
     its monitor process was started with: read from a real head with Ray's autoscaler."""

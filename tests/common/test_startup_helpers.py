@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from tunefleet.common import timeline
-from tunefleet.common.lazy import lazy_exports
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -44,11 +43,46 @@ def test_a_lazy_name_loads_its_module_on_first_use_only() -> None:
     assert out.split() == ["False", "True", "True", "TorchTrainable"]
 
 
-def test_an_unknown_lazy_name_is_an_attribute_error() -> None:
-    getattr_, dir_ = lazy_exports("tunefleet.common", {"json_dumps": "json"})
-    with pytest.raises(AttributeError, match=r"module 'tunefleet\.common' has no attribute 'nope'"):
-        getattr_("nope")
-    assert "json_dumps" in dir_()
+def test_the_type_checking_block_lists_the_lazy_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    package = tmp_path / "lazy_pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text(
+        textwrap.dedent(
+            """
+            from typing import TYPE_CHECKING
+            from tunefleet.common.lazy import lazy_exports
+
+            if TYPE_CHECKING:
+                from lazy_pkg.heavy import weight as weight
+                from lazy_pkg.heavy import weight as renamed
+                version: str
+
+            __getattr__, __dir__ = lazy_exports(__name__)
+            """
+        )
+    )
+    (package / "heavy.py").write_text("weight = 42\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import lazy_pkg
+
+    try:
+        assert lazy_pkg.__all__ == ["renamed", "version", "weight"]
+        assert {"renamed", "weight"} <= set(dir(lazy_pkg))
+        assert "lazy_pkg.heavy" not in sys.modules
+        assert lazy_pkg.renamed == 42
+        assert "lazy_pkg.heavy" in sys.modules
+        assert vars(lazy_pkg)["renamed"] == 42  # kept: later reads skip __getattr__
+        assert lazy_pkg.weight == 42
+        for missing in ("nope", "version"):  # `version` is the package's own to provide
+            with pytest.raises(
+                AttributeError, match=rf"module 'lazy_pkg' has no attribute '{missing}'"
+            ):
+                getattr(lazy_pkg, missing)
+    finally:
+        for name in ("lazy_pkg", "lazy_pkg.heavy"):
+            sys.modules.pop(name, None)
 
 
 def test_the_timeline_is_written_only_when_asked(

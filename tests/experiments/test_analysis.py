@@ -70,6 +70,7 @@ def expected_best(trials: pd.DataFrame) -> pd.Series:
     )
 
 
+@pytest.mark.slow
 def test_load_reads_the_files_as_pandas_does(exp: Experiment, run_dir: Path) -> None:
     pd.testing.assert_frame_equal(exp.trials, pd.read_parquet(run_dir / "trials.parquet"))
     pd.testing.assert_frame_equal(exp.iterations, pd.read_parquet(run_dir / "iterations.parquet"))
@@ -81,6 +82,7 @@ def test_load_reads_the_files_as_pandas_does(exp: Experiment, run_dir: Path) -> 
     assert load(run_dir / "trials.parquet").trials.shape == exp.trials.shape
 
 
+@pytest.mark.slow
 def test_best_and_top_follow_from_the_formula(exp: Experiment) -> None:
     trials = exp.trials
     failed = trials["status"] == "ERROR"
@@ -106,6 +108,7 @@ def test_best_and_top_follow_from_the_formula(exp: Experiment) -> None:
     assert len(exp.top(100)) == len(ok)  # failed trials are not ranked
 
 
+@pytest.mark.slow
 def test_learning_curves_are_one_column_per_trial(exp: Experiment) -> None:
     curves = exp.learning_curves()
     assert curves.shape == (4, 30)
@@ -124,6 +127,7 @@ def test_learning_curves_are_one_column_per_trial(exp: Experiment) -> None:
         exp.learning_curves("nope")
 
 
+@pytest.mark.slow
 def test_best_so_far_only_improves_and_ends_at_the_best(exp: Experiment) -> None:
     table = exp.best_so_far()
     assert len(table) == 30 and set(table["trial_id"]) == set(exp.trials["trial_id"])
@@ -133,6 +137,7 @@ def test_best_so_far_only_improves_and_ends_at_the_best(exp: Experiment) -> None
     assert table.loc[table["status"] == "ERROR", "value"].isna().all()
 
 
+@pytest.mark.slow
 def test_importance_ranks_the_influential_parameter_first(exp: Experiment) -> None:
     importance = exp.importance()
     assert set(importance.index) == set(SEARCHED)
@@ -141,6 +146,7 @@ def test_importance_ranks_the_influential_parameter_first(exp: Experiment) -> No
     assert importance.sum() == pytest.approx(1.0)
 
 
+@pytest.mark.slow
 def test_leaderboard_text_lists_the_best_trial_first(exp: Experiment) -> None:
     text = leaderboard_text(exp, k=5)
     lines = text.splitlines()
@@ -164,6 +170,7 @@ def test_leaderboard_text_lists_the_best_trial_first(exp: Experiment) -> None:
     assert lines[7] == f"({failed} failed trial{'s' if failed > 1 else ''} not ranked)"
 
 
+@pytest.mark.slow
 def test_report_embeds_every_plot(exp: Experiment, run_dir: Path, tmp_path: Path) -> None:
     report = write_report(run_dir, tmp_path / "report")
     assert report == tmp_path / "report" / "report.html"
@@ -180,6 +187,7 @@ def test_report_embeds_every_plot(exp: Experiment, run_dir: Path, tmp_path: Path
     assert "influence: 30 trials" in html
 
 
+@pytest.mark.slow
 def test_report_draws_the_pbt_lineage(run_dir: Path, tmp_path: Path) -> None:
     folder = tmp_path / "pbt"
     shutil.copytree(run_dir, folder)
@@ -202,6 +210,7 @@ def test_report_draws_the_pbt_lineage(run_dir: Path, tmp_path: Path) -> None:
     assert '<figure id="pbt_lineage"><img src="data:image/png;base64,' in report.read_text()
 
 
+@pytest.mark.slow
 def test_load_all_concatenates_every_experiment(run_dir: Path, tmp_path: Path) -> None:
     shutil.copytree(run_dir, tmp_path / "again")
     shutil.copytree(run_dir, tmp_path / "influence")
@@ -343,6 +352,7 @@ def test_report_without_matplotlib_says_what_to_install(tmp_path: Path, monkeypa
     assert not (tmp_path / "report").exists()
 
 
+@pytest.mark.slow
 def test_show_and_report_commands(exp: Experiment, run_dir: Path, tmp_path: Path, capsys) -> None:
     assert main(["show", str(run_dir), "--top", "3"]) == 0
     out = capsys.readouterr().out
@@ -354,6 +364,7 @@ def test_show_and_report_commands(exp: Experiment, run_dir: Path, tmp_path: Path
         assert (tmp_path / "r" / f"{name}.png").stat().st_size > 1024, name
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
@@ -372,6 +383,7 @@ def test_show_and_report_errors_are_one_line(
     assert err.startswith("tunefleet: error: ") and message in err and err.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_readme_analysis_example_runs(run_dir: Path, capsys) -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     blocks = re.findall(r"```python\n(.*?)\n```", readme, flags=re.S)

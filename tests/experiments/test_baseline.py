@@ -49,6 +49,7 @@ def test_improvement_is_positive_when_better_for_either_mode() -> None:
     assert improvement(1.0, 0.0, "max") == (1.0, None)
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("ray_instance")
 def test_run_with_baseline_runs_it_first_and_show_compares(
     write_spec: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]

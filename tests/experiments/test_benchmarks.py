@@ -15,6 +15,7 @@ from benchmarks import __main__ as bench
 from benchmarks import overhead, scale, search_quality, time_to_target, workloads
 
 
+@pytest.mark.slow
 def test_overhead_runs_every_case_and_compares_them(ray_instance: None) -> None:
     rows = overhead.overhead(trials=3, results=2, repeats=1)
     assert [r["case"] for r in rows] == [
@@ -27,6 +28,7 @@ def test_overhead_runs_every_case_and_compares_them(ray_instance: None) -> None:
     assert "| random | tunefleet |" in overhead.markdown_overhead(rows)
 
 
+@pytest.mark.slow
 def test_overhead_runs_with_a_model_based_searcher(ray_instance: None) -> None:
     rows = overhead.overhead(trials=3, results=2, repeats=1, searcher="optuna")
     assert [(r["searcher"], r["case"]) for r in rows] == [
@@ -37,6 +39,7 @@ def test_overhead_runs_with_a_model_based_searcher(ray_instance: None) -> None:
     assert "| optuna | tunefleet |" in overhead.markdown_overhead(rows)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("searcher", ["random", "optuna"])
 def test_scheduling_efficiency_is_ideal_over_actual(ray_instance: None, searcher: str) -> None:
     rows = overhead.scheduling(trials=4, work_s=0.1, cpus=2, repeats=1, searcher=searcher)
@@ -51,6 +54,7 @@ def test_scheduling_efficiency_is_ideal_over_actual(ray_instance: None, searcher
         assert 0 < row["efficiency"] <= 1 and row["driver_cpu_ms_per_trial"] > 0
 
 
+@pytest.mark.slow
 def test_scale_counts_every_trial_and_samples_memory(ray_instance: None) -> None:
     figures = scale.run(trials=12, cpus=2)
     assert figures["rows_in_trials_parquet"] == 12
@@ -59,6 +63,7 @@ def test_scale_counts_every_trial_and_samples_memory(ray_instance: None) -> None
     assert "| 12 | 12 |" in scale.markdown(figures)
 
 
+@pytest.mark.slow
 def test_time_to_target_times_a_whole_process_until_the_target() -> None:
     # A target every trained epoch passes: the first epoch's record ends the measurement.
     result = time_to_target.measure("optuna", trials=2, seed=0, target=0.0, timeout_s=120)
@@ -66,6 +71,7 @@ def test_time_to_target_times_a_whole_process_until_the_target() -> None:
     assert result["epochs_seen"] >= 1
 
 
+@pytest.mark.slow
 def test_export_speed_feeds_every_result_and_compares_with_pyarrow() -> None:
     from benchmarks import export_speed
 
@@ -77,6 +83,7 @@ def test_export_speed_feeds_every_result_and_compares_with_pyarrow() -> None:
     assert "| tunefleet ResultsRecorder" in bench._export_markdown(figures)
 
 
+@pytest.mark.slow
 def test_plain_loop_learns_digits() -> None:
     config = {
         "lr": 3e-3,
@@ -98,6 +105,7 @@ def test_unknown_case_is_refused(capsys: pytest.CaptureFixture[str], tmp_path: P
     assert "unknown case 'overheads'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_command_writes_markdown_and_json(
     ray_instance: None, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -127,6 +135,7 @@ def test_search_quality_reports_sequential_and_parallel_regret() -> None:
     assert "| branin | optuna-tpe | 3 |" in text
 
 
+@pytest.mark.slow
 def test_fixed_cost_runs_both_cases_as_whole_processes_and_times_each_step() -> None:
     from benchmarks import fixed_cost
 
@@ -146,6 +155,7 @@ def test_fixed_cost_runs_both_cases_as_whole_processes_and_times_each_step() -> 
     assert "| tunefleet |" in fixed_cost.markdown(rows)
 
 
+@pytest.mark.slow
 def test_warm_start_joins_a_running_head_and_stops_it() -> None:
     from benchmarks import warm_start
 
@@ -157,6 +167,7 @@ def test_warm_start_joins_a_running_head_and_stops_it() -> None:
     assert "first trial started" in warm_start.markdown(rows)
 
 
+@pytest.mark.slow
 def test_the_cnn_workload_is_timed_for_optuna_and_tunefleet() -> None:
     for case in ("optuna", "tunefleet"):
         result = time_to_target.measure(
@@ -169,6 +180,7 @@ def test_the_cnn_workload_is_timed_for_optuna_and_tunefleet() -> None:
     assert steps["ray_up"] is not None and steps["fit_started"] is not None  # tunefleet's
 
 
+@pytest.mark.slow
 def test_the_ray_floor_starts_ray_and_trains_in_two_tasks_without_tune_in_its_driver() -> None:
     import subprocess
     import sys

@@ -42,6 +42,7 @@ def test_budget_stopper_counts_trial_time_times_cpus() -> None:
     assert stopper.stop_all()  # 3.6 CPU-seconds >= 0.001 CPU-hours
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("ray_instance")
 def test_tiny_budget_ends_the_search_and_keeps_results(
     write_spec: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]

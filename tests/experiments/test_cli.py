@@ -23,6 +23,12 @@ PROBE = (
     "print('ray started' if ray.is_initialized() else 'ray not started'); sys.exit(rc)"
 )
 
+# Runs the CLI's main() in a fresh interpreter that sees a machine of 6 CPUs.
+SIX_CPUS = (
+    "import os, sys; os.cpu_count = lambda: 6; from tunefleet.experiments.cli import main; "
+    "sys.exit(main(sys.argv[1:]))"
+)
+
 
 def _env() -> dict[str, str]:
     repo = str(Path(__file__).resolve().parents[2])
@@ -92,7 +98,9 @@ def test_validate_prints_the_plan_without_running(tmp_path: Path) -> None:
     spec = Path(__file__).resolve().parents[2] / "experiments" / "quickstart.yaml"
     proc = subprocess.run(
         [
-            TUNEFLEET,
+            sys.executable,
+            "-c",
+            SIX_CPUS,
             "validate",
             str(spec),
             "--set",
@@ -110,9 +118,8 @@ def test_validate_prints_the_plan_without_running(tmp_path: Path) -> None:
     assert "hidden        randint[32, 256] (inclusive)" in out
     assert "optuna (tpe sampler, seed 0)" in out
     assert "asha (time_attr training_iteration, max_t 20, grace_period 3" in out
-    cpus = os.cpu_count()
     assert (
-        f"trials      24; up to {cpus} at once on this machine ({cpus} CPUs, 1 CPU per trial); "
+        "trials      24; up to 6 at once on this machine (6 CPUs, 1 CPU per trial); "
         "on a cluster, as many as its nodes fit, following nodes that join or leave, and as "
         "many as its autoscaler may add nodes for\n"
     ) in out
@@ -135,6 +142,17 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
     assert missing.stderr.strip() == f"tunefleet: error: {tmp_path / 'nope.yaml'}: no such file."
 
 
+def test_python_m_tunefleet_experiments_is_the_command(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "tunefleet.experiments", "validate", str(tmp_path / "nope.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"tunefleet: error: {tmp_path / 'nope.yaml'}: no such file."
+
+
 USER_MODULE = """
 from tunefleet.trainables import report
 
@@ -144,6 +162,7 @@ def train(config):
 """
 
 
+@pytest.mark.slow
 def test_run_tunes_a_users_own_module_on_an_embedded_ray(tmp_path: Path) -> None:
     """A model in the user's folder, outside this package, named by the spec, run by the
     real console script on its own embedded Ray."""

@@ -30,7 +30,7 @@ from tunefleet.experiments.analysis.dashboard import Dashboard
 from tunefleet.experiments.cli import main
 
 pytest.importorskip("optuna_dashboard")
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 Browser = Callable[[str], str]
 

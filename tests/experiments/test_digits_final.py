@@ -12,6 +12,8 @@ from tunefleet.experiments.analysis.experiment import load
 from tunefleet.experiments.analysis.outcome import outcome_table
 from tunefleet.experiments.cli import main
 
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[2]
 
 

@@ -72,6 +72,7 @@ def histories(root: Path) -> dict[str, pd.DataFrame]:
     return {p.stem: pd.read_parquet(p) for p in sorted((root.parent / "grid").glob("*.parquet"))}
 
 
+@pytest.mark.slow
 def test_export_of_a_plain_ray_tune_run_matches_its_results(raw: Path, root: Path) -> None:
     trials = pd.read_parquet(raw / "trials.parquet")
     iterations = pd.read_parquet(raw / "iterations.parquet")
@@ -110,6 +111,7 @@ def test_export_of_a_plain_ray_tune_run_matches_its_results(raw: Path, root: Pat
     assert exp.best()["config/x"] == 0.5
 
 
+@pytest.mark.slow
 def test_export_through_a_uri_and_refusing_to_replace(raw: Path, tmp_path: Path, capsys) -> None:
     assert main(["export", str(raw), "--metric", "score", "--mode", "max"]) == 2
     err = capsys.readouterr().err
@@ -131,6 +133,7 @@ def test_export_through_a_uri_and_refusing_to_replace(raw: Path, tmp_path: Path,
         pd.testing.assert_frame_equal(pd.read_parquet(copy / name), pd.read_parquet(raw / name))
 
 
+@pytest.mark.slow
 def test_export_errors_are_one_line(root: Path, tmp_path: Path, capsys) -> None:
     with pytest.raises(ExportError, match=r"--mode: 'best' is not a mode; choose min or max"):
         export_experiment(str(root / "raw"), metric="score", mode="best")
@@ -165,6 +168,7 @@ def test_resume_and_export_help_say_the_folder_is_trusted(capsys) -> None:
         )
 
 
+@pytest.mark.slow
 def test_export_rebuilds_a_tunefleet_run_from_rays_state(root: Path, tmp_path: Path, capsys):
     copy = tmp_path / "results" / "tf"
     shutil.copytree(root / "tf", copy)
@@ -194,6 +198,7 @@ def _frames(root: Path, name: str) -> list[str]:
     return files
 
 
+@pytest.mark.slow
 def test_experiments_under_one_root_read_as_one_dataset(raw: Path, root: Path) -> None:
     files = _frames(root, "trials.parquet")
     expected = {"raw": 3, "tf": 3}
@@ -210,6 +215,7 @@ def test_experiments_under_one_root_read_as_one_dataset(raw: Path, root: Path) -
     assert iterations["experiment"].value_counts().to_dict() == {"raw": 7, "tf": 9}
 
 
+@pytest.mark.slow
 def test_duckdb_and_polars_read_the_root(raw: Path, root: Path) -> None:
     duckdb = pytest.importorskip("duckdb")
     pl = pytest.importorskip("polars")
@@ -251,6 +257,7 @@ def _placeholders(columns: list[str], metrics: set[str], metric: str) -> set[str
     return out
 
 
+@pytest.mark.slow
 def test_schema_doc_names_exactly_the_columns_a_run_writes(root: Path) -> None:
     metrics = {"score", "loss", "group/step2"}  # what tests.support.trainables:linear reports
     tf = root / "tf"
@@ -271,6 +278,7 @@ def _meta(path: Path) -> dict[str, Any]:
     return read_metadata(path / "trials.parquet")
 
 
+@pytest.mark.slow
 def test_show_reports_the_wall_time_of_every_run(root: Path, tmp_path: Path, capsys) -> None:
     copy = tmp_path / "tf"
     shutil.copytree(root / "tf", copy)

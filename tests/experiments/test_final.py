@@ -68,6 +68,7 @@ def test_sklearn_search_never_sees_the_test_rows() -> None:
         no_test.evaluate({}, seed=0)
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("ray_instance")
 def test_run_with_final_writes_final_parquet_and_show_prints_it(
     write_spec: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -144,6 +144,7 @@ search:
 """
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("ray_instance")
 def test_a_run_marks_the_pareto_front_and_optuna_gets_both_objectives(
     write_spec, tmp_path: Path, capsys
@@ -180,6 +181,7 @@ def test_a_run_marks_the_pareto_front_and_optuna_gets_both_objectives(
     assert told == sorted(points)
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("ray_instance")
 def test_a_single_metric_experiment_has_no_pareto_front(write_spec, tmp_path: Path) -> None:
     spec = write_spec(

@@ -9,7 +9,7 @@ import pytest
 
 from tunefleet.experiments.cli import main
 
-pytestmark = pytest.mark.usefixtures("ray_instance")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_instance")]
 
 SPEC = Path(__file__).resolve().parents[2] / "experiments" / "pbt_digits.yaml"
 

@@ -47,6 +47,7 @@ PROBLEMS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("ray_instance")
 @pytest.mark.parametrize("algorithm", ["hyperopt", "optuna"])
 @pytest.mark.parametrize("trainable", list(PROBLEMS))
@@ -84,6 +85,7 @@ def test_unusable_target_values_mark_the_trial_and_the_search_goes_on(
     assert len(iterations) == 6 * 2
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("ray_instance")
 def test_extend_warm_starts_from_an_experiment_with_unusable_values(
     write_spec, tmp_path: Path
@@ -153,6 +155,7 @@ def test_finite_target_tells_optuna_a_nan_trial_failed() -> None:
     assert study.trials[-1].state == failed
 
 
+@pytest.mark.slow  # a valid spec: the command starts Ray early, then stops it
 def test_storage_that_is_a_file_is_refused(write_spec, tmp_path: Path, capsys) -> None:
     spec = write_spec(BAD_METRICS.format(trainable="nan_when_large", algorithm="optuna"))
     storage = tmp_path / "not_a_folder"
@@ -166,6 +169,7 @@ def test_storage_that_is_a_file_is_refused(write_spec, tmp_path: Path, capsys) -
     assert storage.read_text() == "x"
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_cleanly_and_resume_finishes(tmp_path: Path) -> None:
     spec = tmp_path / "slow.yaml"
     spec.write_text(SLOW)
@@ -208,6 +212,7 @@ def test_ctrl_c_stops_cleanly_and_resume_finishes(tmp_path: Path) -> None:
     resume_to_completion(exp)
 
 
+@pytest.mark.slow  # a valid spec: the command starts Ray early, then stops it
 def test_storage_uri_with_credentials_is_refused(write_spec, capsys) -> None:
     spec = write_spec(BAD_METRICS.format(trainable="nan_when_large", algorithm="optuna"))
     code = main(["run", str(spec), "--storage", "s3://AKIAKEY:s3cr3t@bucket/results"])
@@ -219,6 +224,7 @@ def test_storage_uri_with_credentials_is_refused(write_spec, capsys) -> None:
     assert storage_root("s3://bucket/results/") == "s3://bucket/results"
 
 
+@pytest.mark.slow
 def test_embedded_ray_serves_no_dashboard_beyond_localhost() -> None:
     # In a fresh process: the test session's Ray would be reused by `connect`.
     script = (
@@ -266,6 +272,7 @@ def test_an_infinite_setting_in_a_spec_is_one_line(write_spec, capsys) -> None:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("ray_instance")
 def test_a_run_where_no_trial_reports_the_target_exits_1(
     write_spec, tmp_path: Path, capsys

@@ -15,7 +15,7 @@ from tests.support.trainables import expected_score
 from tunefleet.experiments import read_metadata
 from tunefleet.experiments.cli import main
 
-pytestmark = pytest.mark.usefixtures("ray_instance")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_instance")]
 
 SPEC = spec_yaml(
     name="linear",

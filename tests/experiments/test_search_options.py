@@ -14,7 +14,7 @@ from tests.support.specs import spec_yaml
 from tunefleet.experiments.analysis.experiment import load
 from tunefleet.experiments.cli import main
 
-pytestmark = pytest.mark.usefixtures("ray_instance")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_instance")]
 
 
 def _run(

@@ -12,6 +12,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from tests.support.specs import spec_yaml
 from tunefleet.common.timeline import read as timeline_steps
 
@@ -64,6 +66,7 @@ def _driver(code: str, env: dict[str, str] | None = None) -> tuple[dict, str]:
     return json.loads(proc.stdout.strip().splitlines()[-1]), proc.stdout
 
 
+@pytest.mark.slow
 def test_a_no_op_run_imports_no_library_it_does_not_use_in_the_driver(
     tmp_path: Path,
 ) -> None:
@@ -95,6 +98,7 @@ def test_a_no_op_run_imports_no_library_it_does_not_use_in_the_driver(
     assert len(rows) == 4  # 2 trials x 2 results: the same trials and results as before
 
 
+@pytest.mark.slow
 def test_a_no_op_run_imports_no_library_it_does_not_use_in_the_worker(tmp_path: Path) -> None:
     """The trial's worker process loads what Ray Tune and the trainable's module need, not
     torch, Optuna or the other libraries a random search of a plain function never uses."""
@@ -124,6 +128,7 @@ def test_a_no_op_run_imports_no_library_it_does_not_use_in_the_worker(tmp_path: 
     )
 
 
+@pytest.mark.slow
 def test_the_command_collects_no_garbage_while_it_starts_up_and_as_usual_in_the_fit(
     tmp_path: Path,
 ) -> None:
@@ -162,6 +167,7 @@ def test_the_command_collects_no_garbage_while_it_starts_up_and_as_usual_in_the_
     assert state["enabled"] and state["frozen"] > 100_000  # the start-up's objects frozen
 
 
+@pytest.mark.slow
 def test_every_fit_runs_with_the_collector_on_the_baseline_s_too(tmp_path: Path) -> None:
     spec = _noop_spec(tmp_path, "gc-baseline", baseline={"config": {"x": 0.5}})
     state, _ = _driver(

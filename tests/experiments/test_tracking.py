@@ -84,6 +84,7 @@ def test_a_missing_package_is_one_line_naming_the_extra(
         check_tracking(settings)
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("ray_instance")
 def test_tensorboard_writes_event_files_per_trial(write_spec: Any, tmp_path: Path) -> None:
     _installed("tensorboardX")
@@ -111,6 +112,7 @@ def _summaries(path: Path) -> list[Any]:
     return values
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("ray_instance")
 def test_mlflow_logs_one_run_per_trial(write_spec: Any, tmp_path: Path) -> None:
     mlflow = _installed("mlflow")

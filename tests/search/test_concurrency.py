@@ -28,6 +28,8 @@ from tunefleet.experiments.cli import main
 from tunefleet.search import FifoSettings, SearchSettings, parse_space
 from tunefleet.search.algorithms import build_search
 
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[2]
 TUNEFLEET = str(Path(sys.executable).with_name("tunefleet"))
 

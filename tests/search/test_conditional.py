@@ -287,6 +287,7 @@ search: {{algorithm: {algorithm}, num_samples: 8, seed: 1}}
 """
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("ray_instance")
 @pytest.mark.parametrize("algorithm", ["random", "hyperopt", "optuna"])
 def test_the_trainable_receives_consistent_conditional_configs(

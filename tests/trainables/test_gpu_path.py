@@ -44,6 +44,7 @@ def test_the_final_retraining_trains_where_the_trials_did() -> None:
             mlp_trainable.evaluate(config, seed=0, cpus=1, gpus=0.5)
 
 
+@pytest.mark.slow
 def test_a_trial_that_reserved_a_gpu_trains_on_it_or_fails_in_one_line(tmp_path: Path) -> None:
     """Two `gpu: 0.5` trials share Ray's one GPU (logical here): with CUDA both train on it;
     without, both fail in one line each, and neither trains on the CPU."""

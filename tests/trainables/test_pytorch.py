@@ -121,6 +121,7 @@ def test_checkpoints_follow_the_clock_unless_a_scheduler_restores_them() -> None
     assert constant(explicit) == 2
 
 
+@pytest.mark.slow
 def test_quick_epochs_save_one_checkpoint_by_default(ray_instance: None, tmp_path) -> None:
     from tunefleet.experiments.cli import main
 

@@ -9,7 +9,7 @@ import pytest
 
 from tunefleet.experiments.cli import main
 
-pytestmark = pytest.mark.usefixtures("ray_instance")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_instance")]
 
 
 def test_a_restored_pytorch_trial_reports_what_an_uninterrupted_one_does(

@@ -171,6 +171,7 @@ def test_bad_data_or_folds_fail_at_construction() -> None:
 # --- on a real Ray -------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("ray_instance")
 def test_classifier_scores_equal_stratified_cross_val_score(write_spec, tmp_path: Path) -> None:
     trials = _run(
@@ -201,6 +202,7 @@ search: {algorithm: grid}
     assert best == pytest.approx(0.988, abs=0.003)  # the published figure
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("ray_instance")
 def test_regressor_uses_plain_kfold_and_its_own_score(write_spec, tmp_path: Path) -> None:
     trials = _run(
@@ -223,6 +225,7 @@ search: {num_samples: 1}
     assert "cv_score_fold4" not in trials.columns
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("ray_instance")
 def test_repeat_cross_validates_each_copy_on_other_folds(write_spec, tmp_path: Path) -> None:
     trials = _run(
@@ -249,6 +252,7 @@ search: {num_samples: 1, repeat: 2, seed: 0}
     assert trials["cv_score_mean"].nunique() == 2
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("ray_instance")
 def test_preprocessing_runs_inside_each_fold(write_spec, tmp_path: Path) -> None:
     trials = _run(
@@ -272,6 +276,7 @@ search: {num_samples: 1}
     assert scaled > 0.97 and raw < 0.9
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("ray_instance")
 def test_shipped_svc_digits_reaches_its_accuracy(tmp_path: Path) -> None:
     spec = REPO / "experiments" / "svc_digits.yaml"

@@ -97,6 +97,7 @@ def test_files_that_are_not_a_spec(workdir: Path, case: Case) -> None:
     _validate(workdir, case)
 
 
+@pytest.mark.slow  # a valid spec: the command starts Ray early, then stops it
 @FUZZ
 @given(
     run=st.one_of(
