@@ -27,6 +27,8 @@ writes every figure to a JSON file. The cases (default: all but `scale`):
 - `soak` (opt-in): 2,000 one-iteration trials; checks the Parquet rows and driver memory.
 - `elastic` (opt-in): a default Optuna spec on Ray's fake autoscaler: time from a pending
   trial to a trial on a new node, and the share of slots busy 10 s after each node joins.
+- `gpu` (opt-in): GPU trials (one per GPU, two sharing one, AMP, 2 workers where 2 GPUs are
+  visible) per epoch against the same loop in plain PyTorch; one line where no GPU is.
 """
 
 from __future__ import annotations
@@ -48,7 +50,15 @@ DEFAULT_CASES = (
     "search",
     "export",
 )
-ALL_CASES = (*DEFAULT_CASES, "time-to-target-cnn", "seed-policy", "scale", "soak", "elastic")
+ALL_CASES = (
+    *DEFAULT_CASES,
+    "time-to-target-cnn",
+    "seed-policy",
+    "scale",
+    "soak",
+    "elastic",
+    "gpu",
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -197,6 +207,11 @@ def _run_case(case: str, args: argparse.Namespace, figures: dict[str, Any]) -> s
 
         figures[case] = elastic.run(repeats=args.repeats)
         return elastic.markdown(figures[case])
+    if case == "gpu":
+        from benchmarks import gpu
+
+        figures[case] = gpu.run(repeats=args.repeats)
+        return gpu.markdown(figures[case])
     if case == "soak":
         from benchmarks import soak
 

@@ -32,6 +32,8 @@ from typing import Any
 
 import ray
 import ray._private.ray_constants as constants
+import ray.train
+from ray import tune
 from ray.tune.experiment import Trial
 from ray.tune.result import AUTO_RESULT_KEYS
 from ray.tune.search.variant_generator import generate_variants
@@ -62,8 +64,11 @@ __all__ = [
     "restored_run_config",
     "restored_search_alg",
     "sample_variant",
+    "train_v2_problem",
+    "trial_storage",
     "unused_tracking_hidden",
     "version_problem",
+    "with_trial_mixins",
 ]
 
 #: Ray versions (major.minor) every entry below was checked on.
@@ -532,3 +537,56 @@ def _monitor_config_path(gcs_address: str) -> str | None:
         if port == gcs_address.rpartition(":")[2] and flags.get("autoscaling-config"):
             return flags["autoscaling-config"]
     return None
+
+
+# Where a trial's data-parallel workers write their checkpoints ------------------------------
+# Why developer API: Ray Train needs a storage path every worker reaches, and the trial's own
+# folder on the experiment's storage (a shared disk or an object store) is one; Tune shows
+# it only through `tune.get_context().get_storage()`, a developer API returning Train's
+# `StorageContext` (`storage_filesystem`, `trial_fs_path`). Checked on: 2.55, 2.60.
+
+
+def trial_storage() -> tuple[Any, str]:
+    """The running Tune trial's folder on the experiment's storage.
+
+    Returns:
+        `(pyarrow filesystem, path on it)`: the experiment's storage and the trial's folder
+        there, which every node of the cluster reaches.
+    """
+    storage = tune.get_context().get_storage()
+    return storage.storage_filesystem, storage.trial_fs_path
+
+
+# Ray Train inside a Tune trial ---------------------------------------------------------------
+# Ray 2.55 to 2.60 run Ray Train V2 by default (`RAY_TRAIN_V2_ENABLED`), where a trainer is
+# started from inside a Tune function trial and `ray.train.UserCallback` sees every report;
+# with V2 turned off (`RAY_TRAIN_V2_ENABLED=0`) neither holds, so tunefleet refuses. The
+# switch is public (`ray.train.is_v2_enabled`); kept here as the one difference between the
+# Train versions tunefleet meets. Checked on: 2.55, 2.60.
+
+
+def train_v2_problem() -> str | None:
+    """Why data-parallel trials cannot run with the installed Ray Train, or None."""
+    if ray.train.is_v2_enabled():
+        return None
+    return (
+        "resources.workers: data-parallel trials need Ray Train V2, which "
+        "RAY_TRAIN_V2_ENABLED=0 turns off; unset it."
+    )
+
+
+# Cleaning up when Tune stops a function trial -----------------------------------------------
+# Why undocumented: Tune builds a trial's class from a function (`wrap_function`, a developer
+# API) and puts the classes in the function's `__mixins__` attribute in front of its own
+# (Ray's integrations use it); no public hook runs when Tune stops a function trial early
+# (ASHA), and a data-parallel trial must then release its gang's placement group before
+# its process ends (Ray Train's own cleaner needs Ray's state API, which a Ray without its
+# dashboard lacks). Checked on: 2.55, 2.60.
+
+
+def with_trial_mixins(function: Any, *mixins: type) -> Any:
+    """`function` as a Tune function trainable whose trial class also inherits `mixins`
+    (first in the method order: their `cleanup` runs when Tune stops the trial, and must
+    call `super().cleanup()`)."""
+    function.__mixins__ = (*mixins, *getattr(function, "__mixins__", ()))
+    return function

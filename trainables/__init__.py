@@ -25,8 +25,12 @@ if TYPE_CHECKING:  # the public names (`tunefleet.common.lazy` reads this block)
     from tunefleet.trainables.api import trial_cpus as trial_cpus
     from tunefleet.trainables.api import trial_gpus as trial_gpus
     from tunefleet.trainables.api import trial_id as trial_id
+    from tunefleet.trainables.api import worker_rank as worker_rank
+    from tunefleet.trainables.api import world_size as world_size
     from tunefleet.trainables.contract import TuneAdaptable as TuneAdaptable
     from tunefleet.trainables.contract import Wrapper as Wrapper
+    from tunefleet.trainables.data_parallel import prepare_model as prepare_model
+    from tunefleet.trainables.data_parallel import shard as shard
     from tunefleet.trainables.pytorch import TorchTrainable as TorchTrainable
     from tunefleet.trainables.resolve import TrainableError as TrainableError
     from tunefleet.trainables.resolve import check_trainable as check_trainable

@@ -15,7 +15,10 @@ Inside a function trainable::
                 Path(d, "epoch").write_text(str(epoch))
                 report({"loss": loss}, checkpoint=d)
 
-These are Ray Tune 2.60's `tune.report`, `tune.get_checkpoint` and `tune.Checkpoint`.
+These are Ray Tune's `tune.report`, `tune.get_checkpoint` and `tune.Checkpoint`. In a
+data-parallel trial (`resources.workers`, `tunefleet.trainables.data_parallel`) the same calls
+run on each worker and go through Ray Train instead; `worker_rank()` and `world_size()` say
+which worker this is.
 """
 
 from __future__ import annotations
@@ -23,21 +26,63 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import ray
+import ray.train
 from ray import tune
 from ray.tune import Checkpoint
 
 __all__ = [
     "Checkpoint",
+    "GangWorker",
+    "enter_gang_worker",
+    "gang_worker",
     "get_checkpoint",
     "node_id",
     "report",
     "trial_cpus",
     "trial_gpus",
     "trial_id",
+    "worker_rank",
+    "world_size",
 ]
+
+
+@dataclass(frozen=True)
+class GangWorker:
+    """This process is one worker of a data-parallel trial.
+
+    Attributes:
+        rank: Its rank (0 writes the checkpoints).
+        size: The number of workers.
+        trial_id: The Tune trial the gang trains for.
+        cpus: CPUs reserved for this worker.
+        gpus: GPUs reserved for this worker.
+        start: The checkpoint the gang starts from (the trial's, when Tune restores it).
+    """
+
+    rank: int
+    size: int
+    trial_id: str | None
+    cpus: float
+    gpus: float
+    start: Checkpoint | None = None
+
+
+_gang_worker: GangWorker | None = None
+
+
+def enter_gang_worker(worker: GangWorker | None) -> None:
+    """Marks this process as a worker of a data-parallel trial (None: no longer)."""
+    global _gang_worker
+    _gang_worker = worker
+
+
+def gang_worker() -> GangWorker | None:
+    """The data-parallel worker this process is, or None in a one-worker trial."""
+    return _gang_worker
 
 
 def report(
@@ -54,6 +99,9 @@ def report(
     """
     if checkpoint is not None and not isinstance(checkpoint, Checkpoint):
         checkpoint = Checkpoint.from_directory(os.fspath(checkpoint))
+    if _gang_worker is not None:  # every worker reports each round; rank 0 checkpoints
+        ray.train.report({**metrics, "node_id": node_id()}, checkpoint=checkpoint)
+        return
     tune.report({**metrics, "node_id": node_id()}, checkpoint=checkpoint)
 
 
@@ -65,6 +113,8 @@ def node_id() -> str:
 
 def get_checkpoint() -> Checkpoint | None:
     """Returns the checkpoint this trial resumes from (after a failure, or from PBT), or None."""
+    if _gang_worker is not None:  # the gang's latest, or the one it started from
+        return ray.train.get_checkpoint() or _gang_worker.start
     return tune.get_checkpoint()
 
 
@@ -77,18 +127,36 @@ def _trial_resource(name: str) -> float:
 
 
 def trial_cpus() -> int:
-    """The CPUs reserved for the running trial (at least 1): use it as a thread count."""
+    """The CPUs reserved for the running trial, or for this worker of a data-parallel trial
+    (at least 1): use it as a thread count."""
+    if _gang_worker is not None:
+        return max(1, int(_gang_worker.cpus))
     return max(1, int(_trial_resource("CPU")))
 
 
 def trial_gpus() -> float:
-    """The GPUs reserved for the running trial (0 when none)."""
+    """The GPUs reserved for the running trial, or for this worker of a data-parallel trial
+    (0 when none)."""
+    if _gang_worker is not None:
+        return _gang_worker.gpus
     return _trial_resource("GPU")
 
 
 def trial_id() -> str | None:
     """The running trial's id (None outside a trial)."""
+    if _gang_worker is not None:
+        return _gang_worker.trial_id
     try:
         return tune.get_context().get_trial_id()
     except Exception:  # outside a Tune trial
         return None
+
+
+def worker_rank() -> int:
+    """This worker's rank in a data-parallel trial (0 in a one-worker trial)."""
+    return 0 if _gang_worker is None else _gang_worker.rank
+
+
+def world_size() -> int:
+    """The workers of a data-parallel trial (1 in a one-worker trial)."""
+    return 1 if _gang_worker is None else _gang_worker.size

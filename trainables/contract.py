@@ -49,6 +49,8 @@ class Wrapper:
         iterative: A trial reports more than once, so early-stopping schedulers apply.
         reads_seed: The trainable reads a `seed` config key; every trial then gets one in
             its config (`search.seed`) unless the space or `preset_keys` set it.
+        data_parallel: `to_tune()` gives a function that can run on every worker of a
+            data-parallel trial (`resources.workers`; `tunefleet.trainables.data_parallel`).
     """
 
     supports_checkpoints: bool = False
@@ -56,6 +58,7 @@ class Wrapper:
     structural_keys: tuple[str, ...] = ()
     iterative: bool = False
     reads_seed: bool = False
+    data_parallel: bool = False
 
     def to_tune(self) -> Any:
         """Returns the Ray Tune trainable (a function or a `Trainable` class); called once,
@@ -92,15 +95,22 @@ class Wrapper:
         return metric
 
     def evaluate(
-        self, config: dict[str, Any], *, seed: int, cpus: int = 1, gpus: float = 0
+        self,
+        config: dict[str, Any],
+        *,
+        seed: int,
+        cpus: float = 1,
+        gpus: float = 0,
+        workers: int = 1,
     ) -> dict[str, float]:
         """Retrains `config` with `seed` and scores it on the validation and test splits.
 
         Args:
             config: A trial config from the search.
             seed: Replaces the config's seed.
-            cpus: The CPUs the retraining may use.
-            gpus: The GPUs reserved for it (the trials' `resources.gpu`).
+            cpus: The CPUs the retraining may use (per worker).
+            gpus: The GPUs reserved for it (the trials' `resources.gpu`, per worker).
+            workers: Workers it trains on, as the trials did (`resources.workers`).
 
         Returns:
             `val_<name>` and `test_<name>` for every score (see `held_out_metric`).

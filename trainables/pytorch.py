@@ -44,13 +44,32 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow.fs
 import torch
 from ray import tune
 from torch.utils.data import Dataset
 
 from tunefleet.common.errors import TunefleetError
-from tunefleet.trainables.api import get_checkpoint, report, trial_cpus, trial_gpus, trial_id
+from tunefleet.trainables.api import (
+    get_checkpoint,
+    report,
+    trial_cpus,
+    trial_gpus,
+    trial_id,
+    worker_rank,
+    world_size,
+)
 from tunefleet.trainables.contract import Wrapper
+from tunefleet.trainables.data_parallel import (
+    Gang,
+    from_rank_zero,
+    mean_over_workers,
+    prepare_model,
+    run_gang,
+    shard,
+    weights_checksum,
+    worker_device,
+)
 from tunefleet.trainables.torch_training import (
     LOSSES,
     METRICS,
@@ -132,6 +151,7 @@ class TorchTrainable(Wrapper):
     structural_keys = ("optimizer", "lr_schedule")
     iterative = True  # one result per epoch: early-stopping schedulers apply
     reads_seed = True
+    data_parallel = True  # `resources.workers`: DDP on a gang (see `_train`)
 
     def __post_init__(self) -> None:
         if isinstance(self.loss, str) and self.loss not in LOSSES:
@@ -168,26 +188,35 @@ class TorchTrainable(Wrapper):
         return metric.removeprefix("val_")
 
     def evaluate(
-        self, config: dict[str, Any], *, seed: int, cpus: int = 1, gpus: float = 0
+        self,
+        config: dict[str, Any],
+        *,
+        seed: int,
+        cpus: float = 1,
+        gpus: float = 0,
+        workers: int = 1,
     ) -> dict[str, float]:
         """Trains `config` with `seed` on the training split; returns validation and test
         scores.
 
         The training is the search's (the same epochs, the same loop, early stopping by
-        `patience` on the validation split included), and the final model is scored on both
-        splits, so the validation-to-test gap measures how much choosing the config by its
-        validation score flattered it. (Retraining on train + validation would leave no
-        validation score to compare with.)
+        `patience` on the validation split included, on as many workers), and the final
+        model is scored on both splits, so the validation-to-test gap measures how much
+        choosing the config by its validation score flattered it. (Retraining on train +
+        validation would leave no validation score to compare with.)
 
         Args:
             config: A trial config from the search.
             seed: Replaces the config's seed (torch, numpy, random and batch order).
-            cpus: torch's thread count.
-            gpus: The GPUs reserved for it: it trains on the GPU as the search's trials do.
+            cpus: torch's thread count (per worker).
+            gpus: The GPUs reserved for it (per worker): it trains on the GPU as the
+                search's trials do.
+            workers: Trains data-parallel on this many Ray Train workers, as the search's
+                trials did (`data()` and `test()` are then called on each).
 
         Returns:
-            `val_loss`, `test_loss`, `val_<metric>` and `test_<metric>` for each metric, and
-            `epochs` (how many ran).
+            `val_loss`, `test_loss`, `val_<metric>` and `test_<metric>` for each metric,
+            `epochs` (how many ran) and `workers` (how many trained).
 
         Raises:
             ValueError: If the wrapper has no `test` split.
@@ -197,23 +226,37 @@ class TorchTrainable(Wrapper):
             raise ValueError("this TorchTrainable has no `test` split to evaluate on.")
         config = {**self.defaults, **config, "seed": seed}
         config.pop("__trial_index__", None)
+        if workers <= 1:
+            torch.set_num_threads(max(1, int(cpus)))
+            return self._evaluate_here(config, trial_device(gpus))
+        return _evaluate_on_gang(self, config, Gang(workers=workers, cpu=cpus, gpu=gpus))
+
+    def _evaluate_here(self, config: dict[str, Any], device: torch.device) -> dict[str, float]:
+        """`evaluate` in this process, or on this worker of a gang (rank 0 scores)."""
+        assert self.test is not None
         settings = TrainingSettings.from_config(config)
-        torch.set_num_threads(max(1, cpus))
         train_set, val_set = self.data()
         test_set = self.test()
-        device = trial_device(gpus)
-        training = self.start_training(config, settings, train_set, val_set, device)
+        training = self.start_training(config, settings, shard(train_set), val_set, device)
+        if world_size() > 1:
+            training.parallel = prepare_model(training.model)
         epochs = 0
         for _ in range(settings.epochs):
             training.train_epoch()
             epochs += 1
             if settings.patience is None:
                 continue
-            if training.stopping.update(training.score().get(self.monitor)):
+            stop = worker_rank() == 0 and training.stopping.update(
+                training.score().get(self.monitor)
+            )
+            if from_rank_zero(stop):
                 break
+        if worker_rank() != 0:
+            return {}
         val, test = training.score(), training.score(test_set)
         scores = {**val, **{"test_" + k.removeprefix("val_"): v for k, v in test.items()}}
         scores["epochs"] = float(epochs)
+        scores["workers"] = float(world_size())
         return scores
 
     def start_training(
@@ -254,30 +297,84 @@ def _train(
     train_set: Dataset[Any],
     val_set: Dataset[Any],
 ) -> None:
-    """The function trainable Ray Tune runs for each trial: one result per epoch."""
+    """The function trainable Ray Tune runs for each trial: one result per epoch. In a
+    data-parallel trial it runs on every worker: each trains on its shard of the training
+    set with gradients averaged (DDP), rank 0 scores and decides early stops and
+    checkpoints for all, and each reports its shard's size and a checksum of its weights
+    (`workers/<rank>/samples`, `workers/<rank>/weights`; after a restore, first, the epoch
+    of the checkpoint it loaded: `workers/<rank>/restored_epoch`)."""
     config = {**wrapper.defaults, **config}
     settings = TrainingSettings.from_config(config)
     torch.set_num_threads(trial_cpus())
-    device = trial_device(trial_gpus())
-    training = wrapper.start_training(config, settings, train_set, val_set, device)
+    device = _device()
+    shard_set = shard(train_set)
+    training = wrapper.start_training(config, settings, shard_set, val_set, device)
     start_epoch, restored_from = _restore(training, device)
+    # Each worker says which checkpoint it loaded, in its first result after a restore.
+    restored_epoch = start_epoch - 1 if restored_from is not None else None
+    gang = world_size() > 1
+    if gang:
+        training.parallel = prepare_model(training.model)
+    rank_zero = worker_rank() == 0
     clock = _CheckpointClock(settings)
     for epoch in range(start_epoch, settings.epochs):
         lr = training.lr
-        metrics: dict[str, Any] = {"train_loss": training.train_epoch(), "lr": lr, "epoch": epoch}
-        metrics.update(training.score())
-        if restored_from is not None:
-            # The first result after a restore names the trial whose checkpoint it came
-            # from: itself after a failure, another trial after a PBT exploit.
-            metrics["restored_from"], restored_from = restored_from, None
-        early_stop = training.stopping.update(metrics.get(wrapper.monitor))
-        if clock.due(epoch) or early_stop:
+        train_loss = mean_over_workers(training.train_epoch(), device)
+        metrics: dict[str, Any] = {"train_loss": train_loss, "lr": lr, "epoch": epoch}
+        early_stop = save = False
+        if rank_zero:
+            metrics.update(training.score())
+            if restored_from is not None:
+                # The first result after a restore names the trial whose checkpoint it
+                # came from: itself after a failure, another trial after a PBT exploit.
+                metrics["restored_from"] = restored_from
+            early_stop = training.stopping.update(metrics.get(wrapper.monitor))
+            save = clock.due(epoch) or early_stop
+        restored_from = None
+        metrics, early_stop, save = from_rank_zero((metrics, early_stop, save))
+        if gang:
+            own = {"samples": len(shard_set), "weights": weights_checksum(training.model)}
+            if restored_epoch is not None:
+                own["restored_epoch"], restored_epoch = restored_epoch, None
+            metrics = {**metrics, "worker": own}
+        if save:
             clock.saved()
+        if save and rank_zero:
             _report_with_checkpoint(metrics, training, epoch)
         else:
             report(metrics)
         if early_stop:
             return
+
+
+def _device() -> torch.device:
+    """This trial's (or data-parallel worker's) device; see `trial_device`."""
+    device = trial_device(trial_gpus())
+    if device.type == "cuda":
+        return worker_device() or device
+    return device
+
+
+def _evaluate_on_gang(
+    wrapper: TorchTrainable, config: dict[str, Any], gang: Gang
+) -> dict[str, float]:
+    """`evaluate` on a gang of Ray Train workers; rank 0's scores."""
+
+    def per_worker(config: dict[str, Any]) -> None:
+        torch.set_num_threads(trial_cpus())
+        report(wrapper._evaluate_here(config, _device()))
+
+    scores: dict[str, float] = {}
+
+    def keep(metrics: dict[str, Any], checkpoint: Any) -> None:
+        scores.update({k: v for k, v in metrics.items() if k not in ("workers", "node_id")})
+        scores["workers"] = float(len(metrics["workers"]))  # the ranks that reported
+
+    with tempfile.TemporaryDirectory() as folder:
+        run_gang(
+            per_worker, config, gang, report=keep, storage=(pyarrow.fs.LocalFileSystem(), folder)
+        )
+    return scores
 
 
 def _restore(training: Training, device: torch.device) -> tuple[int, str | None]:

@@ -202,6 +202,10 @@ class _Runnable(Wrapper):
     def kind(self) -> str:
         return "class" if inspect.isclass(self.target) else "function"
 
+    @property
+    def data_parallel(self) -> bool:  # type: ignore[override]
+        return not inspect.isclass(self.target)  # a function runs on every worker
+
     def to_tune(self) -> Any:
         return self.target
 

@@ -163,7 +163,13 @@ class SklearnTrainable(Wrapper):
         return "score"
 
     def evaluate(
-        self, config: dict[str, Any], *, seed: int, cpus: int = 1, gpus: float = 0
+        self,
+        config: dict[str, Any],
+        *,
+        seed: int,
+        cpus: float = 1,
+        gpus: float = 0,
+        workers: int = 1,
     ) -> dict[str, float]:
         """Cross-validates `config` with `seed` on the search rows (`val_score`: the mean over
         the search's folds), refits it on all of them and scores the held-out rows
@@ -181,8 +187,9 @@ class SklearnTrainable(Wrapper):
         config = {k: v for k, v in config.items() if k != REPEAT_INDEX}
         config["random_state" if "random_state" in config else "seed"] = seed
         x, y, x_test, y_test = self.split()
-        model = self.build(config, cpus=cpus)
-        with threadpool_limits(limits=cpus):
+        threads = max(1, int(cpus))  # one process: `workers` is always 1 (plan refuses more)
+        model = self.build(config, cpus=threads)
+        with threadpool_limits(limits=threads):
             folds = self.folds(model)
             val = cross_val_score(model, x, y, cv=folds, scoring=self.scoring, n_jobs=1)
             model.fit(x, y)

@@ -307,6 +307,9 @@ class Training:
     stopping: EarlyStopping
     device: torch.device
     precision: Precision
+    # The model as it trains when that differs from `model`: wrapped for data-parallel
+    # training. `model` stays the plain module, for scoring and checkpoints.
+    parallel: nn.Module | None = None
 
     @classmethod
     def start(
@@ -360,7 +363,7 @@ class Training:
             inputs = inputs.to(self.device, non_blocking=True)
             target = target.to(self.device, non_blocking=True)
             loss = train_step(
-                self.model,
+                self.model if self.parallel is None else self.parallel,
                 self.optimizer,
                 self.loss_fn,
                 inputs,

@@ -24,6 +24,7 @@ from tunefleet.experiments.results.recorder import ResultsRecorder
 from tunefleet.experiments.run.tune_setup import (
     quiet_reporter,
     quiet_tune,
+    reuse_actors,
     trial_dirname,
     tune_trainable,
 )
@@ -64,7 +65,7 @@ def run_baseline(plan: Plan, exp_dir: str, *, verbose: bool) -> str:
             metric=spec.target_metric,
             mode=spec.target_mode,
             num_samples=1,
-            reuse_actors=True,
+            reuse_actors=reuse_actors(plan),
             trial_dirname_creator=trial_dirname,
         ),
         run_config=tune.RunConfig(

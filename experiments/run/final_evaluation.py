@@ -55,10 +55,12 @@ def check_final(plan: Plan) -> None:
 
 
 def _evaluate_one(
-    wrapper: Any, config: dict[str, Any], seed: int, cpus: int, gpus: float
+    wrapper: Any, config: dict[str, Any], seed: int, cpus: int, gpus: float, workers: int
 ) -> dict[str, float]:
-    # On the device the trials trained on: the task reserves their GPUs.
-    scores: dict[str, float] = wrapper.evaluate(config, seed=seed, cpus=cpus, gpus=gpus)
+    # On the device the trials trained on: the task (or, data-parallel, its gang) reserves
+    # their GPUs.
+    extra = {"workers": workers} if workers > 1 else {}
+    scores: dict[str, float] = wrapper.evaluate(config, seed=seed, cpus=cpus, gpus=gpus, **extra)
     return scores
 
 
@@ -144,6 +146,8 @@ def _start_retrains(plan: Plan, entries: list[tuple[int, pd.Series]], seeds: int
     resources = plan.spec.resources
     cpus = max(1, int(resources.cpu))
     task = ray.remote(_evaluate_one).options(num_cpus=resources.cpu, num_gpus=resources.gpu)
+    if resources.workers > 1:  # the task waits on a gang that reserves the resources
+        task = ray.remote(_evaluate_one).options(num_cpus=0, memory=1)
     wrapper = ray.put(plan.trainable)
     retrains = []
     for rank, row in entries:
@@ -156,7 +160,7 @@ def _start_retrains(plan: Plan, entries: list[tuple[int, pd.Series]], seeds: int
         base = int(config.get("seed", 0))
         for i in range(seeds):
             seed = base + FINAL_SEED_OFFSET + i
-            ref = task.remote(wrapper, config, seed, cpus, resources.gpu)
+            ref = task.remote(wrapper, config, seed, cpus, resources.gpu, resources.workers)
             retrains.append(_Retrain(rank=rank, row=row, flat=flat, seed=seed, ref=ref))
     return retrains
 

@@ -29,6 +29,7 @@ from tunefleet.experiments.run.tracking import tracking_callbacks
 from tunefleet.experiments.run.tune_setup import (
     quiet_reporter,
     quiet_tune,
+    reuse_actors,
     trial_dirname,
     tune_trainable,
 )
@@ -197,9 +198,7 @@ def build_tuner(
             scheduler=search.scheduler,
             num_samples=num_samples,
             time_budget_s=settings.time_budget_s,
-            # One worker process serves many trials: small trials would otherwise spend
-            # about a second each starting a process and re-importing torch.
-            reuse_actors=True,
+            reuse_actors=reuse_actors(plan),
             trial_dirname_creator=trial_dirname,
         ),
         run_config=tune.RunConfig(
@@ -209,8 +208,8 @@ def build_tuner(
                 spec.stop,
                 cpu_hours=settings.budget_cpu_hours,
                 gpu_hours=settings.budget_gpu_hours,
-                cpus=spec.resources.cpu,
-                gpus=spec.resources.gpu,
+                cpus=spec.resources.trial_cpu,
+                gpus=spec.resources.trial_gpu,
             ),
             callbacks=callbacks,
             verbose=2 if verbose else 0,

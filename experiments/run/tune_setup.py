@@ -16,8 +16,9 @@ from typing import Any
 from ray import tune
 
 from tunefleet.experiments.spec.plan import Plan
+from tunefleet.trainables.data_parallel import DRIVER_RESOURCES, Gang, gang_trainable
 
-__all__ = ["quiet_reporter", "quiet_tune", "trial_dirname", "tune_trainable"]
+__all__ = ["quiet_reporter", "quiet_tune", "reuse_actors", "trial_dirname", "tune_trainable"]
 
 
 @contextmanager
@@ -90,10 +91,23 @@ def trial_dirname(trial: Any) -> str:
 
 
 def tune_trainable(plan: Plan) -> Any:
-    """The plan's trainable as Ray Tune runs it, reserving the spec's resources per trial."""
+    """The plan's trainable as Ray Tune runs it, reserving the spec's resources per trial;
+    with `resources.workers` above 1, each trial runs it on a gang of Ray Train workers,
+    which reserve the resources (`tunefleet.trainables.data_parallel`)."""
     trainable = plan.trainable.to_tune()
-    resources = {"cpu": plan.spec.resources.cpu, "gpu": plan.spec.resources.gpu}
-    return tune.with_resources(trainable, resources)
+    resources = plan.spec.resources
+    if resources.workers > 1:
+        gang = Gang(workers=resources.workers, cpu=resources.cpu, gpu=resources.gpu)
+        return tune.with_resources(gang_trainable(trainable, gang), DRIVER_RESOURCES)
+    return tune.with_resources(trainable, {"cpu": resources.cpu, "gpu": resources.gpu})
+
+
+def reuse_actors(plan: Plan) -> bool:
+    """Whether a trial's worker process serves the next trial: yes (small trials would
+    otherwise spend about a second each starting a process and re-importing torch), but
+    not for data-parallel trials: a trial Tune stops early (ASHA) is ended by ending its
+    process, which takes its gang of workers with it; a reused process would keep them."""
+    return plan.spec.resources.workers == 1
 
 
 def _interrupt(signum: int, frame: Any) -> None:

@@ -88,11 +88,11 @@ def _budgets(spec: ExperimentSpec) -> list[str]:
             f"{wall:g} s); raise it to {wall:g} or lower num_samples."
         )
     cpu_hours = search.budget_cpu_hours
-    need = trials * spec.resources.cpu * per_trial / 3600
+    need = trials * spec.resources.trial_cpu * per_trial / 3600
     if cpu_hours is not None and cpu_hours < need:
         lines.append(
             f"search.budget_cpu_hours: {cpu_hours:g} cannot finish {trials} trials of "
-            f"stop.time_total_s={per_trial:g} s on {spec.resources.cpu:g} CPU each "
+            f"stop.time_total_s={per_trial:g} s on {spec.resources.trial_cpu:g} CPU each "
             f"({need:.3g} CPU-hours); raise it or lower num_samples."
         )
     return lines

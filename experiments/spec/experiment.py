@@ -41,12 +41,36 @@ class ResourcesSettings(Section):
     """What one trial reserves.
 
     Attributes:
-        cpu: CPUs per trial (also torch's thread count in the PyTorch wrapper).
-        gpu: GPUs per trial (fractions share a GPU).
+        cpu: CPUs per trial, or per worker with `workers` above 1 (also torch's thread count
+            in the PyTorch wrapper).
+        gpu: GPUs per trial, or per worker (fractions share a GPU).
+        workers: Workers a trial trains on, data-parallel (Ray Train, DDP: gloo on CPUs,
+            nccl on GPUs); each reserves `cpu` and `gpu`. For a function trainable or
+            `TorchTrainable`.
     """
 
     cpu: float = Field(default=1, gt=0, allow_inf_nan=False)
     gpu: float = Field(default=0, ge=0, allow_inf_nan=False)
+    workers: int = Field(default=1, ge=1)
+
+    @property
+    def trial_cpu(self) -> float:
+        """CPUs one trial reserves, all its workers together."""
+        return self.cpu * self.workers
+
+    @property
+    def trial_gpu(self) -> float:
+        """GPUs one trial reserves, all its workers together."""
+        return self.gpu * self.workers
+
+    def describe(self) -> str:
+        """`1 CPU, 0 GPU per trial`, or `2 workers x (1 CPU, 0 GPU) per trial`."""
+        each = f"{self.cpu:g} CPU, {self.gpu:g} GPU"
+        return (
+            f"{each} per trial"
+            if self.workers == 1
+            else f"{self.workers} workers x ({each}) per trial"
+        )
 
     @model_validator(mode="after")
     def _check(self) -> ResourcesSettings:

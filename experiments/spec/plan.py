@@ -60,7 +60,7 @@ class Plan:
             ("searcher", describe_searcher(spec.search, conditional=bool(spec.space.conditional))),
             ("scheduler", self._scheduler_text()),
             ("trials", self._trials_text()),
-            ("resources", f"{spec.resources.cpu:g} CPU, {spec.resources.gpu:g} GPU per trial"),
+            ("resources", spec.resources.describe()),
             (
                 "stop",
                 ", ".join(f"{k} >= {v:g}" for k, v in spec.stop.items())
@@ -120,9 +120,9 @@ def at_once_text(spec: ExperimentSpec) -> str:
     """How many trials run at once here, and how that is chosen on a cluster."""
     slots = local_slots(spec)
     here = slots.running
-    need = f"{spec.resources.cpu:g} CPU"
+    need = f"{spec.resources.trial_cpu:g} CPU"
     if spec.resources.gpu > 0:
-        need += f" and {spec.resources.gpu:g} GPU per trial, fewer if Ray finds fewer GPUs"
+        need += f" and {spec.resources.trial_gpu:g} GPU per trial, fewer if Ray finds fewer GPUs"
     else:
         need += " per trial"
     text = f"up to {here} at once on this machine ({slots.cpus:g} CPUs, {need})"
@@ -160,6 +160,11 @@ def make_plan(
     obj = check_trainable(found, spec.trainable)
     # A typo in a config key fails here, not in every trial after Ray has started.
     obj.check(config_keys=sorted({path.split("/")[0] for path in spec.space.config_paths()}))
+    if spec.resources.workers > 1 and not obj.data_parallel:
+        raise TrainableError(
+            f"resources.workers: a {obj.kind} trainable trains on one worker; data-parallel "
+            "trials need a function trainable or TorchTrainable, or set workers: 1."
+        )
     if spec.search.population_based and not obj.supports_checkpoints:
         raise TrainableError(
             f"trainable: {spec.search.algorithm} restores trials from each other's checkpoints, "

@@ -6,6 +6,8 @@ Ray Tune gives a model-based searcher (Optuna, Hyperopt) one trial at a time unl
 told a cap; the runner passes this one and moves it while the run lasts, as nodes join
 and leave (`tunefleet.experiments.run.elastic`). A trial runs on one node, so the trials
 that fit are counted node by node: two nodes of 1.5 CPUs hold two 1-CPU trials, not three.
+A data-parallel trial (`resources.workers`) is a gang of workers that may span nodes: its
+workers are counted node by node, then whole gangs.
 """
 
 from __future__ import annotations
@@ -60,12 +62,13 @@ class TrialSlots:
         cpus: The cluster's CPUs.
         gpus: The cluster's GPUs; None when not counted (`tunefleet validate`).
         nodes: Alive nodes.
-        cpu: CPUs per trial.
-        gpu: GPUs per trial.
+        cpu: CPUs per trial (per worker when `workers` > 1).
+        gpu: GPUs per trial (per worker when `workers` > 1).
         max_concurrent: `search.max_concurrent`, if set.
         grow_to: Trials the cluster holds once its autoscaler has added every node it
             may; None without an autoscaler.
         growth: The nodes the autoscaler may still add (`3 x cpu_node`).
+        workers: Workers per trial (a data-parallel trial's gang).
     """
 
     cap: int
@@ -78,6 +81,7 @@ class TrialSlots:
     max_concurrent: int | None = None
     grow_to: int | None = None
     growth: str | None = None
+    workers: int = 1
 
     @property
     def running(self) -> int:
@@ -92,6 +96,8 @@ class TrialSlots:
         need = _amount(self.cpu, "CPU")
         if self.gpu > 0:
             need += f" and {_amount(self.gpu, 'GPU')}"
+        if self.workers > 1:
+            need = f"{self.workers} workers of {need}"
         why = f"{have} on {_amount(self.nodes, 'node')}, {need} per trial"
         if self.grow_to is not None and self.grow_to > self.fits:
             cap = f" (search.max_concurrent {self.max_concurrent})" if self.capped else ""
@@ -130,9 +136,9 @@ class TrialSlots:
 
 
 def _growth(shape: ClusterShape, cpu: float, gpu: float) -> tuple[int, str]:
-    """Trials the nodes the autoscaler may still add hold, and which nodes (the types that
-    hold the most trials per node first, within the types' and the cluster's limits; GPU
-    types only for trials that ask for a GPU)."""
+    """Trials (workers, for gangs) the nodes the autoscaler may still add hold, and which
+    nodes (the types that hold the most trials per node first, within the types' and the
+    cluster's limits; GPU types only for trials that ask for a GPU)."""
     workers = dict(shape.workers)
     room = None if shape.max_workers is None else shape.max_workers - sum(workers.values())
     added, parts = 0, []
@@ -154,14 +160,15 @@ def _growth(shape: ClusterShape, cpu: float, gpu: float) -> tuple[int, str]:
 
 def shape_slots(spec: ExperimentSpec, shape: ClusterShape) -> TrialSlots:
     """The slots of a cluster of this shape, for this spec."""
-    cpu, gpu = spec.resources.cpu, spec.resources.gpu
+    cpu, gpu, workers = spec.resources.cpu, spec.resources.gpu, spec.resources.workers
     nodes = shape.nodes
-    fits = fitting_trials(nodes, cpu, gpu)
+    fitting_workers = fitting_trials(nodes, cpu, gpu)
+    fits = fitting_workers // workers
     most = spec.search.max_concurrent
     grow_to, growth = None, None
     if shape.autoscaling:
         added, growth = _growth(shape, cpu, gpu)
-        grow_to = fits + added
+        grow_to = (fitting_workers + added) // workers
         cap = max(grow_to, 1) if most is None else min(most, max(grow_to, 1))
     else:
         cap = most if most is not None else max(fits, 1)
@@ -177,6 +184,7 @@ def shape_slots(spec: ExperimentSpec, shape: ClusterShape) -> TrialSlots:
         max_concurrent=most,
         grow_to=grow_to,
         growth=growth or None,
+        workers=workers,
     )
 
 

@@ -352,6 +352,43 @@ def test_submit_runs_the_experiment_as_a_job(cluster: LocalCluster, tmp_path: Pa
     assert set(trials["node_id"]) <= cluster.node_ids()
 
 
+GANG_SPEC = """
+name: gangs
+trainable: tunefleet.trainables.examples.digits:mlp_trainable
+metric: val_accuracy
+mode: max
+space:
+  lr: {loguniform: [3.0e-3, 3.0e-2]}
+  hidden: 32
+  epochs: 3
+search: {num_samples: 2, seed: 0}
+resources: {workers: 2, cpu: 1}
+stop: {training_iteration: 3}
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.cluster
+def test_two_worker_trials_span_the_nodes(cluster: LocalCluster, tmp_path: Path) -> None:
+    """Two data-parallel trials of 2 one-CPU workers fill the cluster's 4 CPUs (1 + 1 + 2):
+    the gangs use every node, and a gang whose workers sit on two nodes trains as one (its
+    ranks' weights agree after every epoch)."""
+    spec = tmp_path / "gangs.yaml"
+    spec.write_text(GANG_SPEC)
+    proc = _tunefleet(cluster, spec, tmp_path / "results")
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr[-3000:]
+    assert "gangs: 2 trials (2 terminated)" in stdout
+    assert "up to 2 trials at once: 4 CPUs on 3 nodes, 2 workers of 1 CPU per trial" in stderr
+    iterations = pd.read_parquet(tmp_path / "results" / "gangs" / "iterations.parquet")
+    nodes = iterations[["workers/0/node_id", "workers/1/node_id"]]
+    assert set(nodes.stack()) == cluster.node_ids(), nodes.value_counts()
+    spanning = iterations[nodes["workers/0/node_id"] != nodes["workers/1/node_id"]]
+    assert len(spanning) >= 1
+    assert (iterations["workers/0/weights"] == iterations["workers/1/weights"]).all()
+    assert (iterations["workers/0/samples"] == iterations["workers/1/samples"]).all()
+
+
 FAILURE_SPEC = """
 name: failover
 trainable: tunefleet.trainables.examples.digits:mlp_trainable

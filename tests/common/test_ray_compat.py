@@ -451,3 +451,37 @@ def test_the_autoscaler_config_is_read_where_ray_keeps_it(tmp_path: Path) -> Non
     }, changed("the v1 autoscaler's monitor command line (--gcs-address, --autoscaling-config)")
     # An embedded Ray has no autoscaler.
     assert ray_compat.autoscaler_config("127.0.0.1:1") is None
+
+
+def _storage_of_trial(config: dict[str, Any]) -> None:
+    filesystem, path = ray_compat.trial_storage()
+    tune.report({"path": path, "filesystem": type(filesystem).__name__})
+
+
+@pytest.mark.slow
+def test_trial_storage_is_the_trials_folder_on_the_experiments_storage(
+    ray_instance: None, tmp_path: Path
+) -> None:
+    grid = tune.Tuner(
+        _storage_of_trial,
+        run_config=tune.RunConfig(name="where", storage_path=str(tmp_path), verbose=0),
+    ).fit()
+    result = grid[0]
+    assert result.error is None, result.error
+    assert result.metrics["filesystem"] == "LocalFileSystem", changed(
+        "tune.get_context().get_storage().storage_filesystem"
+    )
+    assert Path(result.metrics["path"]) == Path(result.path), changed(
+        f"tune.get_context().get_storage().trial_fs_path: {result.metrics['path']}"
+    )
+
+
+def test_train_v2_is_what_ray_runs_and_its_switch_is_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert ray_compat.train_v2_problem() is None, changed("Ray Train V2 is not the default")
+    monkeypatch.setenv("RAY_TRAIN_V2_ENABLED", "0")
+    assert ray_compat.train_v2_problem() == (
+        "resources.workers: data-parallel trials need Ray Train V2, which "
+        "RAY_TRAIN_V2_ENABLED=0 turns off; unset it."
+    ), changed("ray.train.is_v2_enabled() no longer reads RAY_TRAIN_V2_ENABLED")

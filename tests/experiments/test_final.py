@@ -42,7 +42,15 @@ def test_torch_evaluate_is_seeded_and_scores_both_splits() -> None:
     other = mlp_trainable.evaluate(config, seed=12)
     assert first == again  # same seed, same model, same scores
     assert first != other
-    assert set(first) == {"val_loss", "val_accuracy", "test_loss", "test_accuracy", "epochs"}
+    assert set(first) == {
+        "val_loss",
+        "val_accuracy",
+        "test_loss",
+        "test_accuracy",
+        "epochs",
+        "workers",
+    }
+    assert first["workers"] == 1
     assert 0.8 < first["val_accuracy"] <= 1 and 0.8 < first["test_accuracy"] <= 1
     # The test split is held out: disjoint from what the search sees, and 20% of the rows.
     parts = splits()

@@ -218,3 +218,28 @@ def test_the_watch_keeps_max_concurrent_as_the_hard_cap() -> None:
     assert limiter.max_concurrent == 2
     watch.check(ClusterShape(nodes=((1, 0), *[(4, 0)] * 4), node_types=(CPU_NODE,)))
     assert limiter.max_concurrent == 2
+
+
+def test_data_parallel_trials_are_counted_as_whole_gangs() -> None:
+    # A gang's workers may span nodes: 1 + 1 + 2 CPUs hold 4 one-CPU workers, 2 gangs of 2.
+    spread = ClusterShape(nodes=((1, None), (1, None), (2, None)))
+    slots = shape_slots(_spec({"cpu": 1, "workers": 2}), spread)
+    assert (slots.fits, slots.cap, slots.workers) == (2, 2, 2)
+    assert slots.describe() == (
+        "up to 2 trials at once: 4 CPUs on 3 nodes, 2 workers of 1 CPU per trial"
+    )
+    # Workers fit node by node: two nodes of 1.5 CPUs hold 2 one-CPU workers, 1 gang of 2
+    # (3 CPUs in all, but no node holds a second worker), and no gang of 3.
+    halves = ClusterShape(nodes=((1.5, None), (1.5, None)))
+    assert shape_slots(_spec({"cpu": 1, "workers": 2}), halves).fits == 1
+    assert shape_slots(_spec({"cpu": 1, "workers": 3}), halves).fits == 0
+    # An autoscaler's 4-CPU nodes: 1 more gang of 4 workers per node, 8 nodes at most.
+    shape = ClusterShape(
+        nodes=((0, 0), (4, 0)), node_types=(CPU_NODE,), max_workers=10, workers=(("cpu_node", 1),)
+    )
+    grown = shape_slots(_spec({"cpu": 1, "workers": 4}), shape)
+    assert (grown.fits, grown.grow_to) == (1, 8)
+    # Budgets and the plan count the whole gang.
+    spec = _spec({"cpu": 2, "gpu": 0.5, "workers": 3})
+    assert (spec.resources.trial_cpu, spec.resources.trial_gpu) == (6, 1.5)
+    assert spec.resources.describe() == "3 workers x (2 CPU, 0.5 GPU) per trial"

@@ -155,6 +155,19 @@ def test_trainables_that_cannot_run_are_refused(trainable: str, message: str) ->
         make_plan(spec, {})
 
 
+def test_data_parallel_trials_need_a_function_or_torch_trainable() -> None:
+    spec = validate_spec(
+        spec_dict(trainable="tests.support.trainables:Counter", resources={"workers": 2})
+    )
+    with pytest.raises(
+        TrainableError,
+        match=r"^resources\.workers: a class trainable trains on one worker; data-parallel trials need a function trainable or TorchTrainable, or set workers: 1\.$",
+    ):
+        make_plan(spec, {})
+    # A function runs on every worker.
+    assert make_plan(validate_spec(spec_dict(resources={"workers": 2})), {}).trainable.data_parallel
+
+
 def test_overrides_set_nested_values_parsed_as_yaml() -> None:
     raw = apply_overrides(
         BASE, ["search.num_samples=4", "space.x.uniform=[1e-3, 1]", "stop.training_iteration=2"]
