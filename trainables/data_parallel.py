@@ -14,12 +14,14 @@ of it itself.
 Each round of reports reaches Tune through the trial: the metrics of rank 0, each worker's
 `node_id` and its own `worker` mapping as `workers/<rank>/...`, and rank 0's checkpoint, which
 Tune copies into the trial's folder like any other. Tune therefore holds every checkpoint: a
-retried trial, a resumed experiment and a PBT exploit start the gang from it (every
-worker's `get_checkpoint()` returns it until the gang reports a newer one; Ray Train V2
-deprecates `resume_from_checkpoint`), and every worker loads it. The gang waits for Tune's answer to
-each report, so ASHA's stops and PBT's exploits act at the round they were decided on.
-(`ray.tune.integration.ray_train.TuneReportCallback` passes only metrics and the checkpoint's
-path: Tune would hold no checkpoint to retry from or to exploit.)
+retried trial, a resumed experiment and a PBT exploit start the gang from it (every worker's
+`get_checkpoint()` returns it until the gang reports a newer one; Ray Train V2 deprecates
+`resume_from_checkpoint`), and every worker loads it. Ray Train's controller hands over one
+round at a time and waits until Tune has taken it (its checkpoint copied) before it goes on
+to the next; the workers may train a round or two ahead of it, so a trial ASHA stops may
+have trained a little past its rung, and a retried one goes on from the newest checkpoint
+Tune had. (`ray.tune.integration.ray_train.TuneReportCallback` passes only metrics and the
+checkpoint's path: Tune would hold no checkpoint to retry from or to exploit.)
 """
 
 from __future__ import annotations
