@@ -59,6 +59,7 @@ def test_two_worker_trials_train_data_parallel_under_asha(
         search={"algorithm": "grid"},
         scheduler={"name": "asha", "grace_period": 1, "reduction_factor": 2},
         stop={"training_iteration": 4},
+        final={"top_k": 1, "seeds": 1},
         resources=GANG,
     )
     err = capsys.readouterr().err
@@ -73,6 +74,9 @@ def test_two_worker_trials_train_data_parallel_under_asha(
     epochs = iterations.groupby(iterations["trial_id"].map(lrs))["epoch"].max()
     assert epochs[1e-5] < 3 and epochs.max() == 3, epochs
     assert trials["best/val_accuracy"].max() > 0.9
+    # The final evaluation retrained the best config (on a gang too: see the next test).
+    final = pd.read_parquet(exp / "final.parquet")
+    assert len(final) == 1 and final["test_accuracy"].iloc[0] > 0.8
 
 
 def test_pbt_exploits_restore_a_two_worker_checkpoint_on_every_worker(
@@ -163,26 +167,11 @@ def test_a_killed_worker_retries_the_trial_from_its_checkpoint(
     assert (iterations["workers/0/size"] == 2).all()
 
 
-def test_the_final_evaluation_retrains_on_the_trials_gang(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_evaluate_retrains_on_a_gang() -> None:
+    """What the final evaluation of a multi-worker spec runs: the retraining is
+    data-parallel too, and rank 0 scores both splits."""
     scores = mlp_trainable.evaluate(
         {"lr": 1e-2, "hidden": 32, "epochs": 3}, seed=0, cpus=0.5, workers=2
     )
     assert scores["workers"] == 2 and scores["epochs"] == 3
     assert scores["test_accuracy"] > 0.85
-    exp = _run(
-        tmp_path,
-        capsys,
-        name="ddp_final",
-        trainable=DIGITS,
-        metric="val_accuracy",
-        mode="max",
-        space={"lr": 1e-2, "hidden": 32, "epochs": 2},
-        search={"algorithm": "random", "num_samples": 1, "seed": 0},
-        stop={"training_iteration": 2},
-        final={"top_k": 1, "seeds": 1},
-        resources=GANG,
-    )
-    final = pd.read_parquet(exp / "final.parquet")
-    assert len(final) == 1 and final["test_accuracy"].iloc[0] > 0.8
