@@ -55,7 +55,7 @@ def check_final(plan: Plan) -> None:
 
 
 def _evaluate_one(
-    wrapper: Any, config: dict[str, Any], seed: int, cpus: int, gpus: float, workers: int
+    wrapper: Any, config: dict[str, Any], seed: int, cpus: float, gpus: float, workers: int
 ) -> dict[str, float]:
     # On the device the trials trained on: the task (or, data-parallel, its gang) reserves
     # their GPUs.
@@ -160,7 +160,9 @@ def _start_retrains(plan: Plan, entries: list[tuple[int, pd.Series]], seeds: int
         base = int(config.get("seed", 0))
         for i in range(seeds):
             seed = base + FINAL_SEED_OFFSET + i
-            ref = task.remote(wrapper, config, seed, cpus, resources.gpu, resources.workers)
+            # A gang's workers reserve `resources.cpu` each, as the trials' did.
+            per_worker = resources.cpu if resources.workers > 1 else cpus
+            ref = task.remote(wrapper, config, seed, per_worker, resources.gpu, resources.workers)
             retrains.append(_Retrain(rank=rank, row=row, flat=flat, seed=seed, ref=ref))
     return retrains
 
