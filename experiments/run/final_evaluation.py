@@ -145,9 +145,10 @@ def _start_retrains(plan: Plan, entries: list[tuple[int, pd.Series]], seeds: int
 
     resources = plan.spec.resources
     cpus = max(1, int(resources.cpu))
-    task = ray.remote(_evaluate_one).options(num_cpus=resources.cpu, num_gpus=resources.gpu)
     if resources.workers > 1:  # the task waits on a gang that reserves the resources
         task = ray.remote(_evaluate_one).options(num_cpus=0, memory=1)
+    else:
+        task = ray.remote(_evaluate_one).options(num_cpus=resources.cpu, num_gpus=resources.gpu)
     wrapper = ray.put(plan.trainable)
     retrains = []
     for rank, row in entries:
