@@ -49,6 +49,7 @@ __all__ = [
     "TRACKING_LIBRARIES",
     "PbtExploit",
     "SkipFinishedTrials",
+    "VariantCap",
     "auto_address",
     "autoscaler_config",
     "best_value_seen",
@@ -297,6 +298,31 @@ def sample_variant(param_space: Mapping[str, Any], random_state: Any) -> dict[st
     """
     _, config = next(iter(generate_variants(dict(param_space), random_state=random_state)))
     return dict(config)
+
+
+# Moving the cap of Tune's random and grid search ---------------------------------------------
+# Why private: `BasicVariantGenerator(max_concurrent=...)` is public, but Ray offers no way to
+# change it later (a `ConcurrencyLimiter`'s `set_max_concurrency` takes only a `Searcher`);
+# the generator reads its `max_concurrent` attribute on every `next_trial`. Needed for
+# data-parallel trials only: they reserve nothing themselves (their gangs do, through Ray
+# Train), so Tune's resources do not hold queued trials back. Checked on: 2.55, 2.60.
+
+
+class VariantCap:
+    """The cap of Ray's `BasicVariantGenerator`, moved as a `ConcurrencyLimiter`'s is."""
+
+    def __init__(self, generator: Any) -> None:
+        self.generator = generator
+
+    @property
+    def max_concurrent(self) -> int:
+        """Trials the generator lets run at once (0: no cap)."""
+        return int(self.generator.max_concurrent)
+
+    def set_max_concurrency(self, max_concurrent: int) -> bool:
+        """Caps the trials the generator lets run at once from its next trial on."""
+        self.generator.max_concurrent = max_concurrent
+        return True
 
 
 def ray_version() -> str:

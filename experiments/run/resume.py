@@ -12,7 +12,6 @@ import time
 from typing import Any
 
 from ray import tune
-from ray.tune.search import ConcurrencyLimiter
 
 from tunefleet.cluster import connect
 from tunefleet.cluster.capacity import AutoscalerLimits
@@ -34,7 +33,7 @@ from tunefleet.experiments.run.runner import (
     run_callbacks,
     storage_root,
 )
-from tunefleet.experiments.run.tune_setup import quiet_reporter, tune_trainable
+from tunefleet.experiments.run.tune_setup import moved_cap, quiet_reporter, tune_trainable
 from tunefleet.experiments.spec.experiment import ExperimentSpec
 from tunefleet.experiments.spec.loading import SpecError, load_spec
 from tunefleet.experiments.spec.plan import Plan, make_plan
@@ -162,11 +161,11 @@ def _restore(
     recorder, callbacks = run_callbacks(
         plan, exp_dir, options, spec.trial_count, slots, autoscaler=autoscaler
     )
-    limiter = restored_search_alg(tuner)
-    if isinstance(limiter, ConcurrencyLimiter):  # not in runs of an earlier tunefleet
+    cap = moved_cap(restored_search_alg(tuner), plan)
+    if cap is not None:  # a searcher: no limiter in runs of an earlier tunefleet
         for callback in callbacks:
             if isinstance(callback, SlotWatch):
-                callback.attach(limiter)
+                callback.attach(cap)
     # Ray restores the callbacks pickled at the start; use fresh ones (which pick up the
     # Parquet files written so far) so that this process can read what they record.
     run_config = restored_run_config(tuner)

@@ -27,6 +27,7 @@ from tunefleet.experiments.run.finished_trials import LeanFinishedTrials
 from tunefleet.experiments.run.progress import ProgressPrinter
 from tunefleet.experiments.run.tracking import tracking_callbacks
 from tunefleet.experiments.run.tune_setup import (
+    moved_cap,
     quiet_reporter,
     quiet_tune,
     reuse_actors,
@@ -181,9 +182,11 @@ def build_tuner(
         # that the SlotWatch can move its cap. The variant generator (random, grid, PBT)
         # queues every trial and carries `max_concurrent` itself.
         search_alg = ConcurrencyLimiter(search_alg, max_concurrent=slots.cap)
+    cap = moved_cap(search_alg, plan)
+    if cap is not None:
         for callback in callbacks:
             if isinstance(callback, SlotWatch):
-                callback.attach(search_alg)
+                callback.attach(cap)
     keep = spec.failure.keep_checkpoints
     if settings.population_based and keep is not None:
         keep = max(keep, 3)  # PBT restores trials from others' recent checkpoints

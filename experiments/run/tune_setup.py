@@ -14,11 +14,20 @@ from contextlib import contextmanager
 from typing import Any
 
 from ray import tune
+from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter
 
+from tunefleet.common.ray_compat import VariantCap
 from tunefleet.experiments.spec.plan import Plan
 from tunefleet.trainables.data_parallel import DRIVER_RESOURCES, Gang, gang_trainable
 
-__all__ = ["quiet_reporter", "quiet_tune", "reuse_actors", "trial_dirname", "tune_trainable"]
+__all__ = [
+    "moved_cap",
+    "quiet_reporter",
+    "quiet_tune",
+    "reuse_actors",
+    "trial_dirname",
+    "tune_trainable",
+]
 
 
 @contextmanager
@@ -108,6 +117,18 @@ def reuse_actors(plan: Plan) -> bool:
     not for data-parallel trials: a trial Tune stops early (ASHA) is ended by ending its
     process, which takes its gang of workers with it; a reused process would keep them."""
     return plan.spec.resources.workers == 1
+
+
+def moved_cap(search_alg: Any, plan: Plan) -> Any | None:
+    """What caps the trials at once, for the slot watch to move; None where Ray's resources
+    do: a searcher's `ConcurrencyLimiter`, or, for data-parallel trials, the random, grid
+    or PBT generator itself: such a trial reserves nothing (its gang does, through Ray
+    Train), so without a cap every queued trial would start and wait there for a gang."""
+    if isinstance(search_alg, ConcurrencyLimiter):
+        return search_alg
+    if plan.spec.resources.workers > 1 and isinstance(search_alg, BasicVariantGenerator):
+        return VariantCap(search_alg)
+    return None
 
 
 def _interrupt(signum: int, frame: Any) -> None:

@@ -26,6 +26,7 @@ from ray.tune.schedulers import (
     MedianStoppingRule,
     PopulationBasedTraining,
 )
+from ray.tune.search.basic_variant import BasicVariantGenerator
 
 from tunefleet.common import ray_compat
 from tunefleet.common.ray_compat import (
@@ -340,6 +341,41 @@ def test_sample_variant_draws_from_the_param_space_as_tune_does() -> None:
     assert len({d["a"] for d in draws}) == 20
     again = sample_variant(space, np.random.RandomState(3))
     assert again == draws[3], changed("generate_variants: the same seed draws another config")
+
+
+def test_variant_cap_moves_the_cap_the_variant_generator_reads(tmp_path: Path) -> None:
+    generator = BasicVariantGenerator(max_concurrent=1)
+    generator.add_configurations(
+        [
+            tune.Experiment(
+                "cap",
+                _noop_trainable,
+                config={"x": tune.grid_search([1, 2, 3, 4])},
+                storage_path=str(tmp_path),
+            )
+        ]
+    )
+    first = generator.next_trial()
+    assert first is not None and generator.next_trial() is None, changed(
+        "BasicVariantGenerator: max_concurrent does not cap next_trial"
+    )
+    cap = ray_compat.VariantCap(generator)
+    assert cap.max_concurrent == 1
+    cap.set_max_concurrency(3)
+    more = [generator.next_trial(), generator.next_trial()]
+    assert None not in more and generator.next_trial() is None, changed(
+        "BasicVariantGenerator: a new max_concurrent is not read by next_trial"
+    )
+    cap.set_max_concurrency(1)
+    generator.on_trial_complete(first.trial_id)
+    generator.on_trial_complete(more[0].trial_id)
+    assert generator.next_trial() is None  # 1 still running, cap 1
+    generator.on_trial_complete(more[1].trial_id)
+    assert generator.next_trial() is not None
+
+
+def _noop_trainable(config: dict[str, Any]) -> None:
+    pass
 
 
 def test_rays_node_bounds_its_gcs_tries_where_gcs_connect_tries_sets_them(

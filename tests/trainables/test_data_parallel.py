@@ -69,6 +69,14 @@ def test_two_worker_trials_train_data_parallel_under_asha(
     iterations = pd.read_parquet(exp / "iterations.parquet")
     assert list(trials["status"]) == ["TERMINATED"] * 3
     _ranks_agree(iterations)
+    # 2 trials at once, as the status line says. Such a trial reserves nothing itself (its
+    # gang does), so without the grid search's cap the third would have started at once and
+    # waited there for a gang (3 running), or taken the second's gang and run beside the
+    # first, meeting no results at the rungs. It started once one of the first two finished.
+    assert "· 3 running" not in err
+    spans = iterations.groupby("trial_id")["timestamp"].agg(["min", "max"])
+    third = trials["trial_id"].iloc[2]
+    assert spans.loc[third, "min"] >= spans.drop(index=third)["max"].min(), spans
     # ASHA stopped the hopeless trial at a rung; the best one trained its 4 epochs and learnt.
     lrs = trials.set_index("trial_id")["config/lr"]
     epochs = iterations.groupby(iterations["trial_id"].map(lrs))["epoch"].max()
