@@ -141,8 +141,9 @@ def start_autoscaling_cluster(
 ) -> Iterator[AutoscalingCluster]:
     """Starts a 0-CPU head with Ray's autoscaler on the fake provider, under token
     authentication; stops the head and every node it launched on exit. The autoscaler
-    updates every second and counts a node dead after 5 s without a heartbeat (Ray's
-    defaults, 5 s and 30 s, only make the tests slower)."""
+    updates every second and counts a node dead after 5 s without a heartbeat, and the GCS
+    after 3 failed health checks 1 s apart (Ray's defaults, 5 s, 30 s and 5 checks 3 s
+    apart, only make the tests slower)."""
     root = Path(tempfile.mkdtemp(prefix="tf-as-", dir="/tmp"))
     token_file = root / "auth_token"
     token_file.write_text(secrets.token_hex(32))
@@ -170,6 +171,8 @@ def start_autoscaling_cluster(
             "RAY_FAKE_CLUSTER": "1",
             "AUTOSCALER_UPDATE_INTERVAL_S": "1",
             "AUTOSCALER_HEARTBEAT_TIMEOUT_S": "5",
+            "RAY_health_check_period_ms": "1000",
+            "RAY_health_check_failure_threshold": "3",
             "RAY_AUTH_MODE": "token",
             "RAY_AUTH_TOKEN_PATH": str(token_file),
             "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",

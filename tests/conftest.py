@@ -15,6 +15,11 @@ from tests.support.object_store import ObjectStore, start_object_store
 
 REPO = Path(__file__).resolve().parents[1]
 
+# Ray Train's controller collects a gang's reports once per health check, every 2 s by
+# default; the data-parallel tests' epochs take a fraction of that. Set before any Ray starts
+# (the session's, the commands' and the clusters' inherit it).
+os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.5")
+
 
 def _fail_skips_under_ci(report: pytest.TestReport | pytest.CollectReport) -> None:
     """Under CI (`CI` set), a skipped test or module fails: CI installs everything every
