@@ -7,8 +7,9 @@ cluster again every few seconds on Ray's controller loop and moves that cap with
 autoscaler, `ray start`, KubeRay) get trials within seconds, and a cluster with an
 autoscaler is kept enough trials waiting for the nodes it may still add; nodes that leave
 lower the cap (their trials are retried from checkpoints by Ray's fault tolerance).
-Each change is recorded (time, nodes, slots) for the results' metadata and shown on the
-progress line.
+Data-parallel trials reserve nothing themselves, so their random, grid or PBT generator's
+cap is moved the same way. Each change is recorded (time, nodes, slots) for the results'
+metadata and shown on the progress line.
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ class SlotWatch(Callback):
 
     Args:
         spec: The experiment (resources per trial, `search.max_concurrent`).
-        limiter: Ray's `ConcurrencyLimiter` around the searcher; None for searches that
-            queue every trial themselves (random, grid, PBT): then only recorded.
+        limiter: What caps the trials at once (`tune_setup.moved_cap`): Ray's
+            `ConcurrencyLimiter` around a searcher, or the random, grid or PBT generator of
+            data-parallel trials; None where Ray's resources cap them: then only recorded.
         start: The slots the run started with.
         changes: Where each change is appended (the results' metadata holds this list).
         on_change: Called with the new slots after each change (the progress line).
@@ -63,7 +65,7 @@ class SlotWatch(Callback):
             self.attach(limiter)
 
     def attach(self, limiter: Any) -> None:
-        """Moves the cap of `limiter` (Ray's `ConcurrencyLimiter`) from now on."""
+        """Moves the cap of `limiter` (see the class) from now on."""
         self.limiter = limiter
         if limiter.max_concurrent != self.slots.cap:
             limiter.set_max_concurrency(self.slots.cap)

@@ -162,7 +162,7 @@ def _restore(
         plan, exp_dir, options, spec.trial_count, slots, autoscaler=autoscaler
     )
     cap = moved_cap(restored_search_alg(tuner), plan)
-    if cap is not None:  # a searcher: no limiter in runs of an earlier tunefleet
+    if cap is not None:  # None where Ray's resources cap the trials, or no limiter was saved
         for callback in callbacks:
             if isinstance(callback, SlotWatch):
                 callback.attach(cap)

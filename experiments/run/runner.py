@@ -180,7 +180,8 @@ def build_tuner(
         # Ray's ConcurrencyLimiter (outermost: around Repeater, it counts trials, not
         # configs), without which Ray runs a Searcher one trial at a time; built here so
         # that the SlotWatch can move its cap. The variant generator (random, grid, PBT)
-        # queues every trial and carries `max_concurrent` itself.
+        # queues every trial and carries `max_concurrent` itself (moved too for
+        # data-parallel trials: `moved_cap`).
         search_alg = ConcurrencyLimiter(search_alg, max_concurrent=slots.cap)
     cap = moved_cap(search_alg, plan)
     if cap is not None:
