@@ -105,18 +105,23 @@ def test_unknown_case_is_refused(capsys: pytest.CaptureFixture[str], tmp_path: P
     assert "unknown case 'overheads'" in capsys.readouterr().err
 
 
-@pytest.mark.slow
 def test_command_writes_markdown_and_json(
-    ray_instance: None, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
+    """The command around the cases, on its cheapest case (no Ray run): every case's
+    figures go to the JSON file and its table to stdout."""
+    from benchmarks import search_quality
+
     out = tmp_path / "figures.json"
-    argv = ["scheduling", "--repeats", "1", "--sched-trials", "4", "--sched-work-s", "0.1"]
+    argv = ["search", "--search-trials", "5", "--search-seeds", "1", "--search-parallel", "2"]
     assert bench.main([*argv, "--json", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "## scheduling" in printed and "| tunefleet |" in printed
+    assert "## search" in printed and "| function | searcher | trials at once |" in printed
     figures = json.loads(out.read_text())
-    assert figures["machine"]["cpus"] and figures["scheduling"][0]["trials"] == 4
-    assert [r["searcher"] for r in figures["scheduling"]] == ["random"] * 2 + ["optuna"] * 2
+    assert figures["machine"]["cpus"]
+    rows = figures["search"]
+    assert {r["searcher"] for r in rows} == set(search_quality.SEARCHERS)
+    assert {r["parallel"] for r in rows} == {1, 2}
 
 
 def test_search_quality_reports_sequential_and_parallel_regret() -> None:
