@@ -135,10 +135,6 @@ def start_cluster(
             "RAY_AUTH_TOKEN_PATH": str(token_file),
             "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",  # `tunefleet` for jobs
             MARKER: str(root),
-            # A killed node is counted dead after 3 failed health checks 1 s apart (Ray's
-            # defaults, 5 checks 3 s apart, only make the node-loss tests slower).
-            "RAY_health_check_period_ms": "1000",
-            "RAY_health_check_failure_threshold": "3",
             **(extra_env or {}),
         }
     )
