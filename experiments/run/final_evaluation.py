@@ -144,11 +144,14 @@ def _start_retrains(plan: Plan, entries: list[tuple[int, pd.Series]], seeds: int
     import ray  # loaded only when a final evaluation runs
 
     resources = plan.spec.resources
-    cpus = max(1, int(resources.cpu))
-    if resources.workers > 1:  # the task waits on a gang that reserves the resources
+    if resources.workers > 1:
+        # The task waits on a gang whose workers reserve `resources.cpu` each, as the
+        # trials' did.
         task = ray.remote(_evaluate_one).options(num_cpus=0, memory=1)
+        cpus = resources.cpu
     else:
         task = ray.remote(_evaluate_one).options(num_cpus=resources.cpu, num_gpus=resources.gpu)
+        cpus = max(1, int(resources.cpu))  # the threads of the one process
     wrapper = ray.put(plan.trainable)
     retrains = []
     for rank, row in entries:
@@ -161,9 +164,7 @@ def _start_retrains(plan: Plan, entries: list[tuple[int, pd.Series]], seeds: int
         base = int(config.get("seed", 0))
         for i in range(seeds):
             seed = base + FINAL_SEED_OFFSET + i
-            # A gang's workers reserve `resources.cpu` each, as the trials' did.
-            per_worker = resources.cpu if resources.workers > 1 else cpus
-            ref = task.remote(wrapper, config, seed, per_worker, resources.gpu, resources.workers)
+            ref = task.remote(wrapper, config, seed, cpus, resources.gpu, resources.workers)
             retrains.append(_Retrain(rank=rank, row=row, flat=flat, seed=seed, ref=ref))
     return retrains
 
